@@ -1,0 +1,60 @@
+r"""The reduced design: an orthonormal basis of the row space of :math:`X` in which
+the ridge penalty is isotropic and the quadratic part of the loss is diagonal.
+
+With the thin eigendecomposition of the smaller Gram matrix,
+
+- :math:`n < d`: :math:`XX^\top = U S U^\top`, :math:`F = U S^{1/2}`,
+  :math:`w = X^\top U S^{-1/2}\beta` (the representer form, rotated);
+- :math:`n \ge d`: :math:`X^\top X = V S V^\top`, :math:`F = XV`, :math:`w = V\beta`;
+
+so that :math:`Xw = F\beta`, :math:`\lVert w\rVert = \lVert\beta\rVert` and
+:math:`F^\top F = S`. Every ridge strength then sees the same :math:`F` and :math:`S`:
+the decomposition is paid once per design, not once per grid point. Directions with
+:math:`s_j \le n\,\varepsilon\, s_{\max}` are numerically outside the row space and are
+dropped (their column of :math:`F` is zero, so they stay at :math:`\beta_j = 0`).
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+
+class ReducedDesign(eqx.Module):
+    """``F`` (n x r), the eigenvalues ``s`` (r,), and the lift from beta to w."""
+
+    F: Float[Array, "n r"]
+    s: Float[Array, " r"]
+    X: Float[Array, "n d"] | None
+    lift_matrix: Float[Array, "n_or_d r"]
+    representer: bool = eqx.field(static=True)
+
+    def lift(self, beta: Float[Array, " r"]) -> Float[Array, " d"]:
+        """Weights in input coordinates, :math:`w` for a coefficient vector :math:`\\beta`."""
+        if self.representer:
+            return self.X.T @ (self.lift_matrix @ beta)
+        return self.lift_matrix @ beta
+
+    def project(self, w: Float[Array, " d"]) -> Float[Array, " r"]:
+        """Coordinates of the row-space component of ``w``: :math:`\\beta = V^\\top w`."""
+        if self.representer:
+            return self.lift_matrix.T @ (self.X @ w)
+        return self.lift_matrix.T @ w
+
+
+def reduce_design(X: Float[Array, "n d"]) -> ReducedDesign:
+    """Eigendecompose the smaller Gram matrix of ``X`` (see module docstring)."""
+    n, d = X.shape
+    eps = jnp.finfo(X.dtype).eps
+    if n < d:
+        s, U = jnp.linalg.eigh(X @ X.T)
+        keep = s > s[-1] * n * eps
+        root = jnp.sqrt(jnp.where(keep, s, 1.0))
+        F = U * jnp.where(keep, root, 0.0)
+        A = U * jnp.where(keep, 1.0 / root, 0.0)
+        return ReducedDesign(F, jnp.where(keep, s, 0.0), X, A, True)
+    s, V = jnp.linalg.eigh(X.T @ X)
+    keep = s > s[-1] * n * eps
+    V = V * keep
+    return ReducedDesign(X @ V, jnp.where(keep, s, 0.0), None, V, False)

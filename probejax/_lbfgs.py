@@ -1,0 +1,156 @@
+r"""Preconditioned L-BFGS for ridge-logistic regression on the reduced design.
+
+In the coordinates of :func:`probejax._design.reduce_design` the problem is
+
+.. math::
+
+    \min_{\beta, b}\; \sum_i \ell\bigl(y_i (F\beta + b)_i\bigr) + \tfrac{\lambda}{2}\lVert\beta\rVert^2,
+    \qquad F^\top F = S \text{ diagonal},
+
+with gradient :math:`(\mathbf 1^\top g,\; F^\top g + \lambda\beta)` and Hessian
+:math:`\tilde F^\top D \tilde F + \mathrm{diag}(0, \lambda I)`. The L-BFGS two-loop
+recursion starts from the Jacobi preconditioner
+:math:`H_0^{-1} = \mathrm{diag}\bigl(\mathbf 1^\top D,\; (F\odot F)^\top D + \lambda\bigr)`,
+which is the exact Hessian at :math:`\beta = 0` (where :math:`D = 1/4`) whenever the
+intercept column is orthogonal to :math:`F` (centred data): the first step is a Newton
+step, and the eigen-spread of :math:`X` never enters the conditioning. Steps use the
+exact line search on the margins. Each iteration costs two products with :math:`F`
+(:math:`O(nr)`); vmapped over a ridge grid these become matrix-matrix products.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from ._design import ReducedDesign
+from ._logistic import (
+    Result,
+    RidgeLogisticSolution,
+    exact_line_search,
+    logistic_terms,
+    relative_tolerance_met,
+)
+
+HISTORY = 6
+
+
+class _State(eqx.Module):
+    theta: Array  # (r + 1,): intercept first, then beta
+    z: Array
+    G: Array
+    D: Array
+    S: Array
+    Y: Array
+    rho: Array
+    k: Array
+    grad_norm: Array
+    failed: Array
+
+
+def _gradient(design, y, lam, theta, z, fit_intercept):
+    _, g, D = logistic_terms(z, y)
+    gb = jnp.sum(g) if fit_intercept else jnp.zeros((), z.dtype)
+    G = jnp.concatenate([gb[None], design.F.T @ g + lam * theta[1:]])
+    return G, D
+
+
+def _two_loop(G, S, Y, rho, k, h0):
+    m = S.shape[0]
+
+    def first(i, carry):
+        q, a = carry
+        j = (k - 1 - i) % m
+        ai = rho[j] * jnp.dot(S[j], q)
+        return q - ai * Y[j], a.at[j].set(ai)
+
+    q, a = jax.lax.fori_loop(0, m, first, (G, jnp.zeros(m, G.dtype)))
+
+    def second(i, r):
+        j = (k - m + i) % m
+        return r + S[j] * (a[j] - rho[j] * jnp.dot(Y[j], r))
+
+    return jax.lax.fori_loop(0, m, second, h0 * q)
+
+
+def lbfgs_solve(
+    design: ReducedDesign,
+    y: Float[Array, " n"],
+    lam,
+    *,
+    fit_intercept: bool,
+    tol,
+    max_iter: int,
+    history: int = HISTORY,
+) -> RidgeLogisticSolution:
+    """Run preconditioned L-BFGS from zero until ``|grad F| <= tol |grad F(0)|``."""
+    F = design.F
+    F2 = F * F
+    n, r = F.shape
+    dt = F.dtype
+    floor_b = n * jnp.finfo(dt).eps
+    theta0 = jnp.zeros(r + 1, dt)
+    z0 = jnp.zeros(n, dt)
+    G0, D0 = _gradient(design, y, lam, theta0, z0, fit_intercept)
+    g0 = jnp.linalg.norm(G0)
+    s0 = _State(
+        theta0, z0, G0, D0,
+        jnp.zeros((history, r + 1), dt), jnp.zeros((history, r + 1), dt), jnp.zeros(history, dt),
+        jnp.array(0), g0, jnp.array(False),
+    )
+
+    def cond(s):
+        # Aim below tol: the margins are updated incrementally and the final, exact
+        # recomputation must still pass.
+        done = relative_tolerance_met(s.grad_norm, g0, 0.5 * tol)
+        return (~done) & (s.k < max_iter) & (~s.failed)
+
+    def body(s):
+        h0 = 1.0 / jnp.concatenate(
+            [jnp.maximum(jnp.sum(s.D), floor_b)[None], F2.T @ s.D + lam]
+        )
+        p = -_two_loop(s.G, s.S, s.Y, s.rho, s.k, h0)
+        if not fit_intercept:
+            p = p.at[0].set(0.0)
+        finite = jnp.all(jnp.isfinite(p))
+        p = jnp.where(finite, p, 0.0)
+        dz = F @ p[1:] + p[0]
+        t = exact_line_search(
+            s.z, dz, y, lam, jnp.dot(s.theta[1:], p[1:]), jnp.dot(p[1:], p[1:])
+        )
+        step = t * p
+        theta = s.theta + step
+        z = s.z + t * dz
+        G, D = _gradient(design, y, lam, theta, z, fit_intercept)
+        yv = G - s.G
+        sy = jnp.dot(step, yv)
+        keep = sy > jnp.finfo(dt).eps * jnp.linalg.norm(step) * jnp.linalg.norm(yv)
+        j = s.k % history
+        S = s.S.at[j].set(jnp.where(keep, step, 0.0))
+        Y = s.Y.at[j].set(jnp.where(keep, yv, 0.0))
+        rho = s.rho.at[j].set(jnp.where(keep, 1.0 / jnp.where(keep, sy, 1.0), 0.0))
+        return _State(theta, z, G, D, S, Y, rho, s.k + 1, jnp.linalg.norm(G), ~finite)
+
+    s = jax.lax.while_loop(cond, body, s0)
+    z = F @ s.theta[1:] + s.theta[0]
+    G, _ = _gradient(design, y, lam, s.theta, z, fit_intercept)
+    grad_norm = jnp.linalg.norm(G)
+    loss, _, _ = logistic_terms(z, y)
+    objective = jnp.sum(loss) + 0.5 * lam * jnp.dot(s.theta[1:], s.theta[1:])
+    converged = relative_tolerance_met(grad_norm, g0, tol)
+    result = jnp.where(
+        converged, Result.SUCCESS, jnp.where(s.failed, Result.NONFINITE, Result.MAX_ITER)
+    )
+    return RidgeLogisticSolution(
+        w=design.lift(s.theta[1:]),
+        b=s.theta[0],
+        lam=jnp.asarray(lam, dt),
+        objective=objective,
+        grad_norm=grad_norm,
+        grad_norm0=g0,
+        n_iter=s.k,
+        converged=converged,
+        result=result,
+    )
