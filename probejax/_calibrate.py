@@ -76,4 +76,3 @@ def platt_calibrate(direction, X, y) -> LinearProbe:
         )
     y, _ = as_pm1_labels(y, X.shape[0])
     return _platt_jit(direction, X, y)
-

@@ -98,10 +98,7 @@ def check_lams(lams, name: str = "lams", *, scalar: bool = False) -> jax.Array:
         bad = ~(np.isfinite(ln) & (ln > 0))
         if bad.any():
             i = int(np.argmax(bad))
-            raise ValueError(
-                f"{name} must be finite and > 0 (the ridge must be strictly positive); "
-                f"entry {i} is {ln[i]!r}."
-            )
+            raise ValueError(f"{name} must be finite and > 0; entry {i} is {float(ln[i])!r}.")
     return jnp.asarray(lams, float_dtype())
 
 

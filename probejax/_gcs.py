@@ -1,4 +1,5 @@
-r"""GCS, the Gaussian Concept Subspace (Zhao et al., 2024), as the RAPTOR baseline runs it.
+r"""GCS, the Gaussian Concept Subspace (Zhao et al., 2024, arXiv 2410.00153), as the
+RAPTOR paper (arXiv 2602.00158) runs it as a baseline.
 
 Fit :math:`K` ridge-logistic probes at :math:`\lambda = 1/C`, probe :math:`k` on its own
 stratified subsample :math:`I_k` holding a fraction ``subsample`` of the examples, each on
@@ -29,7 +30,9 @@ Sampled accuracy is the mean over samples of the accuracy of :math:`\theta^\top[
 \ge 0`. **Differences:** the authors split each subsample 70/30 and fit on the 70% part
 (the 30% only feeds an early-stopping loop that refits the same data), so each of their
 probes sees 7% of the pool: pass ``subsample=0.07`` to match that size. They stop
-L-BFGS after 100 iterations; here each fit runs damped Newton to convergence. Their
+L-BFGS after 100 iterations; here each fit runs damped Newton to convergence. They
+take :math:`\operatorname{round}(0.1\,n_c)` of each class; here the class counts follow
+:func:`probejax._splits.stratified_split` (:math:`\lceil 0.1\,n\rceil` in all). Their
 concept vector is the mean of the samples, a Monte Carlo estimate of :math:`\mu`; here it
 is :math:`\mu` itself.
 """
@@ -64,9 +67,7 @@ class GCSProbe(Probe):
     def concept_vector(self):
         return unit(self.w_mean)
 
-    def sample(
-        self, key: PRNGKeyArray, k: int
-    ) -> tuple[Float[Array, "k d"], Float[Array, " k"]]:
+    def sample(self, key: PRNGKeyArray, k: int) -> tuple[Float[Array, "k d"], Float[Array, " k"]]:
         r"""Draw ``k`` probes, each coordinate uniform in :math:`[\mu_j - s_j, \mu_j + s_j]`.
 
         **Returns:** ``(w, b)`` of shapes ``(k, d)`` and ``(k,)``: the ``k`` vectors
@@ -187,6 +188,12 @@ def fit_gcs(
         keys
     )
     return gcs_core(
-        X, y, idx, lam, standardize=standardize, chunk_size=min(chunk_size, n_probes),
-        tol=tol, max_iter=max_iter,
+        X,
+        y,
+        idx,
+        lam,
+        standardize=standardize,
+        chunk_size=min(chunk_size, n_probes),
+        tol=tol,
+        max_iter=max_iter,
     )

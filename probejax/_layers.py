@@ -10,7 +10,8 @@ come back as one pytree whose leaves have a leading ``layers`` axis.
 from __future__ import annotations
 
 import time
-from typing import Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import equinox as eqx
 import jax
@@ -71,7 +72,7 @@ def map_layers(
     for start in range(0, L, chunk_size):
         idx = list(range(start, min(start + chunk_size, L)))
         mats = [_layer(X_layers, i) for i in idx]
-        for i, M in zip(idx, mats):
+        for i, M in zip(idx, mats, strict=False):
             if shape is None:
                 shape = M.shape
             elif M.shape != shape:
@@ -115,8 +116,6 @@ def raptor_layers(
     if X0 is None:
         raise ValueError("X_layers holds no layers.")
     _, y_pm1, lams, splits = check_raptor_inputs(X0, y, Cs, splits, key, config)
-    fn = lambda X: raptor_fit_split(X, y_pm1, splits, lams, config)  # noqa: E731
+    fn = lambda X: raptor_fit_split(X, y_pm1, splits, lams, config)
     out = map_layers(fn, X_layers, chunk_size)
     return RaptorLayers(out.results, splits, out.seconds)
-
-

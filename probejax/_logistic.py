@@ -43,25 +43,27 @@ class RidgeLogisticSolution(eqx.Module):
     - ``lam``: the ridge strength :math:`\\lambda` (scikit-learn ``C = 1/lam``).
     - ``objective``: :math:`F(w, b)` at the returned point.
     - ``grad_norm``: :math:`\\lVert \\nabla_{(w,b)} F\\rVert_2` at the returned point.
-    - ``grad_norm0``: the same at :math:`(w, b) = 0`; convergence means
-      ``grad_norm <= tol * grad_norm0``.
+    - ``grad_norm0``: the same at :math:`(w, b) = 0`.
+    - ``decrement``: :math:`\nabla F^\top H^{-1}\nabla F` at the last step (Newton: exact
+      Hessian; L-BFGS: its approximation); :math:`\approx 2(F - F^*)`.
     - ``n_iter``: iterations taken.
-    - ``converged``: whether the tolerance was met.
+    - ``converged``: whether the tolerance was met (see :func:`tolerance_met`).
     - ``result``: a :class:`Result` code.
     """
 
-    w: Float[Array, "d"]
+    w: Float[Array, " d"]
     b: Float[Array, ""]
     lam: Float[Array, ""]
     objective: Float[Array, ""]
     grad_norm: Float[Array, ""]
     grad_norm0: Float[Array, ""]
+    decrement: Float[Array, ""]
     n_iter: Int[Array, ""]
     converged: Bool[Array, ""]
     result: Int[Array, ""]
 
 
-def logistic_terms(z: Float[Array, "n"], y: Float[Array, "n"]):
+def logistic_terms(z: Float[Array, " n"], y: Float[Array, " n"]):
     r"""Loss, first and second derivative of :math:`\ell(z) = \log(1 + e^{-y z})` in ``z``.
 
     **Returns:** ``(loss, g, D)`` with :math:`g = -y\,\sigma(-yz)` and
@@ -73,9 +75,9 @@ def logistic_terms(z: Float[Array, "n"], y: Float[Array, "n"]):
 
 
 def exact_line_search(
-    z: Float[Array, "n"],
-    dz: Float[Array, "n"],
-    y: Float[Array, "n"],
+    z: Float[Array, " n"],
+    dz: Float[Array, " n"],
+    y: Float[Array, " n"],
     lam: Float[Array, ""],
     c1: Float[Array, ""],
     c2: Float[Array, ""],
@@ -118,6 +120,15 @@ def exact_line_search(
     return jnp.where(jnp.isfinite(t), t, 0.0)
 
 
-def relative_tolerance_met(grad_norm, grad_norm0, tol):
-    """Convergence test used by every solver: ``|grad F| <= tol * |grad F(0)|``."""
-    return grad_norm <= tol * grad_norm0
+def tolerance_met(grad_norm, grad_norm0, decrement, objective, tol):
+    r"""The convergence test of every solver, both parts at once:
+
+    - relative gradient: :math:`\lVert\nabla F\rVert_2 \le \mathrm{tol}\,\lVert\nabla F(0)\rVert_2`;
+    - (quasi-)Newton decrement: :math:`\tfrac12\nabla F^\top H^{-1}\nabla F \le
+      \mathrm{tol}\cdot F`, an estimate of :math:`(F - F^*)/F`.
+
+    The second part matters at a tiny ridge on separable data, where the gradient is
+    exponentially small far from the minimiser (the objective is almost flat along
+    directions the loss no longer sees) but :math:`H^{-1}` scales like :math:`1/\lambda`.
+    """
+    return (grad_norm <= tol * grad_norm0) & (0.5 * decrement <= tol * objective)

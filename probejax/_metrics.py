@@ -38,7 +38,7 @@ def log_loss(y, scores) -> Float[Array, ""]:
     return jnp.mean(jax.nn.softplus(-ypm * scores))
 
 
-def cosine(u: Float[Array, "... d"], v: Float[Array, "... d"]) -> Float[Array, "..."]:
+def cosine(u: Float[Array, "... d"], v: Float[Array, "... d"]) -> Float[Array, " ..."]:
     """Cosine between directions along the last axis (0 if either is zero)."""
     return jnp.sum(unit(u) * unit(v), axis=-1)
 

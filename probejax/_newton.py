@@ -42,8 +42,18 @@ from ._logistic import (
     RidgeLogisticSolution,
     exact_line_search,
     logistic_terms,
-    relative_tolerance_met,
+    tolerance_met,
 )
+
+
+def _cholesky_solver(A):
+    L = jnp.linalg.cholesky(A)
+
+    def solve(v):
+        u = jsl.solve_triangular(L, v, lower=True)
+        return jsl.solve_triangular(L, u, lower=True, trans="T")
+
+    return solve
 
 
 class _PrimalForm(eqx.Module):
@@ -63,8 +73,7 @@ class _PrimalForm(eqx.Module):
 
     def factor(self, D, lam):
         A = self.X.T @ (D[:, None] * self.X) + lam * jnp.eye(self.X.shape[1], dtype=D.dtype)
-        cf = jsl.cho_factor(A, lower=True)
-        return lambda v: jsl.cho_solve(cf, v)
+        return _cholesky_solver(A)
 
     def rhs_b(self, D):
         return self.X.T @ D
@@ -95,8 +104,8 @@ class _RepresenterForm(eqx.Module):
     def factor(self, D, lam):
         sD = jnp.sqrt(D)
         C = sD[:, None] * self.K * sD[None, :] + lam * jnp.eye(self.K.shape[0], dtype=D.dtype)
-        cf = jsl.cho_factor(C, lower=True)
-        return lambda v: (v - sD * jsl.cho_solve(cf, sD * (self.K @ v))) / lam
+        solve_C = _cholesky_solver(C)
+        return lambda v: (v - sD * solve_C(sD * (self.K @ v))) / lam
 
     def rhs_b(self, D):
         return D
@@ -124,36 +133,48 @@ class _State(eqx.Module):
     D: Array
     r: Array
     grad_norm: Array
+    objective: Array
+    decrement: Array
     k: Array
     failed: Array
 
 
-def _evaluate(form, y, lam, theta, b, z, k, failed, fit_intercept):
-    _, g, D = logistic_terms(z, y)
+def _evaluate(form, y, lam, theta, b, z, decrement, k, failed, fit_intercept):
+    loss, g, D = logistic_terms(z, y)
     r = form.residual(g, theta, lam)
     gb = jnp.sum(g) if fit_intercept else jnp.zeros((), z.dtype)
     grad_norm = jnp.sqrt(form.grad_norm2(r) + gb**2)
-    return _State(theta, b, z, g, D, r, grad_norm, k, failed)
+    objective = jnp.sum(loss) + 0.5 * lam * form.penalty_inner(theta, theta, z - b)
+    return _State(theta, b, z, g, D, r, grad_norm, objective, decrement, k, failed)
 
 
 def newton_solve(
-    form, y: Float[Array, "n"], lam, *, fit_intercept: bool, tol, max_iter: int
+    form, y: Float[Array, " n"], lam, *, fit_intercept: bool, tol, max_iter: int
 ) -> RidgeLogisticSolution:
-    """Run damped Newton from zero until ``|grad F| <= tol |grad F(0)|`` or ``max_iter``."""
+    """Run damped Newton from zero until :func:`tolerance_met` or ``max_iter`` steps."""
     dt = y.dtype
     n, p = y.shape[0], form.size()
     zero = jnp.zeros((), dt)
     s0 = _evaluate(
-        form, y, lam, jnp.zeros(p, dt), zero, jnp.zeros(n, dt), jnp.array(0), jnp.array(False),
+        form,
+        y,
+        lam,
+        jnp.zeros(p, dt),
+        zero,
+        jnp.zeros(n, dt),
+        jnp.full((), jnp.inf, dt),
+        jnp.array(0),
+        jnp.array(False),
         fit_intercept,
     )
     g0 = s0.grad_norm
+    s0 = eqx.tree_at(lambda s: s.decrement, s0, jnp.where(g0 > 0, jnp.inf, 0.0).astype(dt))
     tiny = jnp.finfo(dt).tiny
 
     def cond(s):
         # Aim below tol: the margins are updated incrementally and the final, exact
         # recomputation must still pass.
-        done = relative_tolerance_met(s.grad_norm, g0, 0.5 * tol)
+        done = tolerance_met(s.grad_norm, g0, s.decrement, s.objective, 0.5 * tol)
         return (~done) & (s.k < max_iter) & (~s.failed)
 
     def body(s):
@@ -183,19 +204,27 @@ def newton_solve(
         c1 = form.penalty_inner(s.theta, dtheta, dphi)
         c2 = form.penalty_inner(dtheta, dtheta, dphi)
         t = exact_line_search(s.z, dphi + db, y, lam, c1, c2)
+        decrement = jnp.where(newton_ok, -slope, jnp.inf)
         return _evaluate(
-            form, y, lam, s.theta + t * dtheta, s.b + t * db, s.z + t * (dphi + db),
-            s.k + 1, ~finite, fit_intercept,
+            form,
+            y,
+            lam,
+            s.theta + t * dtheta,
+            s.b + t * db,
+            s.z + t * (dphi + db),
+            decrement,
+            s.k + 1,
+            ~finite,
+            fit_intercept,
         )
 
     s = jax.lax.while_loop(cond, body, s0)
     # Margins were updated incrementally; recompute them once so that the reported
-    # gradient and objective are those of the returned point.
+    # gradient and objective are those of the returned point. The decrement is the last
+    # step's (an over-estimate at the returned point).
     z = form.phi(s.theta) + s.b
-    s = _evaluate(form, y, lam, s.theta, s.b, z, s.k, s.failed, fit_intercept)
-    loss, _, _ = logistic_terms(z, y)
-    objective = jnp.sum(loss) + 0.5 * lam * form.penalty_inner(s.theta, s.theta, z - s.b)
-    converged = relative_tolerance_met(s.grad_norm, g0, tol)
+    s = _evaluate(form, y, lam, s.theta, s.b, z, s.decrement, s.k, s.failed, fit_intercept)
+    converged = tolerance_met(s.grad_norm, g0, s.decrement, s.objective, tol)
     result = jnp.where(
         converged, Result.SUCCESS, jnp.where(s.failed, Result.NONFINITE, Result.MAX_ITER)
     )
@@ -203,9 +232,10 @@ def newton_solve(
         w=form.weights(s.theta),
         b=s.b,
         lam=jnp.asarray(lam, dt),
-        objective=objective,
+        objective=s.objective,
         grad_norm=s.grad_norm,
         grad_norm0=g0,
+        decrement=s.decrement,
         n_iter=s.k,
         converged=converged,
         result=result,

@@ -127,14 +127,18 @@ def raptor_fit_split(
     X_tr, y_tr = X[splits.train_sub], y[splits.train_sub]
     X_val, y_val = X[splits.val], y[splits.val]
     scaler = (
-        Standardizer.fit(X_tr) if config.standardize
-        else Standardizer.identity(X.shape[1], X.dtype)
+        Standardizer.fit(X_tr) if config.standardize else Standardizer.identity(X.shape[1], X.dtype)
     )
     Xs_tr, Xs_val = scaler.transform(X_tr), scaler.transform(X_val)
     n_tr, d = Xs_tr.shape
     path_solver = resolve_solver(config.solver, n_tr, d, lams.shape[0])
-    solve = lambda A, b, lam, solver: solve_ridge_logistic(  # noqa: E731
-        A, b, lam, fit_intercept=config.fit_intercept, solver=solver, tol=config.tol,
+    solve = lambda A, b, lam, solver: solve_ridge_logistic(
+        A,
+        b,
+        lam,
+        fit_intercept=config.fit_intercept,
+        solver=solver,
+        tol=config.tol,
         max_iter=config.max_iter,
     )
     path = jax.vmap(lambda lam: solve(Xs_tr, y_tr, lam, path_solver))(lams)
@@ -186,7 +190,9 @@ def check_raptor_inputs(X, y, Cs, splits: RaptorSplits | None, key, config: Rapt
         if key is None:
             raise ValueError("give either a PRNG key (key=jax.random.key(seed)) or splits=.")
         splits = raptor_splits(
-            key, np.asarray(y), test_fraction=config.test_fraction,
+            key,
+            np.asarray(y),
+            test_fraction=config.test_fraction,
             val_fraction=config.val_fraction,
         )
     yn = np.asarray(y)

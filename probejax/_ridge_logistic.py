@@ -2,7 +2,9 @@ r"""Ridge-logistic regression for one ridge strength, and for a whole grid by ``
 
 Minimises :math:`F(w,b) = \sum_i \log(1 + e^{-y_i(w^\top x_i + b)}) + \frac{\lambda}{2}\lVert w\rVert^2`
 (intercept unpenalised; scikit-learn ``C = 1/lambda``) until
-:math:`\lVert\nabla F\rVert_2 \le \mathrm{tol}\cdot\lVert\nabla F(0)\rVert_2`.
+:math:`\lVert\nabla F\rVert_2 \le \mathrm{tol}\cdot\lVert\nabla F(0)\rVert_2` and the
+(quasi-)Newton decrement estimate of :math:`(F - F^*)/F` is below ``tol``
+(:func:`probejax._logistic.tolerance_met`).
 
 Solvers (``solver=``):
 
@@ -92,14 +94,23 @@ def _fit_jit(X, y, lam, *, fit_intercept, solver, tol, max_iter):
 @partial(jax.jit, static_argnames=("fit_intercept", "solver", "tol", "max_iter"))
 def _path_jit(X, y, lams, *, fit_intercept, solver, tol, max_iter):
     one = partial(
-        solve_ridge_logistic, fit_intercept=fit_intercept, solver=solver, tol=tol,
+        solve_ridge_logistic,
+        fit_intercept=fit_intercept,
+        solver=solver,
+        tol=tol,
         max_iter=max_iter,
     )
     return jax.vmap(one, in_axes=(None, None, 0))(X, y, lams)
 
 
 def fit_ridge_logistic(
-    X, y, lam, *, fit_intercept: bool = True, solver: str = "auto", tol: float | None = None,
+    X,
+    y,
+    lam,
+    *,
+    fit_intercept: bool = True,
+    solver: str = "auto",
+    tol: float | None = None,
     max_iter: int | None = None,
 ) -> RidgeLogisticSolution:
     """Fit one ridge-logistic model.
@@ -118,12 +129,19 @@ def fit_ridge_logistic(
     y, _ = as_pm1_labels(y, X.shape[0])
     lam = check_lams(lam, "lam", scalar=True)
     solver = resolve_solver(solver, *X.shape, grid_size=1)
-    return _fit_jit(X, y, lam, fit_intercept=fit_intercept, solver=solver, tol=tol,
-                    max_iter=max_iter)
+    return _fit_jit(
+        X, y, lam, fit_intercept=fit_intercept, solver=solver, tol=tol, max_iter=max_iter
+    )
 
 
 def ridge_logistic_path(
-    X, y, lams, *, fit_intercept: bool = True, solver: str = "auto", tol: float | None = None,
+    X,
+    y,
+    lams,
+    *,
+    fit_intercept: bool = True,
+    solver: str = "auto",
+    tol: float | None = None,
     max_iter: int | None = None,
 ) -> RidgeLogisticSolution:
     """Fit the whole grid ``lams`` (1-D, each > 0) in one vmapped, jit-compiled call.
@@ -136,8 +154,9 @@ def ridge_logistic_path(
     y, _ = as_pm1_labels(y, X.shape[0])
     lams = check_lams(lams)
     solver = resolve_solver(solver, *X.shape, grid_size=lams.shape[0])
-    return _path_jit(X, y, lams, fit_intercept=fit_intercept, solver=solver, tol=tol,
-                     max_iter=max_iter)
+    return _path_jit(
+        X, y, lams, fit_intercept=fit_intercept, solver=solver, tol=tol, max_iter=max_iter
+    )
 
 
 def lams_from_C(C) -> jax.Array:

@@ -21,14 +21,14 @@ class Standardizer(eqx.Module):
     scale: Float[Array, " d"]
 
     @classmethod
-    def fit(cls, X: Float[Array, "n d"]) -> "Standardizer":
+    def fit(cls, X: Float[Array, "n d"]) -> Standardizer:
         mean = jnp.mean(X, axis=0)
         std = jnp.sqrt(jnp.mean((X - mean) ** 2, axis=0))
         tiny = 10 * jnp.finfo(X.dtype).eps * jnp.maximum(1.0, jnp.abs(mean))
         return cls(mean, jnp.where(std > tiny, std, 1.0))
 
     @classmethod
-    def identity(cls, d: int, dtype) -> "Standardizer":
+    def identity(cls, d: int, dtype) -> Standardizer:
         return cls(jnp.zeros(d, dtype), jnp.ones(d, dtype))
 
     def transform(self, X: Float[Array, "n d"]) -> Float[Array, "n d"]:

@@ -61,7 +61,7 @@ def stratified_partition(
         if (out == 0).any() or (rest == 0).any():
             raise ValueError(
                 f"splitting {where} ({len(yn)} examples, class counts "
-                f"{dict(zip(classes.tolist(), np.bincount(inverse).tolist()))}) with fraction "
+                f"{dict(zip(classes.tolist(), np.bincount(inverse).tolist(), strict=False))}) with fraction "
                 f"{f} at cut {k} leaves a side without some class (taken per class: "
                 f"{out.tolist()}, left: {rest.tolist()}). Use more data or other fractions."
             )

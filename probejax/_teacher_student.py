@@ -47,7 +47,7 @@ class GaussianTeacherStudent(eqx.Module):
         g = jax.random.normal(key, (self.d,), float_dtype())
         return g * jnp.sqrt(self.rho * self.d) / jnp.linalg.norm(g)
 
-    def p_positive(self, h: Float[Array, "..."]) -> Float[Array, "..."]:
+    def p_positive(self, h: Float[Array, " ..."]) -> Float[Array, " ..."]:
         """:math:`P(y = +1 \\mid h^*)` including label flips."""
         if self.channel == "logistic":
             p = jax.nn.sigmoid(self.beta * h)

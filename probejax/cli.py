@@ -41,14 +41,19 @@ def demo(
     t_stab = time.perf_counter() - t0
     cos_teacher = float(np.dot(res.concept_vector(), w_star) / np.linalg.norm(w_star))
     typer.echo(f"data: synthetic logistic teacher-student, n={n}, d={d}, rho={rho}, seed={seed}")
-    typer.echo(f"chosen C = {float(res.C):.4g}  (lam = 1/C = {float(res.lam):.4g}, "
-               f"grid index {int(res.index)} of 100)")
+    typer.echo(
+        f"chosen C = {float(res.C):.4g}  (lam = 1/C = {float(res.lam):.4g}, "
+        f"grid index {int(res.index)} of 100)"
+    )
     typer.echo(f"validation accuracy at C: {float(res.val_accuracy[res.index]):.4f}")
-    typer.echo(f"test accuracy: {float(res.test_accuracy):.4f}   "
-               f"test AUROC: {float(res.test_auroc):.4f}")
+    typer.echo(
+        f"test accuracy: {float(res.test_accuracy):.4f}   test AUROC: {float(res.test_auroc):.4f}"
+    )
     typer.echo(f"cos(concept vector, teacher): {cos_teacher:.4f}")
-    typer.echo(f"stability over {runs} runs (20% dropped): mean |cos| = "
-               f"{float(stab.mean_abs_cos):.4f}, signed mean = {float(stab.mean_signed_cos):.4f}")
+    typer.echo(
+        f"stability over {runs} runs (20% dropped): mean |cos| = "
+        f"{float(stab.mean_abs_cos):.4f}, signed mean = {float(stab.mean_signed_cos):.4f}"
+    )
     typer.echo(f"time: protocol {t_fit:.2f} s, stability {t_stab:.2f} s (both include compilation)")
 
 

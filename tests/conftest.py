@@ -1,0 +1,22 @@
+import jax
+import numpy as np
+import pytest
+
+
+@pytest.fixture
+def x64():
+    """Run a test in float64, restoring the previous setting afterwards."""
+    before = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    yield
+    jax.config.update("jax_enable_x64", before)
+
+
+def planted_problem(seed: int, n: int, d: int, signal: float = 1.0, shift: float = 0.3):
+    """Two classes separated along one random direction, with an offset mean."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    u = rng.standard_normal(d)
+    u /= np.linalg.norm(u)
+    X = rng.standard_normal((n, d)) + signal * np.outer(2 * y - 1, u) + shift
+    return X, y

@@ -1,0 +1,178 @@
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import planted_problem
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+
+import probejax as pj
+from probejax._ridge_logistic import _path_jit
+
+SOLVERS = ["newton", "lbfgs"]
+
+
+def objective(X, y, w, b, lam):
+    ypm = np.where(y > 0, 1.0, -1.0)
+    return np.logaddexp(0.0, -ypm * (X @ w + b)).sum() + 0.5 * lam * w @ w
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("shape", [(40, 120), (150, 25)])
+def test_matches_sklearn_over_grid(x64, solver, fit_intercept, shape):
+    n, d = shape
+    X, y = planted_problem(0, n, d, signal=1.5)
+    Cs = np.logspace(-3, 4, 8)  # C = 1e4 is near-separable when n < d
+    sol = pj.ridge_logistic_path(X, y, 1 / Cs, fit_intercept=fit_intercept, solver=solver)
+    assert sol.w.dtype == jnp.float64
+    assert bool(sol.converged.all())
+    compared = 0
+    for i, C in enumerate(Cs):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ConvergenceWarning)
+            try:
+                sk = LogisticRegression(
+                    C=C, tol=1e-10, max_iter=20000, fit_intercept=fit_intercept
+                ).fit(X, y)
+            except ConvergenceWarning:
+                continue
+        ws, bs = sk.coef_[0], (sk.intercept_[0] if fit_intercept else 0.0)
+        w, b = np.asarray(sol.w[i]), float(sol.b[i])
+        f_ours, f_sk = objective(X, y, w, b, 1 / C), objective(X, y, ws, bs, 1 / C)
+        assert (f_ours - f_sk) / f_sk <= 1e-5
+        assert w @ ws / np.linalg.norm(w) / np.linalg.norm(ws) >= 0.9999
+        assert np.isclose(float(sol.objective[i]), f_ours, rtol=1e-10)
+        compared += 1
+    assert compared >= 6
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_reported_gradient_is_the_true_gradient(x64, solver):
+    X, y = planted_problem(1, 60, 90)
+    lam = 0.3
+    sol = pj.fit_ridge_logistic(X, y, lam, solver=solver, tol=1e-3)
+    ypm = jnp.where(jnp.asarray(y) > 0, 1.0, -1.0)
+    F = lambda w, b: jnp.sum(jnp.logaddexp(0.0, -ypm * (X @ w + b))) + 0.5 * lam * w @ w
+    gw, gb = jax.grad(F, argnums=(0, 1))(sol.w, sol.b)
+    true = float(jnp.sqrt(gw @ gw + gb**2))
+    assert np.isclose(float(sol.grad_norm), true, rtol=1e-6)
+    assert float(sol.decrement) <= 2e-3 * float(sol.objective)
+    g0w, g0b = jax.grad(F, argnums=(0, 1))(jnp.zeros(90), 0.0)
+    assert np.isclose(float(sol.grad_norm0), float(jnp.sqrt(g0w @ g0w + g0b**2)), rtol=1e-10)
+    assert float(sol.grad_norm) <= 1e-3 * float(sol.grad_norm0)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_intercept_only_closed_form(x64, solver):
+    # With all-zero features the minimiser is w = 0, b = logit(fraction positive).
+    y = np.r_[np.ones(30), np.zeros(10)]
+    sol = pj.fit_ridge_logistic(np.zeros((40, 5)), y, 1.0, solver=solver)
+    assert np.allclose(sol.w, 0.0)
+    assert np.isclose(float(sol.b), np.log(3.0), rtol=1e-8)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_vmap_equals_loop(x64, solver):
+    # Batched and single products round differently, so the iterates differ at the
+    # level of the tolerance: compare tightly converged float64 fits.
+    X, y = planted_problem(2, 80, 120)
+    lams = np.array([0.05, 0.5, 5.0, 50.0])
+    path = pj.ridge_logistic_path(X, y, lams, solver=solver, tol=1e-12)
+    for i, lam in enumerate(lams):
+        one = pj.fit_ridge_logistic(X, y, lam, solver=solver, tol=1e-12)
+        np.testing.assert_allclose(path.w[i], one.w, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(path.b[i], one.b, rtol=1e-8, atol=1e-10)
+        assert bool(path.converged[i]) and bool(one.converged)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_vmap_equals_loop_float32_objective(solver):
+    X, y = planted_problem(2, 80, 120)
+    lams = np.array([0.05, 5.0])
+    path = pj.ridge_logistic_path(X, y, lams, solver=solver)
+    for i, lam in enumerate(lams):
+        one = pj.fit_ridge_logistic(X, y, lam, solver=solver)
+        np.testing.assert_allclose(path.objective[i], one.objective, rtol=1e-6)
+
+
+def test_new_grid_does_not_recompile():
+    X, y = planted_problem(3, 50, 30)
+    pj.ridge_logistic_path(X, y, np.logspace(-2, 2, 7), solver="lbfgs")
+    size = _path_jit._cache_size()
+    pj.ridge_logistic_path(X, y, np.logspace(-1, 3, 7), solver="lbfgs")
+    assert _path_jit._cache_size() == size
+    pj.ridge_logistic_path(X, y, np.logspace(-1, 3, 8), solver="lbfgs")
+    assert _path_jit._cache_size() == size + 1  # the counter does count compilations
+
+
+def test_separable_tiny_ridge_is_finite_and_flagged():
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((30, 200)).astype(np.float32)
+    y = np.sign(X[:, 0])
+    lams = np.array([1e-12, 1e-6, 1e-3, 1.0])
+    full = {}
+    for solver in SOLVERS:
+        short = pj.ridge_logistic_path(X, y, lams, solver=solver, max_iter=3)
+        assert np.isfinite(np.asarray(short.w)).all() and np.isfinite(np.asarray(short.b)).all()
+        assert np.isfinite(np.asarray(short.objective)).all()
+        assert not bool(short.converged[0])
+        assert int(short.result[0]) == pj.Result.MAX_ITER
+        full[solver] = sol = pj.ridge_logistic_path(X, y, lams, solver=solver)
+        assert bool(sol.converged.all())
+        norms = np.linalg.norm(np.asarray(sol.w), axis=1)
+        assert (np.diff(norms) < 0).all()  # the large-norm end is reached at tiny ridge
+    # A flat objective must not stop a solver early: both reach the same minimiser
+    # (at lam = 1e-12 the conditioning exceeds float32, so only the objective is compared).
+    w_n, w_l = np.asarray(full["newton"].w[1]), np.asarray(full["lbfgs"].w[1])
+    assert w_n @ w_l / np.linalg.norm(w_n) / np.linalg.norm(w_l) > 0.9999
+    assert np.isclose(full["newton"].objective[0], full["lbfgs"].objective[0], rtol=0.05)
+
+
+def test_float32_default_and_agrees_with_float64():
+    X, y = planted_problem(5, 100, 60)
+    sol32 = pj.fit_ridge_logistic(X, y, 0.5)
+    assert sol32.w.dtype == jnp.float32
+    jax.config.update("jax_enable_x64", True)
+    try:
+        sol64 = pj.fit_ridge_logistic(X, y, 0.5)
+        assert sol64.w.dtype == jnp.float64
+    finally:
+        jax.config.update("jax_enable_x64", False)
+    w32, w64 = np.asarray(sol32.w, np.float64), np.asarray(sol64.w)
+    assert w32 @ w64 / np.linalg.norm(w32) / np.linalg.norm(w64) > 0.99999
+
+
+def test_auto_solver_choice():
+    from probejax._ridge_logistic import resolve_solver
+
+    assert resolve_solver("auto", 640, 4096, 100) == "lbfgs"
+    assert resolve_solver("auto", 640, 4096, 1) == "newton"
+    assert resolve_solver("auto", 30, 20, 100) == "newton"
+    with pytest.raises(ValueError, match="solver must be one of"):
+        resolve_solver("sgd", 10, 10, 1)
+
+
+def test_bad_inputs_are_named():
+    X, y = planted_problem(6, 20, 5)
+    Xn = X.copy()
+    Xn[3, 2] = np.nan
+    Xn[7, 1] = np.inf
+    with pytest.raises(ValueError, match=r"X holds 2 non-finite.*index \(3, 2\)"):
+        pj.fit_ridge_logistic(Xn, y, 1.0)
+    with pytest.raises(ValueError, match="y has 19 labels but X has 20 rows"):
+        pj.fit_ridge_logistic(X, y[:-1], 1.0)
+    with pytest.raises(ValueError, match="exactly two classes.*got 3"):
+        pj.fit_ridge_logistic(X, np.arange(20) % 3, 1.0)
+    with pytest.raises(ValueError, match="exactly two classes.*got 1"):
+        pj.fit_ridge_logistic(X, np.ones(20), 1.0)
+    with pytest.raises(ValueError, match=r"lam must be finite and > 0.*entry 0 is 0.0"):
+        pj.fit_ridge_logistic(X, y, 0.0)
+    with pytest.raises(ValueError, match=r"lams must be finite and > 0.*entry 2 is -1.0"):
+        pj.ridge_logistic_path(X, y, np.array([1.0, 2.0, -1.0]))
+    with pytest.raises(ValueError, match="lams must be a 1-D grid"):
+        pj.ridge_logistic_path(X, y, np.ones((2, 2)))
+    with pytest.raises(ValueError, match="X must be a 2-D array"):
+        pj.fit_ridge_logistic(X[None], y, 1.0)
