@@ -43,12 +43,16 @@ class ReducedDesign(eqx.Module):
         return self.lift_matrix.T @ w
 
 
-def reduce_design(X: Float[Array, "n d"]) -> ReducedDesign:
-    """Eigendecompose the smaller Gram matrix of ``X`` (see module docstring)."""
+def reduce_design(X: Float[Array, "n d"], gram: Float[Array, "n n"] | None = None) -> ReducedDesign:
+    """Eigendecompose the smaller Gram matrix of ``X`` (see module docstring).
+
+    ``gram``, when given, is :math:`XX^\top` computed by the caller (used when
+    :math:`n < d`, e.g. a block of a larger Gram matrix shared between fits).
+    """
     n, d = X.shape
     eps = jnp.finfo(X.dtype).eps
     if n < d:
-        s, U = jnp.linalg.eigh(X @ X.T)
+        s, U = jnp.linalg.eigh(X @ X.T if gram is None else gram)
         keep = s > s[-1] * n * eps
         root = jnp.sqrt(jnp.where(keep, s, 1.0))
         F = U * jnp.where(keep, root, 0.0)

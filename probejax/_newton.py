@@ -43,6 +43,7 @@ from ._logistic import (
     exact_line_search,
     logistic_terms,
     tolerance_met,
+    vdot,
 )
 
 
@@ -54,6 +55,11 @@ def _cholesky_solver(A):
         return jsl.solve_triangular(L, u, lower=True, trans="T")
 
     return solve
+
+
+# A Newton step costs a factorisation; a line-search step costs O(n). Search precisely:
+# far below the curvature in float32 the step may be a steepest-descent fallback.
+LINE_SEARCH_STEPS = 6
 
 
 class _PrimalForm(eqx.Module):
@@ -69,7 +75,7 @@ class _PrimalForm(eqx.Module):
         return self.X.T @ g + lam * theta
 
     def grad_norm2(self, r):
-        return jnp.dot(r, r)
+        return vdot(r, r)
 
     def factor(self, D, lam):
         A = self.X.T @ (D[:, None] * self.X) + lam * jnp.eye(self.X.shape[1], dtype=D.dtype)
@@ -79,7 +85,7 @@ class _PrimalForm(eqx.Module):
         return self.X.T @ D
 
     def penalty_inner(self, u, dtheta, dphi):
-        return jnp.dot(u, dtheta)
+        return vdot(u, dtheta)
 
     def weights(self, theta):
         return theta
@@ -99,7 +105,7 @@ class _RepresenterForm(eqx.Module):
         return g + lam * theta
 
     def grad_norm2(self, r):
-        return jnp.maximum(jnp.dot(r, self.K @ r), 0.0)
+        return jnp.maximum(vdot(r, self.K @ r), 0.0)
 
     def factor(self, D, lam):
         sD = jnp.sqrt(D)
@@ -111,17 +117,18 @@ class _RepresenterForm(eqx.Module):
         return D
 
     def penalty_inner(self, u, dtheta, dphi):
-        return jnp.dot(u, dphi)
+        return vdot(u, dphi)
 
     def weights(self, theta):
         return self.X.T @ theta
 
 
-def newton_form(X: Float[Array, "n d"]):
-    """The cheaper Newton form for this shape: representer when ``n < d``."""
+def newton_form(X: Float[Array, "n d"], gram: Float[Array, "n n"] | None = None):
+    """The cheaper Newton form for this shape: representer when ``n < d`` (using
+    ``gram`` :math:`= XX^\top` when the caller has it)."""
     n, d = X.shape
     if n < d:
-        return _RepresenterForm(X, X @ X.T)
+        return _RepresenterForm(X, X @ X.T if gram is None else gram)
     return _PrimalForm(X)
 
 
@@ -183,15 +190,15 @@ def newton_solve(
         if fit_intercept:
             u2 = solve(form.rhs_b(s.D))
             sD = jnp.sum(s.D)
-            num = jnp.dot(s.D, form.phi(u1)) - jnp.sum(s.g)
-            den = jnp.maximum(sD - jnp.dot(s.D, form.phi(u2)), sD * jnp.finfo(dt).eps + tiny)
+            num = vdot(s.D, form.phi(u1)) - jnp.sum(s.g)
+            den = jnp.maximum(sD - vdot(s.D, form.phi(u2)), sD * jnp.finfo(dt).eps + tiny)
             db = num / den
             dtheta = -(u1 + db * u2)
         else:
             db = zero
             dtheta = -u1
         dphi = form.phi(dtheta)
-        slope = jnp.dot(s.g, dphi + db) + lam * form.penalty_inner(s.theta, dtheta, dphi)
+        slope = vdot(s.g, dphi + db) + lam * form.penalty_inner(s.theta, dtheta, dphi)
         newton_ok = jnp.isfinite(slope) & (slope < 0)
         # A Newton direction spoilt by rounding (ridge far below the curvature in low
         # precision) falls back to steepest descent, which is always a descent direction.
@@ -203,7 +210,7 @@ def newton_solve(
         dtheta, dphi, db = (jnp.where(finite, v, 0.0) for v in (dtheta, dphi, db))
         c1 = form.penalty_inner(s.theta, dtheta, dphi)
         c2 = form.penalty_inner(dtheta, dtheta, dphi)
-        t = exact_line_search(s.z, dphi + db, y, lam, c1, c2)
+        t = exact_line_search(s.z, dphi + db, y, lam, c1, c2, LINE_SEARCH_STEPS)
         decrement = jnp.where(newton_ok, -slope, jnp.inf)
         return _evaluate(
             form,

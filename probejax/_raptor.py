@@ -124,15 +124,22 @@ def raptor_fit_split(
     config: RaptorConfig = RaptorConfig(),
 ) -> RaptorResult:
     """The traceable core: steps 2-6 on given splits. ``y`` must be +-1 floats."""
-    X_tr, y_tr = X[splits.train_sub], y[splits.train_sub]
-    X_val, y_val = X[splits.val], y[splits.val]
+    n_tr = splits.train_sub.shape[0]
+    pool = jnp.concatenate([splits.train_sub, splits.val])
+    X_pool, y_pool = X[pool], y[pool]
     scaler = (
-        Standardizer.fit(X_tr) if config.standardize else Standardizer.identity(X.shape[1], X.dtype)
+        Standardizer.fit(X_pool[:n_tr])
+        if config.standardize
+        else Standardizer.identity(X.shape[1], X.dtype)
     )
-    Xs_tr, Xs_val = scaler.transform(X_tr), scaler.transform(X_val)
-    n_tr, d = Xs_tr.shape
+    # Materialise the standardised pool before the product: fused into the matmul, the
+    # gather and scaling would slow the one large GEMM of the protocol several-fold.
+    Xs = jax.lax.optimization_barrier(scaler.transform(X_pool))
+    d = Xs.shape[1]
+    gram = Xs @ Xs.T if n_tr < d else None  # shared by the path and the refit
+    Xs_tr, y_tr, Xs_val, y_val = Xs[:n_tr], y_pool[:n_tr], Xs[n_tr:], y_pool[n_tr:]
     path_solver = resolve_solver(config.solver, n_tr, d, lams.shape[0])
-    solve = lambda A, b, lam, solver: solve_ridge_logistic(
+    solve = lambda A, b, lam, solver, K: solve_ridge_logistic(
         A,
         b,
         lam,
@@ -140,8 +147,10 @@ def raptor_fit_split(
         solver=solver,
         tol=config.tol,
         max_iter=config.max_iter,
+        gram=K,
     )
-    path = jax.vmap(lambda lam: solve(Xs_tr, y_tr, lam, path_solver))(lams)
+    K_tr = None if gram is None else gram[:n_tr, :n_tr]
+    path = jax.vmap(lambda lam: solve(Xs_tr, y_tr, lam, path_solver, K_tr))(lams)
     val_scores = Xs_val @ path.w.T + path.b
     val_acc = jax.vmap(accuracy, in_axes=(None, 1))(y_val, val_scores)
     if config.criterion == "accuracy":
@@ -151,14 +160,12 @@ def raptor_fit_split(
     index = select_index(crit, lams)
     lam = lams[index]
     if config.refit:
-        X_rf = jnp.concatenate([Xs_tr, Xs_val])
-        y_rf = jnp.concatenate([y_tr, y_val])
-        fit = solve(X_rf, y_rf, lam, resolve_solver(config.solver, *X_rf.shape, 1))
+        fit = solve(Xs, y_pool, lam, resolve_solver(config.solver, *Xs.shape, 1), gram)
         w, b, refit_ok = fit.w, fit.b, fit.converged
     else:
         w, b, refit_ok = path.w[index], path.b[index], path.converged[index]
     probe = scaler.to_raw(w, b)
-    s_tr = probe.decision_function(X_tr)
+    s_tr = probe.decision_function(X_pool[:n_tr])
     s_te = probe.decision_function(X[splits.test])
     y_te = y[splits.test]
     return RaptorResult(

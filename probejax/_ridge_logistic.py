@@ -56,23 +56,24 @@ def solve_ridge_logistic(
     solver: str = "newton",
     tol: float | None = None,
     max_iter: int | None = None,
+    gram: Float[Array, "n n"] | None = None,
 ) -> RidgeLogisticSolution:
     """The traceable core: one fit, no input checks. ``y`` must be +-1 floats.
 
     Compose it with ``jax.vmap``/``jax.jit`` freely; under ``vmap`` over ``lam`` the
     Gram matrix or eigendecomposition of ``X`` is computed once. ``solver`` is
     ``"newton"`` or ``"lbfgs"`` (``"auto"`` is resolved by the callers that know the
-    grid size).
+    grid size). ``gram``: optionally :math:`XX^\top`, precomputed (used when ``n < d``).
     """
     if solver not in ("newton", "lbfgs"):
         raise ValueError(f"solver must be 'newton' or 'lbfgs' here, got {solver!r}.")
     tol = default_tol(X.dtype) if tol is None else tol
     max_iter = default_max_iter(solver) if max_iter is None else max_iter
     if solver == "newton":
-        form = newton_form(X)
+        form = newton_form(X, gram)
         return newton_solve(form, y, lam, fit_intercept=fit_intercept, tol=tol, max_iter=max_iter)
     return lbfgs_solve(
-        reduce_design(X), y, lam, fit_intercept=fit_intercept, tol=tol, max_iter=max_iter
+        reduce_design(X, gram), y, lam, fit_intercept=fit_intercept, tol=tol, max_iter=max_iter
     )
 
 
