@@ -130,7 +130,7 @@ def main():
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--d", type=int, nargs="+", default=[1024, 4096])
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--signal", type=float, default=2.0)
+    ap.add_argument("--signal", type=float, default=3.0)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}, "
