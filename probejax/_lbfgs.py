@@ -34,9 +34,9 @@ from jaxtyping import Array, Float
 
 from ._design import ReducedDesign
 from ._logistic import (
-    Result,
     RidgeLogisticSolution,
     exact_line_search,
+    finish,
     logistic_terms,
     tolerance_met,
     vdot,
@@ -162,19 +162,15 @@ def lbfgs_solve(
     z = F @ s.theta[1:] + s.theta[0]
     G, _, objective = _gradient(design, y, lam, s.theta, z, fit_intercept)
     grad_norm = jnp.sqrt(vdot(G, G))
-    converged = tolerance_met(grad_norm, g0, s.decrement, objective, tol)
-    result = jnp.where(
-        converged, Result.SUCCESS, jnp.where(s.failed, Result.NONFINITE, Result.MAX_ITER)
-    )
-    return RidgeLogisticSolution(
+    return finish(
         w=design.lift(s.theta[1:]),
         b=s.theta[0],
-        lam=jnp.asarray(lam, dt),
+        lam=lam,
         objective=objective,
         grad_norm=grad_norm,
         grad_norm0=g0,
         decrement=s.decrement,
         n_iter=s.k,
-        converged=converged,
-        result=result,
+        failed=s.failed,
+        tol=tol,
     )

@@ -138,3 +138,25 @@ def tolerance_met(grad_norm, grad_norm0, decrement, objective, tol):
     directions the loss no longer sees) but :math:`H^{-1}` scales like :math:`1/\lambda`.
     """
     return (grad_norm <= tol * grad_norm0) & (0.5 * decrement <= tol * objective)
+
+
+def finish(
+    *, w, b, lam, objective, grad_norm, grad_norm0, decrement, n_iter, failed, tol
+) -> RidgeLogisticSolution:
+    """Assemble a solution, deciding ``converged`` and ``result`` at the returned point."""
+    converged = tolerance_met(grad_norm, grad_norm0, decrement, objective, tol)
+    result = jnp.where(
+        converged, Result.SUCCESS, jnp.where(failed, Result.NONFINITE, Result.MAX_ITER)
+    )
+    return RidgeLogisticSolution(
+        w=w,
+        b=b,
+        lam=jnp.asarray(lam, objective.dtype),
+        objective=objective,
+        grad_norm=grad_norm,
+        grad_norm0=grad_norm0,
+        decrement=decrement,
+        n_iter=n_iter,
+        converged=converged,
+        result=result,
+    )

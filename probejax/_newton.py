@@ -38,9 +38,9 @@ import jax.scipy.linalg as jsl
 from jaxtyping import Array, Float
 
 from ._logistic import (
-    Result,
     RidgeLogisticSolution,
     exact_line_search,
+    finish,
     logistic_terms,
     tolerance_met,
     vdot,
@@ -231,19 +231,15 @@ def newton_solve(
     # step's (an over-estimate at the returned point).
     z = form.phi(s.theta) + s.b
     s = _evaluate(form, y, lam, s.theta, s.b, z, s.decrement, s.k, s.failed, fit_intercept)
-    converged = tolerance_met(s.grad_norm, g0, s.decrement, s.objective, tol)
-    result = jnp.where(
-        converged, Result.SUCCESS, jnp.where(s.failed, Result.NONFINITE, Result.MAX_ITER)
-    )
-    return RidgeLogisticSolution(
+    return finish(
         w=form.weights(s.theta),
         b=s.b,
-        lam=jnp.asarray(lam, dt),
+        lam=lam,
         objective=s.objective,
         grad_norm=s.grad_norm,
         grad_norm0=g0,
         decrement=s.decrement,
         n_iter=s.k,
-        converged=converged,
-        result=result,
+        failed=s.failed,
+        tol=tol,
     )

@@ -104,6 +104,14 @@ def _path_jit(X, y, lams, *, fit_intercept, solver, tol, max_iter):
     return jax.vmap(one, in_axes=(None, None, 0))(X, y, lams)
 
 
+def _checked(X, y, lams, name, solver, *, scalar):
+    X = as_float_matrix(X)
+    y, _ = as_pm1_labels(y, X.shape[0])
+    lams = check_lams(lams, name, scalar=scalar)
+    grid_size = 1 if scalar else lams.shape[0]
+    return X, y, lams, resolve_solver(solver, *X.shape, grid_size=grid_size)
+
+
 def fit_ridge_logistic(
     X,
     y,
@@ -126,10 +134,7 @@ def fit_ridge_logistic(
 
     **Returns:** a :class:`RidgeLogisticSolution`.
     """
-    X = as_float_matrix(X)
-    y, _ = as_pm1_labels(y, X.shape[0])
-    lam = check_lams(lam, "lam", scalar=True)
-    solver = resolve_solver(solver, *X.shape, grid_size=1)
+    X, y, lam, solver = _checked(X, y, lam, "lam", solver, scalar=True)
     return _fit_jit(
         X, y, lam, fit_intercept=fit_intercept, solver=solver, tol=tol, max_iter=max_iter
     )
@@ -151,10 +156,7 @@ def ridge_logistic_path(
     :class:`RidgeLogisticSolution` has a leading axis of length ``len(lams)``. A new grid
     of the same length reuses the compiled program.
     """
-    X = as_float_matrix(X)
-    y, _ = as_pm1_labels(y, X.shape[0])
-    lams = check_lams(lams)
-    solver = resolve_solver(solver, *X.shape, grid_size=lams.shape[0])
+    X, y, lams, solver = _checked(X, y, lams, "lams", solver, scalar=False)
     return _path_jit(
         X, y, lams, fit_intercept=fit_intercept, solver=solver, tol=tol, max_iter=max_iter
     )
