@@ -25,11 +25,12 @@ CHANNELS = ("logistic", "sign", "probit")
 
 
 class GaussianTeacherStudent(eqx.Module):
-    """Data model with static ``d`` and ``channel`` and array parameters ``rho``,
-    ``beta`` (logistic inverse temperature), ``delta`` (probit noise variance) and
-    ``eps`` (label-flip probability)."""
+    r"""Data model with a static ``channel`` and array parameters ``rho``, ``beta``
+    (logistic inverse temperature), ``delta`` (probit noise variance) and ``eps``
+    (label-flip probability). The same object samples data (any dimension ``d``) and
+    hands its parameters to the theory (:mod:`probejax.theory`), which is the
+    :math:`d \to \infty` limit at fixed :math:`\alpha = n/d`."""
 
-    d: int = eqx.field(static=True)
     channel: str = eqx.field(static=True, default="logistic")
     rho: Float[Array, ""] | float = 1.0
     beta: Float[Array, ""] | float = 1.0
@@ -39,13 +40,11 @@ class GaussianTeacherStudent(eqx.Module):
     def __check_init__(self):
         if self.channel not in CHANNELS:
             raise ValueError(f"channel must be one of {CHANNELS}, got {self.channel!r}.")
-        if int(self.d) < 1:
-            raise ValueError(f"d must be >= 1, got {self.d}.")
 
-    def teacher(self, key: PRNGKeyArray) -> Float[Array, " d"]:
+    def teacher(self, key: PRNGKeyArray, d: int) -> Float[Array, " d"]:
         """A teacher with :math:`\\lVert w^*\\rVert^2 = \\rho d` exactly, uniform direction."""
-        g = jax.random.normal(key, (self.d,), float_dtype())
-        return g * jnp.sqrt(self.rho * self.d) / jnp.linalg.norm(g)
+        g = jax.random.normal(key, (d,), float_dtype())
+        return g * jnp.sqrt(self.rho * d) / jnp.linalg.norm(g)
 
     def p_positive(self, h: Float[Array, " ..."]) -> Float[Array, " ..."]:
         """:math:`P(y = +1 \\mid h^*)` including label flips."""
@@ -58,12 +57,13 @@ class GaussianTeacherStudent(eqx.Module):
         return self.eps + (1.0 - 2.0 * self.eps) * p
 
     def sample(
-        self, key: PRNGKeyArray, n: int, w_star: Float[Array, " d"] | None = None
+        self, key: PRNGKeyArray, n: int, d: int, w_star: Float[Array, " d"] | None = None
     ) -> tuple[Float[Array, "n d"], Float[Array, " n"], Float[Array, " d"]]:
-        """Draw ``n`` examples. **Returns** ``(X, y, w_star)`` with ``y`` in +-1."""
+        """Draw ``n`` examples in dimension ``d`` (a fresh teacher unless ``w_star`` is
+        given). **Returns** ``(X, y, w_star)`` with ``y`` in +-1."""
         k_t, k_x, k_y = jax.random.split(key, 3)
-        w_star = self.teacher(k_t) if w_star is None else w_star
-        X = jax.random.normal(k_x, (n, self.d), float_dtype()) / jnp.sqrt(self.d)
+        w_star = self.teacher(k_t, d) if w_star is None else w_star
+        X = jax.random.normal(k_x, (n, d), float_dtype()) / jnp.sqrt(d)
         h = X @ w_star
         u = jax.random.uniform(k_y, (n,), float_dtype())
         y = jnp.where(u < self.p_positive(h), 1.0, -1.0)

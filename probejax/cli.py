@@ -30,7 +30,7 @@ def demo(
     from . import GaussianTeacherStudent, fit_raptor, raptor_stability
 
     k_data, k_fit, k_stab = jax.random.split(jax.random.key(seed), 3)
-    X, y, w_star = GaussianTeacherStudent(d=d, rho=rho).sample(k_data, n)
+    X, y, w_star = GaussianTeacherStudent(rho=rho).sample(k_data, n, d)
     t0 = time.perf_counter()
     res, _ = fit_raptor(X, y, k_fit)
     jax.block_until_ready(res)
@@ -55,6 +55,37 @@ def demo(
         f"{float(stab.mean_abs_cos):.4f}, signed mean = {float(stab.mean_signed_cos):.4f}"
     )
     typer.echo(f"time: protocol {t_fit:.2f} s, stability {t_stab:.2f} s (both include compilation)")
+
+
+theory_app = typer.Typer(no_args_is_help=True, help="Replica/CGMT theory of ridge-logistic probes.")
+app.add_typer(theory_app, name="theory")
+
+
+@theory_app.command("point")
+def theory_point(
+    alpha: float = typer.Option(..., help="samples per dimension, n/d > 0"),
+    lam: float = typer.Option(..., help="ridge strength >= 0 (scikit-learn C = 1/lam)"),
+    teacher: str = typer.Option("logistic", help="logistic | sign | probit"),
+    beta: float = typer.Option(1.0, help="logistic teacher inverse temperature"),
+    delta: float = typer.Option(1.0, help="probit teacher noise variance"),
+    rho: float = typer.Option(1.0, help="teacher power |w*|^2/d"),
+    eps: float = typer.Option(0.0, help="label-flip probability"),
+    json_out: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """Solve the fixed point at one point and print its predictions."""
+    import json
+
+    from .theory._point import predict_point
+
+    try:
+        out = predict_point(alpha, lam, teacher, beta=beta, delta=delta, rho=rho, eps=eps)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+    if json_out:
+        typer.echo(json.dumps(out))
+    else:
+        for k, v in out.items():
+            typer.echo(f"{k:>14}: {v}")
 
 
 if __name__ == "__main__":

@@ -4,8 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from sklearn.metrics import log_loss as sk_log_loss
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import log_loss as sk_log_loss, roc_auc_score
 from typer.testing import CliRunner
 
 import probejax as pj
@@ -40,8 +39,8 @@ def test_cosine_and_pairwise_summary():
 
 
 def test_teacher_student_sampling():
-    model = pj.GaussianTeacherStudent(d=200, rho=4.0)
-    X, y, w = model.sample(jax.random.key(0), 20000)
+    model = pj.GaussianTeacherStudent(rho=4.0)
+    X, y, w = model.sample(jax.random.key(0), 20000, 200)
     assert np.isclose(float(w @ w) / 200, 4.0, rtol=1e-5)
     assert np.isclose(float(jnp.mean(X**2)) * 200, 1.0, atol=0.01)
     h = X @ w
@@ -52,14 +51,13 @@ def test_teacher_student_sampling():
         emp = float(jnp.mean(y[m] > 0))
         expect = float(jnp.mean(jax.nn.sigmoid(h[m])))
         assert abs(emp - expect) < 5 * np.sqrt(0.25 / int(m.sum()))
-    X2, y2, _ = pj.GaussianTeacherStudent(d=50, channel="sign").sample(jax.random.key(1), 500)
-    _, _, w2 = pj.GaussianTeacherStudent(d=50, channel="sign").sample(jax.random.key(1), 1)
+    X2, y2, w2 = pj.GaussianTeacherStudent(channel="sign").sample(jax.random.key(1), 500, 50)
     assert bool(jnp.all(y2 == jnp.sign(X2 @ w2)))
-    flipped = pj.GaussianTeacherStudent(d=50, channel="sign", eps=0.2)
-    X3, y3, w3 = flipped.sample(jax.random.key(2), 20000)
+    flipped = pj.GaussianTeacherStudent(channel="sign", eps=0.2)
+    X3, y3, w3 = flipped.sample(jax.random.key(2), 20000, 50)
     assert abs(float(jnp.mean(y3 != jnp.sign(X3 @ w3))) - 0.2) < 5 * np.sqrt(0.16 / 20000)
     with pytest.raises(ValueError, match="channel must be one of"):
-        pj.GaussianTeacherStudent(d=5, channel="relu")
+        pj.GaussianTeacherStudent(channel="relu")
 
 
 def test_demo_command_runs_end_to_end():
