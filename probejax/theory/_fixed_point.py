@@ -23,7 +23,7 @@ The solver works in unconstrained coordinates :math:`x = (\operatorname{atanh}(m
 \log q, \log V)` on the residual :math:`R(x) = x(T(x)) - x` of one sweep
 :math:`T` = channel then prior: a few damped (Picard) sweeps, then Newton steps (Jacobian
 by forward differentiation, steps clipped to a trust region) that are kept only when
-they reduce :math:`\lVert R\rVert_\infty`, damped sweeps otherwise. It returns a status per
+they reduce :math:`\lVert R\rVert_2` (backtracking by halving), damped sweeps otherwise. It returns a status per
 point and never raises. Derivatives of the solution with respect to the parameters
 :math:`p` use the implicit function theorem, :math:`dx^* = -(\partial_x R)^{-1}\partial_p R\,dp`,
 never the iterations.
@@ -46,6 +46,7 @@ from ._quadrature import Quadrature, gaussian_rule
 PICARD_STEPS = 8
 DAMPING = 0.5
 TRUST = 2.0
+BACKTRACKS = 5
 Q_MAX = 1e12
 
 
@@ -153,32 +154,51 @@ def _norm(r):
     return jnp.where(jnp.all(jnp.isfinite(r)), jnp.max(jnp.abs(r)), jnp.inf)
 
 
-def _iterate(p: Params, quad: Quadrature, tol, max_iter, x0):
+def _norm2(r):
+    return jnp.where(jnp.all(jnp.isfinite(r)), jnp.sqrt(jnp.sum(r * r)), jnp.inf)
+
+
+def _iterate(p: Params, quad: Quadrature, tol, max_iter, x0, picard_steps):
     R = partial(residual, p=p, quad=quad)
 
     def picard(_, x):
         return jnp.where(_healthy(x), x + DAMPING * R(x), x)
 
-    x = jax.lax.fori_loop(0, PICARD_STEPS, picard, x0)
+    x = jax.lax.fori_loop(0, picard_steps, picard, x0)
 
     def cond(c):
-        x, r, k = c
-        return (_norm(r) > tol) & (k < max_iter) & _healthy(x)
+        x, res, k, done = c
+        return ~done & (k < max_iter) & _healthy(x)
 
     def body(c):
-        x, r, k = c
+        x, _, k, _ = c
         r, lin = jax.linearize(R, x)
+        res = _norm(r)
         J = jax.vmap(lin, out_axes=1)(jnp.eye(3, dtype=x.dtype))
         step = jnp.clip(-jnp.linalg.solve(J, r), -TRUST, TRUST)
-        x_newton = x + jnp.where(jnp.all(jnp.isfinite(step)), step, 0.0)
-        r_newton = R(x_newton)
-        better = _norm(r_newton) < _norm(r)
-        x_next = jnp.where(better, x_newton, x + DAMPING * r)
-        r_next = jnp.where(better, r_newton, R(x_next))
-        return x_next, r_next, k + 1
+        step = jnp.where(jnp.all(jnp.isfinite(step)), step, 0.0)
+        target = _norm2(r)
 
-    x, r, k = jax.lax.while_loop(cond, body, (x, R(x), jnp.array(PICARD_STEPS)))
-    return x, _norm(r), k
+        # Backtracking on |R|_2 (Newton's direction descends it): halve until it drops.
+        def ls_cond(c):
+            t, ok, i = c
+            return ~ok & (i < BACKTRACKS)
+
+        def ls_body(c):
+            t, _, i = c
+            t = jnp.where(i == 0, 1.0, 0.5 * t)
+            ok = _norm2(R(x + t * step)) < (1 - 1e-4 * t) * target
+            return t, ok, i + 1
+
+        t, ok, _ = jax.lax.while_loop(ls_cond, ls_body, (jnp.ones((), x.dtype), False, 0))
+        done = res <= tol
+        x_next = jnp.where(ok, x + t * step, x + DAMPING * r)
+        return jnp.where(done, x, x_next), res, k + 1, done
+
+    init = (x, jnp.asarray(jnp.inf, x.dtype), jnp.array(picard_steps), jnp.array(False))
+    x, res, k, done = jax.lax.while_loop(cond, body, init)
+    res = jnp.where(done, res, _norm(R(x)))
+    return x, res, k
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(2,))
@@ -203,6 +223,7 @@ def solve_fixed_point(
     quad: Quadrature = Quadrature(),
     tol: float | None = None,
     max_iter: int = 200,
+    init: FixedPoint | None = None,
 ) -> FixedPoint:
     """Solve the fixed point at one point (vmap over any of ``alpha``, ``lam`` or the
     model's array parameters; differentiable in all of them).
@@ -211,7 +232,8 @@ def solve_fixed_point(
     beta, delta, eps), ``alpha = n/d > 0``, ``lam >= 0`` (``lam = 0`` is the
     unregularised estimator, which exists only beyond the separability threshold),
     ``quad``, ``tol`` on :math:`\\lVert R\\rVert_\\infty` (default 1e-10 in float64, 1e-5 in
-    float32), ``max_iter`` Newton/damped iterations.
+    float32), ``max_iter`` Newton/damped iterations, ``init`` a nearby converged
+    :class:`FixedPoint` to start from (continuation along a grid: no damped warm-up).
 
     **Returns:** :class:`FixedPoint`.
     """
@@ -221,8 +243,21 @@ def solve_fixed_point(
         jnp.asarray(lam, dtype),
         jax.tree.map(lambda a: jnp.asarray(a, dtype), model),
     )
-    tol = (1e-10 if dtype == jnp.float64 else 1e-5) if tol is None else tol
-    x, res, k = _iterate(jax.lax.stop_gradient(p), quad, tol, max_iter, _initial(p))
+    tol = (1e-10 if dtype == jnp.float64 else 1e-5) if tol is None else float(tol)
+    return _solve(p, init, quad=quad, tol=tol, max_iter=int(max_iter))
+
+
+@eqx.filter_jit
+def _solve(p: Params, init, *, quad: Quadrature, tol: float, max_iter: int) -> FixedPoint:
+    # Compiled once per (channel, quadrature, tol, max_iter, dtype, init or not): the
+    # swept values are traced leaves of ``p``.
+    dtype = p.alpha.dtype
+    if init is None:
+        x0, warmup = _initial(p), PICARD_STEPS
+    else:
+        x0 = jax.lax.stop_gradient(to_coords(p.model.rho, init.m, init.q, init.V))
+        x0, warmup = jnp.where(jnp.all(jnp.isfinite(x0)), x0, _initial(p)), 0
+    x, res, k = _iterate(jax.lax.stop_gradient(p), quad, tol, max_iter, x0, warmup)
     x = jax.lax.stop_gradient(x)
     healthy = _healthy(x) & jnp.isfinite(res)
     converged = healthy & (res <= tol)

@@ -48,6 +48,7 @@ def generalization_accuracy(model, m, q, quad: Quadrature = Quadrature()):
     return _half_line(model, m, q, jnp.ones_like(q), quad, 0.0, quad.half_width)
 
 
+@eqx.filter_jit
 def observables(p: Params, fp: FixedPoint, quad: Quadrature = Quadrature()) -> Observables:
     """Every prediction of :class:`Observables` at the fixed point ``fp`` of ``p``."""
     rho = p.model.rho

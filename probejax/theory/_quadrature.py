@@ -7,7 +7,7 @@ point have sharp but smooth features at known places: the corners of the proxima
 teacher's transition at :math:`0` (width :math:`\sqrt{qV_0}/|m|`). A uniform Gauss-Hermite
 rule misses them when :math:`q` is large (THEORY.md, pitfall 2). Here the interval is cut
 into ``base_panels`` uniform panels plus, around each feature centre :math:`c` with scale
-:math:`h`, the points :math:`c \pm h r^j` (:math:`j < ` ``levels``) graded geometrically up
+:math:`h`, ``levels`` points :math:`c \pm h r^j` graded geometrically from :math:`h` up
 to the base spacing; each panel gets an ``order``-point Gauss-Legendre rule. Node count
 and positions are static in number and traced in value, so the rule vmaps and
 differentiates. Half-line integrals (discontinuous observables) use the same rule on
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.stats import norm
@@ -52,10 +53,14 @@ def breakpoints(lo, hi, features, quad: Quadrature):
     spacing = 2 * L / quad.base_panels
     pts = [jnp.linspace(-L, L, quad.base_panels + 1)]
     j = jnp.arange(quad.levels)
+    # The graded points only place nodes: no derivative flows through them (a fixed
+    # rule differentiates the integrand), which also keeps degenerate scales (m = 0)
+    # from poisoning derivatives. The interval ends ``lo``/``hi`` stay differentiable.
+    features = [(jax.lax.stop_gradient(c), jax.lax.stop_gradient(h)) for c, h in features]
     for c, h in features:
         h = jnp.clip(h, 1e-12, spacing)
-        ratio = jnp.maximum(2.0, (spacing / h) ** (1.0 / max(quad.levels - 1, 1)))
-        offsets = h * ratio**j
+        # Geometric from h to the base spacing: no graded point is wasted beyond it.
+        offsets = h * (spacing / h) ** (j / max(quad.levels - 1, 1))
         pts += [c + offsets, c - offsets, jnp.reshape(c, (1,))]
     pts = jnp.concatenate([jnp.broadcast_to(jnp.asarray(p), jnp.shape(p)) for p in pts])
     pts = jnp.concatenate([jnp.clip(pts, lo, hi), jnp.stack([lo, hi]).astype(pts.dtype)])
