@@ -13,11 +13,25 @@ from ._fixed_point import (
     Status as Status,
     solve_fixed_point as solve_fixed_point,
 )
+from ._grid import solve_grid as solve_grid
+from ._limits import (
+    mle_existence_h as mle_existence_h,
+    separability_threshold as separability_threshold,
+)
 from ._observables import (
     Observables as Observables,
     generalization_accuracy as generalization_accuracy,
     observables as observables,
 )
+from ._optimal import (
+    LamStatus as LamStatus,
+    OptimalLam as OptimalLam,
+    bayes_optimal_error_sign as bayes_optimal_error_sign,
+    bayes_optimal_overlap_sign as bayes_optimal_overlap_sign,
+    metric_at as metric_at,
+    optimal_lam as optimal_lam,
+)
 from ._point import predict_point as predict_point
 from ._quadrature import Quadrature as Quadrature
 from ._simulate import Measured as Measured, simulate as simulate
+from ._two_learners import TwoLearners as TwoLearners, two_learner_overlap as two_learner_overlap
