@@ -15,6 +15,8 @@ All are symmetric, :math:`Z_0(-y, -\omega_0) = Z_0(y, \omega_0)`.
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 from jax.scipy.stats import norm
@@ -39,10 +41,39 @@ def partition(model, y, omega0, V0, quad: Quadrature):
         Z = norm.cdf(y * omega0 / s)
         dZ = y * norm.pdf(omega0 / s) / s
     else:
-        z, w = hermite_rule(quad.inner_nodes)
-        t = y * model.beta * (omega0[..., None] + jnp.sqrt(V0) * z)
-        sig = jax.nn.sigmoid(t)
-        Z = sig @ w
-        dZ = y * model.beta * ((sig * (1 - sig)) @ w)
+        Z, dZ = _logistic_partition(y, quad.inner_nodes, model.beta, omega0, V0)
     eps = model.eps
     return eps + (1 - 2 * eps) * Z, (1 - 2 * eps) * dZ
+
+
+def _logistic_moments(y, nodes, beta, omega0, V0):
+    z, w = hermite_rule(nodes)
+    h = omega0[..., None] + jnp.sqrt(V0) * z
+    s = jax.nn.sigmoid(y * beta * h)
+    d1 = s * (1 - s)
+    d2 = d1 * (1 - 2 * s)
+    d3 = d1 * (1 - 6 * s + 6 * s * s)
+    return s @ w, d1 @ w, d2 @ w, d3 @ w, (d1 * h) @ w, (d2 * h) @ w
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(0, 1))
+def _logistic_partition(y, nodes, beta, omega0, V0):
+    z, w = hermite_rule(nodes)
+    s = jax.nn.sigmoid(y * beta * (omega0[..., None] + jnp.sqrt(V0) * z))
+    return s @ w, y * beta * ((s * (1 - s)) @ w)
+
+
+@_logistic_partition.defjvp
+def _logistic_partition_jvp(y, nodes, primals, tangents):
+    r"""Tangents from one pass over the inner nodes. With :math:`t = y\beta h`,
+    :math:`h = \omega_0 + \sqrt{V_0}z` and :math:`S_k = \mathbb E\,\sigma^{(k)}(t)`,
+    :math:`H_k = \mathbb E\,\sigma^{(k)}(t)h`: the heat equation
+    :math:`\partial_{V_0} = \tfrac12\partial^2_{\omega_0}` gives the :math:`V_0` derivatives
+    without differentiating :math:`\sqrt{V_0}` (finite at :math:`V_0 = 0`)."""
+    beta, omega0, V0 = primals
+    db, dw, dV = tangents
+    S0, S1, S2, S3, H1, H2 = _logistic_moments(y, nodes, beta, omega0, V0)
+    Z, dZ = S0, y * beta * S1
+    tZ = y * beta * S1 * dw + 0.5 * beta**2 * S2 * dV + y * H1 * db
+    tdZ = beta**2 * S2 * dw + 0.5 * y * beta**3 * S3 * dV + (y * S1 + beta * H2) * db
+    return (Z, dZ), (tZ, tdZ)

@@ -167,38 +167,40 @@ def _iterate(p: Params, quad: Quadrature, tol, max_iter, x0, picard_steps):
     x = jax.lax.fori_loop(0, picard_steps, picard, x0)
 
     def cond(c):
-        x, res, k, done = c
-        return ~done & (k < max_iter) & _healthy(x)
+        x, r, k = c
+        return (_norm(r) > tol) & (k < max_iter) & _healthy(x)
 
     def body(c):
-        x, _, k, _ = c
-        r, lin = jax.linearize(R, x)
-        res = _norm(r)
-        J = jax.vmap(lin, out_axes=1)(jnp.eye(3, dtype=x.dtype))
+        x, r, k = c
+        J = jax.jacfwd(R)(x)
         step = jnp.clip(-jnp.linalg.solve(J, r), -TRUST, TRUST)
         step = jnp.where(jnp.all(jnp.isfinite(step)), step, 0.0)
         target = _norm2(r)
 
-        # Backtracking on |R|_2 (Newton's direction descends it): halve until it drops.
+        # Trials: the Newton step, then halvings (accepted once |R|_2 drops: Newton's
+        # direction descends it), and last a damped sweep, accepted unconditionally.
+        # The residual of the accepted trial is kept, so convergence is detected
+        # without another Jacobian.
+        def trial(i):
+            newton = x + (0.5**i) * step
+            return jnp.where(i <= BACKTRACKS, newton, x + DAMPING * r)
+
         def ls_cond(c):
-            t, ok, i = c
-            return ~ok & (i < BACKTRACKS)
+            _, _, ok, i = c
+            return ~ok & (i <= BACKTRACKS + 1)
 
         def ls_body(c):
-            t, _, i = c
-            t = jnp.where(i == 0, 1.0, 0.5 * t)
-            ok = _norm2(R(x + t * step)) < (1 - 1e-4 * t) * target
-            return t, ok, i + 1
+            _, _, _, i = c
+            xt = trial(i)
+            rt = R(xt)
+            ok = (i > BACKTRACKS) | (_norm2(rt) < (1 - 1e-4 * 0.5**i) * target)
+            return xt, rt, ok, i + 1
 
-        t, ok, _ = jax.lax.while_loop(ls_cond, ls_body, (jnp.ones((), x.dtype), False, 0))
-        done = res <= tol
-        x_next = jnp.where(ok, x + t * step, x + DAMPING * r)
-        return jnp.where(done, x, x_next), res, k + 1, done
+        xt, rt, _, _ = jax.lax.while_loop(ls_cond, ls_body, (x, r, False, 0))
+        return xt, rt, k + 1
 
-    init = (x, jnp.asarray(jnp.inf, x.dtype), jnp.array(picard_steps), jnp.array(False))
-    x, res, k, done = jax.lax.while_loop(cond, body, init)
-    res = jnp.where(done, res, _norm(R(x)))
-    return x, res, k
+    x, r, k = jax.lax.while_loop(cond, body, (x, R(x), jnp.array(picard_steps)))
+    return x, _norm(r), k
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(2,))
