@@ -117,9 +117,18 @@ def run(n: int, d: int, repeats: int, signal: float, seed: int):
 
     w = np.asarray(res.probe.w, np.float64)
     return dict(
-        n=n, d=d, sk_sweep=t_sk_sweep, sk_total=t_sk, pj_first=t_first, pj_sweep=t_pj_sweep,
-        pj_total=t_pj, C_sk=C_sk, C_pj=float(res.C), C_pj_sweep=1.0 / float(lam_sweep),
-        acc_sk=acc_sk, acc_pj=float(res.test_accuracy),
+        n=n,
+        d=d,
+        sk_sweep=t_sk_sweep,
+        sk_total=t_sk,
+        pj_first=t_first,
+        pj_sweep=t_pj_sweep,
+        pj_total=t_pj,
+        C_sk=C_sk,
+        C_pj=float(res.C),
+        C_pj_sweep=1.0 / float(lam_sweep),
+        acc_sk=acc_sk,
+        acc_pj=float(res.test_accuracy),
         cos=float(w @ w_sk / np.linalg.norm(w) / np.linalg.norm(w_sk)),
         converged=bool(res.path_converged.all()) and bool(res.refit_converged),
     )
@@ -133,20 +142,27 @@ def main():
     ap.add_argument("--signal", type=float, default=3.0)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    print(f"jax {jax.__version__} on {jax.devices()[0].platform}, "
-          f"{jax.devices()[0].device_kind}; float32; 100-point C grid")
-    print("| n | d | sklearn sweep s | probejax sweep s | sweep ratio | sklearn protocol s "
-          "| probejax protocol s | protocol ratio | probejax compile+first s | C sklearn "
-          "| C probejax | test acc sklearn | test acc probejax | cos |")
+    print(
+        f"jax {jax.__version__} on {jax.devices()[0].platform}, "
+        f"{jax.devices()[0].device_kind}; float32; 100-point C grid"
+    )
+    print(
+        "| n | d | sklearn sweep s | probejax sweep s | sweep ratio | sklearn protocol s "
+        "| probejax protocol s | protocol ratio | probejax compile+first s | C sklearn "
+        "| C probejax | test acc sklearn | test acc probejax | cos |"
+    )
     print("|" + "---|" * 14)
     for d in args.d:
         r = run(args.n, d, args.repeats, args.signal, args.seed)
-        print(f"| {r['n']} | {r['d']} | {r['sk_sweep']:.2f} | {r['pj_sweep']:.3f} | "
-              f"{r['sk_sweep'] / r['pj_sweep']:.0f}x | {r['sk_total']:.2f} | {r['pj_total']:.3f} | "
-              f"{r['sk_total'] / r['pj_total']:.0f}x | {r['pj_first']:.1f} | {r['C_sk']:.4g} | "
-              f"{r['C_pj']:.4g} | {r['acc_sk']:.3f} | {r['acc_pj']:.3f} | {r['cos']:.4f} |")
+        print(
+            f"| {r['n']} | {r['d']} | {r['sk_sweep']:.2f} | {r['pj_sweep']:.3f} | "
+            f"{r['sk_sweep'] / r['pj_sweep']:.0f}x | {r['sk_total']:.2f} | {r['pj_total']:.3f} | "
+            f"{r['sk_total'] / r['pj_total']:.0f}x | {r['pj_first']:.1f} | {r['C_sk']:.4g} | "
+            f"{r['C_pj']:.4g} | {r['acc_sk']:.3f} | {r['acc_pj']:.3f} | {r['cos']:.4f} |"
+        )
         same = np.isclose(r["C_sk"], r["C_pj"], rtol=1e-4) and np.isclose(
-            r["C_pj"], r["C_pj_sweep"], rtol=1e-4)
+            r["C_pj"], r["C_pj_sweep"], rtol=1e-4
+        )
         print(f"  selected C agree: {same}; all probejax fits converged: {r['converged']}")
 
 

@@ -40,10 +40,17 @@ def ref_partition(channel, omega0, V0):
     if channel == "sign":
         s = math.sqrt(max(V0, 1e-300))
         return stats.norm.cdf(omega0 / s), stats.norm.pdf(omega0 / s) / s
-    Z = integrate.quad(lambda z: stats.norm.pdf(z) * special.expit(omega0 + math.sqrt(V0) * z), -12, 12)[0]
+    Z = integrate.quad(
+        lambda z: stats.norm.pdf(z) * special.expit(omega0 + math.sqrt(V0) * z), -12, 12
+    )[0]
     dZ = integrate.quad(
-        lambda z: stats.norm.pdf(z) * special.expit(omega0 + math.sqrt(V0) * z) * special.expit(-omega0 - math.sqrt(V0) * z),
-        -12, 12,
+        lambda z: (
+            stats.norm.pdf(z)
+            * special.expit(omega0 + math.sqrt(V0) * z)
+            * special.expit(-omega0 - math.sqrt(V0) * z)
+        ),
+        -12,
+        12,
     )[0]
     return Z, dZ
 
@@ -58,8 +65,10 @@ def ref_hats(channel, alpha, m, q, V):
         Z, dZ = ref_partition(channel, m / sq * xi, V0)
         return np.array([dZ * s, Z * s * s, Z * D / (1 + V * D)]) * stats.norm.pdf(xi)
 
-    vals = [integrate.quad(lambda x, k=k: terms(x)[k], -10, 10, limit=200, points=[0.0, -V / sq])[0]
-            for k in range(3)]
+    vals = [
+        integrate.quad(lambda x, k=k: terms(x)[k], -10, 10, limit=200, points=[0.0, -V / sq])[0]
+        for k in range(3)
+    ]
     return [2 * alpha * v for v in vals]
 
 
@@ -70,7 +79,11 @@ def ref_fixed_point(channel, alpha, lam, tol=1e-9, damping=0.5, max_iter=2000):
         Vn = 1 / (lam + Vh)
         mn, qn = mh * Vn, (mh**2 + qh) * Vn**2
         diff = max(abs(mn - m), abs(qn - q) / q, abs(Vn - V) / V)
-        m, q, V = (1 - damping) * m + damping * mn, (1 - damping) * q + damping * qn, (1 - damping) * V + damping * Vn
+        m, q, V = (
+            (1 - damping) * m + damping * mn,
+            (1 - damping) * q + damping * qn,
+            (1 - damping) * V + damping * Vn,
+        )
         if diff < tol:
             break
     return m, q, V
@@ -84,10 +97,14 @@ def main():
     args = ap.parse_args()
     alphas = np.logspace(-1, 1, args.n)
     lams = np.logspace(-3, 1, args.n)
-    print(f"jax {jax.__version__} on {jax.devices()[0].platform}; float64; grid alpha in "
-          f"[0.1, 10] x lam in [1e-3, 10], {args.n} x {args.n} points, rho = beta = 1")
-    print("| teacher | grid s (after compile) | compile+first s | converged | per point ms "
-          "| reference per point s | ratio | max rel. diff (m, q, V) |")
+    print(
+        f"jax {jax.__version__} on {jax.devices()[0].platform}; float64; grid alpha in "
+        f"[0.1, 10] x lam in [1e-3, 10], {args.n} x {args.n} points, rho = beta = 1"
+    )
+    print(
+        "| teacher | grid s (after compile) | compile+first s | converged | per point ms "
+        "| reference per point s | ratio | max rel. diff (m, q, V) |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for channel in args.teachers:
         model = pj.GaussianTeacherStudent(channel)
@@ -106,10 +123,18 @@ def main():
             m, q, V = ref_fixed_point(channel, a, lam)
             t_ref.append(time.perf_counter() - t0)
             fp = solve_fixed_point(model, a, lam)
-            worst = max(worst, *(abs(r / float(o) - 1) for r, o in zip((m, q, V), (fp.m, fp.q, fp.V))))
+            worst = max(
+                worst,
+                *(
+                    abs(r / float(o) - 1)
+                    for r, o in zip((m, q, V), (fp.m, fp.q, fp.V), strict=True)
+                ),
+            )
         ref = float(np.mean(t_ref))
-        print(f"| {channel} | {t_grid:.2f} | {t_first:.1f} | {float(grid.converged.mean()):.4f} | "
-              f"{1e3 * per_point:.2f} | {ref:.1f} | {ref / per_point:.0f}x | {worst:.1e} |")
+        print(
+            f"| {channel} | {t_grid:.2f} | {t_first:.1f} | {float(grid.converged.mean()):.4f} | "
+            f"{1e3 * per_point:.2f} | {ref:.1f} | {ref / per_point:.0f}x | {worst:.1e} |"
+        )
 
 
 if __name__ == "__main__":
