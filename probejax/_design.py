@@ -20,6 +20,8 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from ._linalg import eigh
+
 
 class ReducedDesign(eqx.Module):
     """``F`` (n x r), the eigenvalues ``s`` (r,), and the lift from beta to w."""
@@ -52,13 +54,13 @@ def reduce_design(X: Float[Array, "n d"], gram: Float[Array, "n n"] | None = Non
     n, d = X.shape
     eps = jnp.finfo(X.dtype).eps
     if n < d:
-        s, U = jnp.linalg.eigh(X @ X.T if gram is None else gram)
+        s, U = eigh(X @ X.T if gram is None else gram)
         keep = s > s[-1] * n * eps
         root = jnp.sqrt(jnp.where(keep, s, 1.0))
         F = U * jnp.where(keep, root, 0.0)
         A = U * jnp.where(keep, 1.0 / root, 0.0)
         return ReducedDesign(F, jnp.where(keep, s, 0.0), X, A, True)
-    s, V = jnp.linalg.eigh(X.T @ X)
+    s, V = eigh(X.T @ X)
     keep = s > s[-1] * n * eps
     V = V * keep
     return ReducedDesign(X @ V, jnp.where(keep, s, 0.0), None, V, False)

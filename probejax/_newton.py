@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 from jaxtyping import Array, Float
 
+from ._linalg import cholesky
 from ._logistic import (
     RidgeLogisticSolution,
     exact_line_search,
@@ -48,7 +49,7 @@ from ._logistic import (
 
 
 def _cholesky_solver(A):
-    L = jnp.linalg.cholesky(A)
+    L = cholesky(A)
 
     def solve(v):
         u = jsl.solve_triangular(L, v, lower=True)
