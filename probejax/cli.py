@@ -1,4 +1,4 @@
-"""Command line: ``probejax demo`` (the README's main job)."""
+"""Command line: ``probejax reproduce`` (the README's main job), ``demo``, ``theory point``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,15 @@ import time
 import typer
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="probejax command line.")
+
+
+def _add_llm() -> None:
+    from ._cli_llm import llm_app
+
+    app.add_typer(llm_app, name="llm")
+
+
+_add_llm()
 
 
 @app.callback()
@@ -86,6 +95,47 @@ def theory_point(
     else:
         for k, v in out.items():
             typer.echo(f"{k:>14}: {v}")
+
+
+@app.command()
+def reproduce(
+    targets: list[str] = typer.Argument(None, help="targets to run (default: all registered)"),
+    quick: bool = typer.Option(False, "--quick", help="the configs' small smoke-test variants"),
+    force: bool = typer.Option(False, "--force", help="recompute even if results are current"),
+    results_dir: str = typer.Option(
+        None, help="results root (default: the config's, results/<target>); one folder per target"
+    ),
+    figures_dir: str = typer.Option(None, help="figures folder (default: the config's, figures/)"),
+) -> None:
+    """Run reproduction targets: config (experiments/) -> results file -> figures."""
+    import jax
+
+    from .reproduce import TARGETS, run_target
+
+    names = list(targets) if targets else list(TARGETS)
+    unknown = [t for t in names if t not in TARGETS]
+    if unknown:
+        raise typer.BadParameter(f"unknown target(s) {unknown}; registered: {sorted(TARGETS)}.")
+    for name in names:
+        typer.echo(f"[{name}] {TARGETS[name].description}")
+        out_dir = None if results_dir is None else f"{results_dir}/{name}"
+        try:
+            with jax.enable_x64(TARGETS[name].x64):
+                out = run_target(
+                    name,
+                    quick=quick,
+                    force=force,
+                    results_dir=out_dir,
+                    figures_dir=figures_dir,
+                    log=lambda s, n=name: typer.echo(f"[{n}] {s}"),
+                )
+        except FileNotFoundError as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(1) from None
+        typer.echo(
+            f"[{name}] done in {out.seconds:.1f} s{' (results reused)' if out.reused else ''}: "
+            f"results {out.results}, figures in {out.figures[0].parent}"
+        )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,96 @@
+"""``probejax llm ...``: extraction, layer sweeps and steering on language models."""
+
+from __future__ import annotations
+
+import typer
+
+llm_app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Probe and steer language models."
+)
+
+
+def parse_layers(spec: str | None) -> list[int] | None:
+    """``None``/"all" -> all layers; "3,5,7" and ranges "10-14" (inclusive) -> a list."""
+    if spec is None or spec.strip().lower() == "all":
+        return None
+    layers: list[int] = []
+    for part in spec.split(","):
+        part = part.strip()
+        try:
+            if "-" in part:
+                lo, hi = (int(p) for p in part.split("-", 1))
+                if hi < lo:
+                    raise ValueError
+                layers.extend(range(lo, hi + 1))
+            else:
+                layers.append(int(part))
+        except ValueError:
+            raise typer.BadParameter(
+                f"cannot read layer spec {part!r} in {spec!r}: use e.g. 'all', '3,5,7' or '10-14'."
+            ) from None
+    return layers
+
+
+@llm_app.command()
+def sweep(
+    model: str = typer.Option("default", help="local model folder, hub id, or 'default'"),
+    data: str = typer.Option("cities", help="bundled dataset name or a CSV/JSONL path"),
+    out: str = typer.Option(..., help="output folder: results.json, probes.npz, figures"),
+    pooling: str = typer.Option("last", help="last | mean | max"),
+    layers: str = typer.Option(None, help="'all' (default), '3,5,7' or '10-14'"),
+    point: str = typer.Option("block_output", help="hook point: block_output | block_input"),
+    batch_size: int = typer.Option(16, help="texts per forward pass"),
+    max_examples: int = typer.Option(None, help="stratified subsample of the dataset"),
+    runs: int = typer.Option(20, help="stability runs (each drops 20% of train+val)"),
+    methods: str = typer.Option(
+        "raptor,mass_mean,lda,pca,ridge_ls,gcs", help="comma-separated methods"
+    ),
+    sklearn: bool = typer.Option(True, help="time the authors' scikit-learn loop per layer"),
+    seed: int = typer.Option(0, help="seed of the subsample, splits and stability runs"),
+    cache: str = typer.Option(None, help="activation cache root (default ~/.cache/probejax)"),
+) -> None:
+    """Extract (cached) every layer, run RAPTOR and the baselines, print a per-layer
+    table, write OUT/results.json, OUT/probes.npz and figures OUT/*.png."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ._compare import CompareConfig
+    from .llm._plots import plot_sweep
+    from .llm._sweep import layer_table, llm_sweep
+
+    try:
+        cfg = CompareConfig(
+            methods=tuple(m.strip() for m in methods.split(",") if m.strip()),
+            stability_runs=runs,
+        )
+        res = llm_sweep(
+            model,
+            data,
+            out,
+            pooling=pooling,
+            point=point,
+            layers=parse_layers(layers),
+            batch_size=batch_size,
+            max_examples=max_examples,
+            seed=seed,
+            compare=cfg,
+            sklearn_reference=sklearn,
+            cache_root=cache,
+            log=typer.echo,
+        )
+    except (ValueError, FileNotFoundError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1) from None
+    results = res.results
+    table = Table(title=f"{results['model']['id']} on {results['dataset']['name']}")
+    table.add_column("layer", justify="right")
+    for m in results["methods"]:
+        table.add_column(f"{m} acc", justify="right")
+    if "raptor" in results["methods"]:
+        table.add_column("raptor stab", justify="right")
+        table.add_column("raptor lam", justify="right")
+    for row in layer_table(results):
+        table.add_row(*row)
+    Console().print(table)
+    for p in plot_sweep(res.results_path, out, prefix="sweep"):
+        typer.echo(f"wrote {p}")

@@ -1,0 +1,73 @@
+"""Results files: JSON with the config and its hash, written atomically.
+
+A results file is ``{"target", "config", "config_hash", ...}``. Its hash is the SHA-256
+of the config's canonical JSON without the output paths (``results_dir``,
+``figures_dir``), so moving the outputs does not invalidate a result, and changing
+any computed value does. Arrays are stored as nested lists; non-finite numbers as
+``null`` (strict JSON), read back as NaN by ``np.asarray(x, float)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+OUTPUT_KEYS = ("results_dir", "figures_dir")
+
+
+def config_hash(config: dict) -> str:
+    """SHA-256 (hex) of the config's canonical JSON, output paths excluded."""
+    core = {k: v for k, v in config.items() if k not in OUTPUT_KEYS}
+    text = json.dumps(jsonable(core), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def jsonable(obj: Any) -> Any:
+    """Nested dicts/lists of Python scalars; arrays to lists, non-finite floats to None."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [jsonable(v) for v in obj]
+    if hasattr(obj, "__array__") and not isinstance(obj, str):
+        arr = np.asarray(obj)
+        return jsonable(arr.tolist()) if arr.ndim else jsonable(arr.item())
+    if isinstance(obj, bool | np.bool_):
+        return bool(obj)
+    if isinstance(obj, int | np.integer):
+        return int(obj)
+    if isinstance(obj, float | np.floating):
+        return float(obj) if math.isfinite(obj) else None
+    return obj
+
+
+def write_json_atomic(path: Path, obj: dict) -> None:
+    """Write ``obj`` as JSON to ``path`` via a temporary file and ``os.replace`` (a
+    reader never sees a partial file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would make results private to this user
+        with os.fdopen(fd, "w") as f:
+            json.dump(jsonable(obj), f, indent=1, allow_nan=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_results(path: Path) -> dict | None:
+    """The results file at ``path``, or ``None`` if it is missing or unreadable."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, json.JSONDecodeError):
+        return None

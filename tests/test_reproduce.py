@@ -1,0 +1,102 @@
+"""Smoke tests of the reproduction entry point (``probejax reproduce theory --quick``)
+and of the theory notebook, executed with nbclient so neither can rot."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+import probejax.reproduce as rp
+from probejax.cli import app
+
+FIGURES = ("accuracy", "cosine", "stability", "optimal_lam", "phase")
+RESULT_KEYS = {"target", "config", "config_hash", "created", "versions", "curves",
+               "simulation", "stability", "optimal", "phase", "summary", "timing_s"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """One real quick run (about a minute), shared by the tests below."""
+    out = tmp_path_factory.mktemp("reproduce")
+    args = ["reproduce", "theory", "--quick", "--results-dir", str(out / "results"),
+            "--figures-dir", str(out / "figures")]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return out, args, result
+
+
+def test_quick_run_writes_results_and_figures(quick_run):
+    out, _, result = quick_run
+    path = out / "results" / "theory" / "results.json"
+    assert f"results {path}" in result.output
+    res = json.loads(path.read_text())
+    assert RESULT_KEYS <= res.keys()
+    config = rp.load_config("theory", quick=True)
+    assert res["config_hash"] == rp.config_hash(config)
+    assert res["config"]["results_dir"] == str(out / "results" / "theory")
+    # Sanity of the numbers, not their precision (the quick grids are tiny).
+    assert all(all(row) for row in res["curves"]["converged"])
+    assert res["summary"]["sim_vs_theory"]["fits_converged"] == 1.0
+    assert res["summary"]["phase_agreement"] == 1.0
+    assert max(abs(g) for g in res["summary"]["sign_gap_to_bayes"]) < 1e-3
+    assert res["phase"]["sign_alpha_c"] is None  # inf, stored as JSON null
+    for name in FIGURES:
+        png = out / "figures" / f"theory_{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+
+
+def test_same_config_hash_reuses_results(quick_run):
+    out, args, _ = quick_run
+    path = out / "results" / "theory" / "results.json"
+    before = path.read_text()
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "reusing" in result.output and "(results reused)" in result.output
+    assert path.read_text() == before
+
+
+def test_stale_hash_or_force_recomputes(quick_run, monkeypatch):
+    out, _, _ = quick_run
+    path = out / "results" / "theory" / "results.json"
+    stored = json.loads(path.read_text())
+    calls = []
+
+    def fake_compute(config, log):
+        calls.append(config)
+        return {k: v for k, v in stored.items() if k not in ("config", "config_hash")}
+
+    monkeypatch.setattr("probejax.reproduce._theory.compute", fake_compute)
+    kw = dict(quick=True, results_dir=out / "results" / "theory", figures_dir=out / "figures")
+    path.write_text(json.dumps(stored | {"config_hash": "stale"}))
+    assert not rp.run_target("theory", **kw).reused
+    assert len(calls) == 1
+    assert json.loads(path.read_text())["config_hash"] == stored["config_hash"]
+    assert rp.run_target("theory", **kw).reused
+    assert not rp.run_target("theory", force=True, **kw).reused
+    assert len(calls) == 2
+
+
+def test_unknown_target_and_missing_experiments(tmp_path, monkeypatch):
+    result = CliRunner().invoke(app, ["reproduce", "nope"])
+    assert result.exit_code != 0 and "nope" in result.output
+    monkeypatch.setattr(rp, "repo_root", lambda: tmp_path)
+    with pytest.raises(FileNotFoundError, match="experiments"):
+        rp.load_config("theory")
+
+
+def test_notebook_executes(tmp_path):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+
+    nb = nbformat.read(rp.repo_root() / "notebooks" / "theory_vs_simulation.ipynb", as_version=4)
+    # kernel "python3": this environment's ipykernel (its spec runs sys.executable).
+    client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=300)
+    client.km = client.create_kernel_manager()
+    try:
+        client.start_new_kernel(cwd=str(tmp_path))
+    except Exception as err:  # no kernel spec, no ipykernel, cannot spawn
+        pytest.skip(f"the python3 Jupyter kernel could not start: {err!r}")
+    client.execute()  # owns the kernel: stops its channels and shuts it down at the end
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert any("image/png" in o.get("data", {}) for o in outputs)
