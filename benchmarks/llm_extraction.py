@@ -1,0 +1,221 @@
+"""Activation extraction on the default SmolLM2-135M-Instruct: probejax against a bare
+transformers forward pass, and the memory of the on-disk cache as n grows.
+
+Command:  python benchmarks/llm_extraction.py                    (n = 320, cache n = 128, 512)
+          python benchmarks/llm_extraction.py --n 64 --sizes 32 64   (quick)
+Expected runtime: about 2.5 minutes on 2 CPU cores (one torch thread), after the
+one-off GGUF conversion of the default model (about 30 s, cached in ~/.cache/probejax).
+Expected result: extract within ~0.8-1.0x of model(**batch) (it skips the LM head), and
+a peak RSS growth of about 100 MiB for every n (the .npy file grows, memory does not).
+
+Texts: "The city of X is in Y." statements from a small list of cities (true and
+false countries, a few templates), batch size 16, in the same order on both sides.
+
+Speed: `probejax.llm.extract` (all 30 blocks, "last" pooling: hooks read and pool every
+block, the pass stops after the last block) against the same right-padded batches fed
+to `model(**batch)` (transformers causal LM, logits over the whole vocabulary, no
+hidden states kept) and to `model.model(**batch)` (the bare decoder stack, no LM head).
+One warm-up batch each, then the median of --repeats timed passes.
+
+Memory: `cached_activations` for each size in --sizes, each in a fresh subprocess after
+loading the model and one warm-up batch; reported are the growth of the resident set's
+peak (VmHWM, reset just before the call) and the tracemalloc peak of Python-side
+allocations (numpy included) during the call. Batches are written to the .npy file as
+they come, so both should stay flat while the file grows with n.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+CITIES = [
+    ("Paris", "France"),
+    ("Lyon", "France"),
+    ("Berlin", "Germany"),
+    ("Munich", "Germany"),
+    ("Madrid", "Spain"),
+    ("Seville", "Spain"),
+    ("Rome", "Italy"),
+    ("Milan", "Italy"),
+    ("Tokyo", "Japan"),
+    ("Osaka", "Japan"),
+    ("Lima", "Peru"),
+    ("Cairo", "Egypt"),
+    ("Nairobi", "Kenya"),
+    ("Toronto", "Canada"),
+    ("Sydney", "Australia"),
+    ("Mumbai", "India"),
+    ("Oslo", "Norway"),
+    ("Lisbon", "Portugal"),
+    ("Dublin", "Ireland"),
+    ("Seoul", "South Korea"),
+]
+TEMPLATES = [
+    "The city of {} is in {}.",
+    "{} is a city in {}.",
+    "It is true that {} lies in {}.",
+    "The city of {} is located in the country of {}.",
+]
+
+
+def make_texts(n: int) -> list[str]:
+    """``n`` city statements, cycling through (template, city, country) with true and
+    false countries."""
+    out = []
+    countries = [c for _, c in CITIES]
+    k = 0
+    while len(out) < n:
+        t = TEMPLATES[k % len(TEMPLATES)]
+        city, country = CITIES[(k // len(TEMPLATES)) % len(CITIES)]
+        if (k // (len(TEMPLATES) * len(CITIES))) % 2:
+            country = countries[(countries.index(country) + 3) % len(countries)]
+        out.append(t.format(city, country))
+        k += 1
+    return out
+
+
+def _median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def speed(n: int, batch_size: int, repeats: int) -> dict:
+    import torch
+
+    from probejax.llm import extract, load_model
+    from probejax.llm._extract import _batch_tensors, tokenize
+
+    lm = load_model("default")
+    texts = make_texts(n)
+    ids = tokenize(lm, texts)
+    batches = [_batch_tensors(lm, ids[i : i + batch_size]) for i in range(0, n, batch_size)]
+
+    def bare(module):
+        def run():
+            with torch.inference_mode():
+                for input_ids, mask, _ in batches:
+                    module(input_ids=input_ids, attention_mask=mask, use_cache=False)
+
+        return run
+
+    extract(lm, texts[:batch_size], batch_size=batch_size)
+    bare(lm.model)()  # warm-up over all shapes
+    out = {
+        "probejax extract (30 blocks, last)": _median_time(
+            lambda: extract(lm, texts, batch_size=batch_size), repeats
+        ),
+        "transformers model(**batch)": _median_time(bare(lm.model), repeats),
+        "transformers model.model(**batch) (no LM head)": _median_time(
+            bare(lm.model.model), repeats
+        ),
+    }
+    tokens = sum(len(r) for r in ids)
+    return {"times": out, "tokens": tokens, "threads": torch.get_num_threads()}
+
+
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def memory_child(n: int, batch_size: int, cache_dir: str) -> None:
+    """Run in a fresh process: measure one ``cached_activations`` call, print JSON."""
+    from probejax.llm import cached_activations, extract, load_model
+
+    lm = load_model("default")
+    texts = make_texts(n)
+    extract(lm, texts[:batch_size], batch_size=batch_size)
+    rss0 = _status_kib("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    acts = cached_activations(
+        lm, texts, f"bench-{n}", cache_dir, batch_size=batch_size, progress=False
+    )
+    seconds = time.perf_counter() - t0
+    _, py_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    hwm = _status_kib("VmHWM")
+    assert acts.shape == (lm.n_layers, n, lm.d_model) and np.isfinite(acts[:, -1]).all()
+    result = {
+        "n": n,
+        "file_mib": os.path.getsize(Path(cache_dir) / "activations.npy") / 2**20,
+        "rss_peak_growth_mib": (hwm - rss0) / 1024,
+        "tracemalloc_peak_mib": py_peak / 2**20,
+        "seconds": seconds,
+    }
+    print("RESULT " + json.dumps(result))
+
+
+def memory(sizes: list[int], batch_size: int) -> list[dict]:
+    rows = []
+    for n in sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            cmd = [sys.executable, __file__, "--memory-child", str(n), "--batch-size",
+                   str(batch_size), "--cache-dir", str(Path(tmp) / "cache")]  # fmt: skip
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            line = next(x for x in out.splitlines() if x.startswith("RESULT "))
+            rows.append(json.loads(line.removeprefix("RESULT ")))
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--n", type=int, default=320, help="texts for the speed comparison")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--sizes", type=int, nargs="+", default=[128, 512])
+    p.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--cache-dir", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.memory_child:
+        memory_child(args.memory_child, args.batch_size, args.cache_dir)
+        return
+
+    from probejax.llm._model import default_model_folder
+
+    default_model_folder()  # convert the GGUF file once, outside the timings
+    s = speed(args.n, args.batch_size, args.repeats)
+    times = s["times"]
+    base = times["transformers model(**batch)"]
+    print(
+        f"\n### Speed: n = {args.n} texts ({s['tokens']} tokens), batch {args.batch_size}, "
+        f"{s['threads']} torch thread(s), median of {args.repeats}\n"
+    )
+    print("| pass | seconds | texts/s | time / model(**batch) |")
+    print("|---|---:|---:|---:|")
+    for name, t in times.items():
+        print(f"| {name} | {t:.2f} | {args.n / t:.0f} | {t / base:.2f} |")
+
+    rows = memory(args.sizes, args.batch_size)
+    print(
+        f"\n### Memory of cached_activations (30 blocks, last pooling, batch {args.batch_size})\n"
+    )
+    print("| n | .npy file (MiB) | peak RSS growth (MiB) | tracemalloc peak (MiB) | seconds |")
+    print("|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(
+            f"| {r['n']} | {r['file_mib']:.1f} | {r['rss_peak_growth_mib']:.1f} | "
+            f"{r['tracemalloc_peak_mib']:.2f} | {r['seconds']:.1f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

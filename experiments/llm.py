@@ -1,0 +1,73 @@
+"""Probe-then-steer on SmolLM2-135M-Instruct: every layer, RAPTOR and the baselines.
+
+Command:   probejax reproduce llm            (quick variant: add --quick)
+Runtime:   see the README table (first run adds ~1 minute to convert the GGUF model
+           into a safetensors folder under ~/.cache/probejax, and the extraction; later
+           runs reuse the activation cache).
+Outputs:   results/llm/results.json, results/llm/<dataset>_probes.npz, figures
+           figures/llm_<dataset>_{accuracy,stability,cost}.png (quick: under
+           results/llm_quick/).
+
+Expected result: RAPTOR test accuracy above 0.9 at the middle layers on cities
+(true/false statements), and on sentiment (tweets); the steering demo moves the
+sentiment probe's probability of the re-encoded generated text towards the target.
+"""
+
+from __future__ import annotations
+
+
+def get_config(quick: bool = False) -> dict:
+    """The reproduction config (plain JSON-able values).
+
+    - ``model``: "default" (the embedded SmolLM2-135M-Instruct) or a folder / hub id;
+    - ``datasets``: bundled names, each swept on every layer in ``layers`` (None: all);
+    - ``max_examples``: stratified subsample per dataset (None: all);
+    - ``pooling``, ``point``, ``batch_size``: extraction;
+    - ``compare``: methods, stability runs and dropped fraction, GCS size;
+    - ``sklearn_reference``: time the authors' scikit-learn loop per layer;
+    - ``steer``: the dataset whose RAPTOR probe steers, prompts, layers (offsets from
+      the best layer), target probabilities and generation length.
+    """
+    base = {
+        "target": "llm",
+        "model": "default",
+        "pooling": "last",
+        "point": "block_output",
+        "batch_size": 16,
+        "seed": 0,
+        "sklearn_reference": True,
+    }
+    if quick:
+        return {
+            **base,
+            "results_dir": "results/llm_quick",
+            "figures_dir": "results/llm_quick/figures",
+            "datasets": ["cities", "sentiment"],
+            "max_examples": 160,
+            "layers": [4, 10, 16, 22],
+            "compare": {"stability_runs": 3, "drop": 0.2, "gcs_probes": 50},
+            "sklearn_reference": False,
+            "steer": {
+                "dataset": "sentiment",
+                "prompts": ["I think that today"],
+                "layer_offsets": [0],
+                "targets": [0.9999, 0.0001],
+                "max_new_tokens": 12,
+            },
+        }
+    return {
+        **base,
+        "results_dir": "results/llm",
+        "figures_dir": "figures",
+        "datasets": ["cities", "sentiment"],
+        "max_examples": 1500,  # cities has 1500; sentiment (4238) is subsampled, balanced
+        "layers": None,
+        "compare": {"stability_runs": 20, "drop": 0.2, "gcs_probes": 1000},
+        "steer": {
+            "dataset": "sentiment",
+            "prompts": ["I think that today", "The new phone I bought"],
+            "layer_offsets": [0],
+            "targets": [0.9999, 0.0001],
+            "max_new_tokens": 30,
+        },
+    }

@@ -1,0 +1,28 @@
+"""probejax.llm: probes on frozen language-model activations (needs the ``llm`` extra:
+torch, transformers, safetensors, gguf, tqdm)."""
+
+from ._cache import (
+    CacheCorruptError as CacheCorruptError,
+    CacheMismatchError as CacheMismatchError,
+    cached_activations as cached_activations,
+)
+from ._datasets import (
+    TextDataset as TextDataset,
+    bundled_datasets as bundled_datasets,
+    contrast_pairs as contrast_pairs,
+    load_dataset as load_dataset,
+    read_text_dataset as read_text_dataset,
+)
+from ._extract import extract as extract
+from ._hooks import HOOK_POINTS as HOOK_POINTS, decoder_layers as decoder_layers, hooked as hooked
+from ._model import LoadedModel as LoadedModel, load_model as load_model
+from ._steer import (
+    FixedSteering as FixedSteering,
+    SteerRecord as SteerRecord,
+    TargetSteering as TargetSteering,
+    generate as generate,
+    probe_probability as probe_probability,
+    steer as steer,
+    steering_demo as steering_demo,
+)
+from ._sweep import SweepOutputs as SweepOutputs, llm_sweep as llm_sweep

@@ -1,0 +1,95 @@
+"""Figures of a language-model sweep, drawn from its ``results.json`` only.
+
+Three figures per (model, dataset): test accuracy vs layer per method, directional
+stability vs layer per method, and the training cost per layer of probejax's RAPTOR
+against the authors' scikit-learn loop. matplotlib's object API (headless, no pyplot).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+LABELS = {
+    "raptor": "RAPTOR (ridge logistic, tuned)",
+    "mass_mean": "mass-mean",
+    "lda": "Fisher LDA (Ledoit-Wolf)",
+    "pca": "top PCA direction",
+    "ridge_ls": "ridge least squares (tuned)",
+    "gcs": "GCS (mean of 1000 probes)",
+}
+
+
+def _title(res: dict) -> str:
+    return (
+        f"{res['model']['id'].split('/')[-1]} on {res['dataset']['name']} "
+        f"(n = {res['dataset']['n']}, {res['pooling']} token)"
+    )
+
+
+def _per_method(res: dict, field: str, ylabel: str, path: Path, **ax_kw) -> Path | None:
+    fig = Figure(figsize=(7, 4.4), layout="constrained")
+    ax = fig.add_subplot()
+    drew = False
+    for name, m in res["methods"].items():
+        v = np.asarray(m[field], dtype=float)
+        if np.isfinite(v).any():
+            ax.plot(res["layers"], v, marker="o", ms=3, label=LABELS.get(name, name))
+            drew = True
+    if not drew:
+        return None
+    ax.set(xlabel="layer (block output)", ylabel=ylabel, title=_title(res), **ax_kw)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def _cost(res: dict, path: Path) -> Path | None:
+    if "sklearn" not in res or "raptor" not in res["methods"]:
+        return None
+    fig = Figure(figsize=(7, 4.4), layout="constrained")
+    ax = fig.add_subplot()
+    pj = np.asarray(res["methods"]["raptor"]["fit_seconds"], float)
+    sk = np.asarray(res["sklearn"]["total_seconds"], float)
+    ax.plot(res["layers"], sk, marker="o", ms=3, label="scikit-learn loop (authors' code)")
+    ax.plot(res["layers"], pj, marker="o", ms=3, label="probejax fit_raptor (vmapped grid)")
+    ratio = np.median(sk[1:] / pj[1:]) if len(pj) > 1 else sk[0] / pj[0]
+    ax.set(
+        yscale="log",
+        xlabel="layer",
+        ylabel="seconds per layer (C sweep + refit)",
+        title=f"{_title(res)}: median ratio {ratio:.0f}x (first layer includes compilation)",
+    )
+    ax.title.set_fontsize(9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def plot_sweep(results_path: str | Path, figures_dir: str | Path, prefix: str) -> list[Path]:
+    """Draw ``{prefix}_accuracy.png``, ``_stability.png``, ``_cost.png`` into ``figures_dir``."""
+    with open(results_path) as f:
+        res = json.load(f)
+    return plot_sweep_results(res, figures_dir, prefix)
+
+
+def plot_sweep_results(res: dict, figures_dir: str | Path, prefix: str) -> list[Path]:
+    """As :func:`plot_sweep`, from a results dict."""
+    out = Path(figures_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [
+        _per_method(res, "test_accuracy", "test accuracy", out / f"{prefix}_accuracy.png"),
+        _per_method(
+            res,
+            "stability",
+            f"stability: mean |cos| over {res['stability']['runs']} runs",
+            out / f"{prefix}_stability.png",
+        ),
+        _cost(res, out / f"{prefix}_cost.png"),
+    ]
+    return [p for p in paths if p is not None]

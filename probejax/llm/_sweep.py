@@ -1,0 +1,263 @@
+"""Probe every layer of a language model for a concept: extract (cached), compare, report.
+
+:func:`llm_sweep` runs, for one model and one labelled text dataset:
+
+1. extraction of every requested layer's pooled hidden states into an on-disk cache
+   (:func:`probejax.llm.cached_activations`: reused when complete, resumed when
+   interrupted, refused when it belongs to another model, pooling or dataset);
+2. :func:`probejax._compare.compare_layers`: RAPTOR and the baselines on every layer,
+   on one shared split, with their directional stability;
+3. optionally the RAPTOR authors' scikit-learn loop on every layer, same data and
+   splits, for the training-cost comparison (wall time per layer side by side);
+4. ``out/results.json`` (per layer, per method: test accuracy, AUROC, chosen ridge,
+   stability, fit seconds) and ``out/probes.npz`` (every method's raw-coordinate
+   ``w``, ``b`` per layer, for steering), both written atomically.
+
+Figures are drawn from the results file by :mod:`probejax.llm._plots`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from .._compare import CompareConfig, compare_layers
+from .._sklearn_reference import sklearn_raptor
+from ..reproduce._store import write_json_atomic
+from ._cache import cached_activations
+from ._datasets import TextDataset, load_dataset
+from ._model import LoadedModel, load_model
+
+
+def default_cache_root() -> Path:
+    """``$PROBEJAX_CACHE`` or ``~/.cache/probejax``."""
+    return Path(os.environ.get("PROBEJAX_CACHE", Path.home() / ".cache" / "probejax"))
+
+
+def _slug(s: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in s).strip("_")[:80]
+
+
+def activation_cache_dir(
+    root: Path, loaded: LoadedModel, dataset: TextDataset, pooling: str, point: str
+) -> Path:
+    """One cache folder per (model, revision, dataset content, pooling, hook point)."""
+    name = f"{_slug(dataset.name)}-{dataset.hash[:12]}-{pooling}-{point}"
+    return Path(root) / "activations" / _slug(f"{loaded.model_id}@{loaded.revision}") / name
+
+
+def write_npz_atomic(path: Path, **arrays) -> None:
+    """``np.savez`` through a temporary file and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.npz", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _cosine(a, b) -> float:
+    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def sklearn_layers(X, y, splits, layers, log) -> dict:
+    """The authors' loop on every layer: seconds, chosen C, test accuracy, ``w``."""
+    tr, va, te = (np.asarray(a) for a in (splits.train_sub, splits.val, splits.test))
+    rows = []
+    for i in range(len(layers)):
+        rows.append(sklearn_raptor(np.asarray(X[i], np.float64), y, tr, va, te))
+        log(f"  scikit-learn layer {layers[i]}: {rows[-1]['total_seconds']:.2f} s")
+    return {
+        "total_seconds": np.array([r["total_seconds"] for r in rows]),
+        "sweep_seconds": np.array([r["sweep_seconds"] for r in rows]),
+        "C": np.array([r["C"] for r in rows]),
+        "test_accuracy": np.array([r["test_accuracy"] for r in rows]),
+        "w": np.stack([r["w"] for r in rows]),
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepOutputs:
+    """``results`` (as written to ``results.json``); ``probes``: per method ``(w, b)``,
+    raw coordinates, shapes ``(layers, d)`` and ``(layers,)``; the paths written."""
+
+    results: dict
+    probes: dict
+    results_path: Path | None
+    probes_path: Path | None
+
+
+def llm_sweep(
+    model: str | LoadedModel = "default",
+    data: str | Path | TextDataset = "cities",
+    out: str | Path | None = None,
+    *,
+    pooling: str = "last",
+    point: str = "block_output",
+    layers: list[int] | None = None,
+    batch_size: int = 16,
+    max_examples: int | None = None,
+    max_length: int | None = None,
+    truncate: bool = False,
+    seed: int = 0,
+    compare: CompareConfig | None = None,
+    sklearn_reference: bool = True,
+    cache_root: str | Path | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> SweepOutputs:
+    """Run the whole sweep (module docstring) and write ``out/results.json``.
+
+    **Arguments:** ``model`` ("default", a local folder, a hub id, or a loaded model);
+    ``data`` (a bundled dataset name, a CSV/JSONL path, or a :class:`TextDataset`);
+    ``out`` folder (``None``: nothing written); ``pooling`` last/mean/max; hook
+    ``point``; ``layers`` (``None``: all); extraction ``batch_size``, ``max_length``,
+    ``truncate``; ``max_examples`` (stratified subsample of the dataset); ``seed`` for
+    the subsample and the splits; ``compare`` methods and stability settings;
+    ``sklearn_reference`` to time the authors' loop per layer; ``cache_root`` for
+    activations (default :func:`default_cache_root`).
+
+    **Returns:** :class:`SweepOutputs` with the results dict (as written).
+    """
+    compare = compare or CompareConfig()
+    dataset = (
+        data
+        if isinstance(data, TextDataset)
+        else load_dataset(data, max_examples=max_examples, seed=seed)
+    )
+    loaded = model if isinstance(model, LoadedModel) else load_model(model)
+    layers = list(range(loaded.n_layers)) if layers is None else [int(i) for i in layers]
+    cache = activation_cache_dir(
+        Path(cache_root) if cache_root else default_cache_root(), loaded, dataset, pooling, point
+    )
+    log(f"{dataset.name}: {len(dataset)} texts {dataset.counts()}; model {loaded.model_id}")
+    t0 = time.perf_counter()
+    X = cached_activations(
+        loaded,
+        dataset.texts,
+        dataset.hash,
+        cache,
+        layers=layers,
+        pooling=pooling,
+        point=point,
+        batch_size=batch_size,
+        max_length=max_length,
+        truncate=truncate,
+        progress=progress,
+    )
+    t_extract = time.perf_counter() - t0
+    log(f"activations {tuple(X.shape)} from {cache} ({t_extract:.1f} s)")
+    y = np.asarray(dataset.labels)
+    comp = compare_layers(
+        X, y, jax.random.key(seed), config=compare, layer_ids=layers, log=lambda s: log("  " + s)
+    )
+    splits = comp["splits"]
+    methods = comp["methods"]
+    sk = sklearn_layers(X, y, splits, layers, log) if sklearn_reference else None
+
+    per_method = {
+        name: {
+            k: v
+            for k, v in res.items()
+            if k
+            in (
+                "test_accuracy",
+                "test_auroc",
+                "lam",
+                "stability",
+                "stability_signed",
+                "fit_seconds",
+                "stability_seconds",
+            )
+        }
+        for name, res in methods.items()
+    }
+    raptor = methods.get("raptor")
+    results = {
+        "model": {
+            "id": loaded.model_id,
+            "revision": loaded.revision,
+            "n_layers": loaded.n_layers,
+            "d": loaded.d_model,
+        },
+        "dataset": {
+            "name": dataset.name,
+            "n": len(dataset),
+            "hash": dataset.hash,
+            "source": dataset.source,
+            "licence": dataset.licence,
+            "label_names": list(dataset.label_names),
+        },
+        "pooling": pooling,
+        "point": point,
+        "layers": layers,
+        "splits": {k: len(np.asarray(getattr(splits, k))) for k in ("train_sub", "val", "test")},
+        "stability": {"runs": compare.stability_runs, "drop": compare.drop},
+        "extract_seconds": t_extract,
+        "cache": str(cache),
+        "methods": per_method,
+    }
+    if sk is not None:
+        results["sklearn"] = {
+            "total_seconds": sk["total_seconds"],
+            "sweep_seconds": sk["sweep_seconds"],
+            "C": sk["C"],
+            "test_accuracy": sk["test_accuracy"],
+        }
+        if raptor is not None:
+            results["sklearn"]["cos_to_raptor"] = [
+                _cosine(a, b) for a, b in zip(sk["w"], raptor["w"], strict=True)
+            ]
+    if raptor is not None:
+        best = int(np.argmax(raptor["test_accuracy"]))
+        results["best"] = {
+            "layer": layers[best],
+            "raptor_test_accuracy": float(raptor["test_accuracy"][best]),
+            "by_method": {
+                m: {
+                    "layer": layers[int(np.argmax(r["test_accuracy"]))],
+                    "test_accuracy": float(np.max(r["test_accuracy"])),
+                }
+                for m, r in methods.items()
+            },
+        }
+    results_path = probes_path = None
+    if out is not None:
+        out = Path(out)
+        results_path, probes_path = out / "results.json", out / "probes.npz"
+        write_npz_atomic(
+            probes_path,
+            layers=np.asarray(layers),
+            **{f"{m}_w": r["w"] for m, r in methods.items()},
+            **{f"{m}_b": r["b"] for m, r in methods.items()},
+        )
+        write_json_atomic(results_path, results)
+        log(f"wrote {results_path} and {probes_path}")
+    probes = {m: (np.asarray(r["w"]), np.asarray(r["b"])) for m, r in methods.items()}
+    return SweepOutputs(results, probes, results_path, probes_path)
+
+
+def layer_table(results: dict) -> list[list[str]]:
+    """Rows ``[layer, acc per method..., raptor stability, raptor lam]`` as strings."""
+    methods = results["methods"]
+    rows = []
+    for i, layer in enumerate(results["layers"]):
+        row = [str(layer)]
+        row += [f"{np.asarray(m['test_accuracy'], float)[i]:.3f}" for m in methods.values()]
+        if "raptor" in methods:
+            stab = np.asarray(methods["raptor"]["stability"], float)[i]
+            row += [f"{stab:.3f}", f"{np.asarray(methods['raptor']['lam'], float)[i]:.3g}"]
+        rows.append(row)
+    return rows

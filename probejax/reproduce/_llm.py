@@ -1,0 +1,108 @@
+"""Reproduction target ``llm``: probe-then-steer on a language model (config:
+``experiments/llm.py``).
+
+:func:`compute` loads the model once, runs :func:`probejax.llm.llm_sweep` on every
+dataset of the config (extraction cached under ``~/.cache/probejax``; RAPTOR, the
+baselines, stability and the scikit-learn cost reference on every layer), saves each
+dataset's probes next to the results file, then steers generation with the RAPTOR
+probe of the ``steer`` dataset at its best layer (target steering towards and away)
+and measures the probe on the re-encoded generations. :func:`plot` draws
+``llm_<dataset>_{accuracy,stability,cost}.png`` from the results file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from .._compare import CompareConfig
+
+__all__ = ["compute", "plot"]
+
+
+def _steering(loaded, cfg: dict, sweep, log) -> list[dict]:
+    from ..llm._steer import steering_demo
+
+    best = sweep.results["best"]["layer"]
+    layers_all = sweep.results["layers"]
+    layers = [best + o for o in cfg["layer_offsets"] if best + o in layers_all]
+    w, b = sweep.probes["raptor"]
+    rows = [layers_all.index(i) for i in layers]
+    demos = []
+    for prompt in cfg["prompts"]:
+        for target in cfg["targets"]:
+            demo = steering_demo(
+                loaded,
+                prompt,
+                w[rows],
+                b[rows],
+                layers,
+                direction="towards" if target >= 0.5 else "away",
+                target_p=target,
+                max_new_tokens=cfg["max_new_tokens"],
+            )
+            log(
+                f"steer {demo['direction']} at layers {layers}: "
+                f"p {np.round(demo['p_unsteered'], 3)} -> {np.round(demo['p_steered'], 3)}"
+            )
+            demos.append(demo)
+    return demos
+
+
+def compute(config: dict, log: Callable[[str], None] = print) -> dict:
+    """Run the sweeps and the steering demo of ``config``; **returns** the results dict."""
+    from ..llm._model import load_model
+    from ..llm._sweep import llm_sweep, write_npz_atomic
+    from . import _resolve
+
+    loaded = load_model(config["model"])
+    results_dir = _resolve(config["results_dir"])
+    compare = CompareConfig(
+        stability_runs=config["compare"]["stability_runs"],
+        drop=config["compare"]["drop"],
+        gcs_probes=config["compare"]["gcs_probes"],
+    )
+    datasets, sweeps = {}, {}
+    for name in config["datasets"]:
+        log(f"sweep {name}")
+        sweep = llm_sweep(
+            loaded,
+            name,
+            None,
+            pooling=config["pooling"],
+            point=config["point"],
+            layers=config["layers"],
+            batch_size=config["batch_size"],
+            max_examples=config["max_examples"],
+            seed=config["seed"],
+            compare=compare,
+            sklearn_reference=config["sklearn_reference"],
+            progress=False,
+            log=lambda s, n=name: log(f"  {s}"),
+        )
+        write_npz_atomic(
+            results_dir / f"{name}_probes.npz",
+            layers=np.asarray(sweep.results["layers"]),
+            **{f"{m}_w": w for m, (w, _) in sweep.probes.items()},
+            **{f"{m}_b": b for m, (_, b) in sweep.probes.items()},
+        )
+        datasets[name], sweeps[name] = sweep.results, sweep
+    steer_cfg = config["steer"]
+    steering = _steering(loaded, steer_cfg, sweeps[steer_cfg["dataset"]], log)
+    return {"datasets": datasets, "steering": steering}
+
+
+def plot(results: Path | str | dict, figures_dir: Path | str) -> list[Path]:
+    """``llm_<dataset>_{accuracy,stability,cost}.png`` for every dataset of the results."""
+    from ..llm._plots import plot_sweep_results
+
+    if not isinstance(results, dict):
+        with open(results) as f:
+            results = json.load(f)
+    paths = []
+    for name, res in results["datasets"].items():
+        paths += plot_sweep_results(res, figures_dir, prefix=f"llm_{name}")
+    return paths

@@ -1,0 +1,261 @@
+"""Model loading, activation extraction and the on-disk activation cache, on a tiny
+random Llama (char tokenizer) built offline; one slow test on the real default model."""
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from tiny_lm import save_tiny_llama, tiny_llama  # noqa: E402
+
+from probejax.llm import (  # noqa: E402
+    CacheCorruptError,
+    CacheMismatchError,
+    LoadedModel,
+    cached_activations,
+    extract,
+    hooked,
+    load_model,
+)
+
+torch.set_num_threads(1)
+
+N_LAYERS, D = 3, 32
+TEXTS = [
+    "Paris is in France.",
+    "Oslo.",
+    "A",
+    "The city of Lima is in Peru, far away.",
+    "Rome",
+    "Bern is in Switzerland!",
+    "Kyoto is in Japan.",
+]
+
+
+def _loaded(seed=0, model_id="tiny", revision="r0") -> LoadedModel:
+    model, tok = tiny_llama(N_LAYERS, D, seed=seed, max_positions=64)
+    model.requires_grad_(False)
+    return LoadedModel(model, tok, model_id, revision, N_LAYERS, D, 64)
+
+
+@pytest.fixture(scope="module")
+def lm():
+    return _loaded()
+
+
+def _hidden_states(lm, text):
+    ids = lm.tokenizer(text, return_tensors="pt").input_ids
+    with torch.inference_mode():
+        out = lm.model(input_ids=ids, output_hidden_states=True)
+    return [h[0].numpy() for h in out.hidden_states]
+
+
+def test_hook_points_match_output_hidden_states(lm):
+    text = TEXTS[3]
+    hs = _hidden_states(lm, text)
+    ids = lm.tokenizer(text, return_tensors="pt").input_ids
+    for point, shift in (("block_output", 1), ("block_input", 0)):
+        got = {}
+
+        def read(i, h, got=got):
+            got[i] = h[0].numpy().copy()
+
+        with torch.inference_mode(), hooked(lm.model, range(N_LAYERS), read, point):
+            lm.model(input_ids=ids)
+        for i in range(N_LAYERS):
+            want = hs[i + shift]
+            if i + shift == N_LAYERS:  # transformers applies the final norm to the last entry
+                with torch.inference_mode():
+                    got[i] = lm.model.model.norm(torch.from_numpy(got[i])).numpy()
+            np.testing.assert_allclose(got[i], want, atol=1e-5, err_msg=f"{point} {i}")
+
+
+@pytest.mark.parametrize("point", ["block_output", "block_input"])
+@pytest.mark.parametrize("pooling", ["last", "mean", "max"])
+def test_pooling_matches_direct_computation(lm, pooling, point):
+    text = TEXTS[0]
+    hs = _hidden_states(lm, text)
+    shift = 1 if point == "block_output" else 0
+    got = extract(lm, [text], pooling=pooling, point=point, layers=[0, 1])
+    for k, i in enumerate([0, 1]):
+        h = hs[i + shift]
+        want = {"last": h[-1], "mean": h[1:].mean(0), "max": h[1:].max(0)}[pooling]
+        np.testing.assert_allclose(got[k, 0], want, atol=1e-5)
+
+
+def test_one_token_text_falls_back_to_first_token(lm):
+    hs = _hidden_states(lm, "A")
+    for pooling in ("mean", "max", "last"):
+        got = extract(lm, ["A"], pooling=pooling, layers=[1])
+        np.testing.assert_allclose(got[0, 0], hs[2][0], atol=1e-5)
+
+
+@pytest.mark.parametrize("pooling", ["last", "mean", "max"])
+def test_padding_invariance(lm, pooling):
+    batched = extract(lm, TEXTS, pooling=pooling, batch_size=len(TEXTS))
+    single = extract(lm, TEXTS, pooling=pooling, batch_size=1)
+    assert batched.shape == (N_LAYERS, len(TEXTS), D) and batched.dtype == np.float32
+    np.testing.assert_allclose(batched, single, atol=1e-5)
+
+
+def test_layers_order_and_negative_indices(lm):
+    full = extract(lm, TEXTS[:3])
+    some = extract(lm, TEXTS[:3], layers=[-1, 0])
+    np.testing.assert_allclose(some, full[[2, 0]], atol=1e-6)
+    with pytest.raises(ValueError, match="layer 5 is out of range"):
+        extract(lm, TEXTS[:3], layers=[5])
+
+
+def test_per_token(lm):
+    acts, mask = extract(lm, TEXTS[:3], per_token=True, layers=[1], batch_size=2)
+    lengths = [len(t) for t in TEXTS[:3]]  # one token per character
+    assert acts.shape == (1, 3, max(lengths), D) and mask.sum(1).tolist() == lengths
+    for j, t in enumerate(TEXTS[:3]):
+        np.testing.assert_allclose(acts[0, j, : lengths[j]], _hidden_states(lm, t)[2], atol=1e-5)
+        assert not acts[0, j, lengths[j] :].any()
+
+
+def test_input_errors(lm):
+    long = "x" * 70
+    with pytest.raises(ValueError, match=r"texts\[2\] has 70 tokens, more than the limit of 64"):
+        extract(lm, ["a", "b", long, long])
+    with pytest.raises(ValueError, match=r"texts\[1\] has 12 tokens, more than the limit of 10"):
+        extract(lm, ["a", "b" * 12], max_length=10)
+    cut = extract(lm, [long], truncate=True, layers=[0])
+    np.testing.assert_allclose(cut, extract(lm, ["x" * 64], layers=[0]), atol=1e-6)
+    with pytest.raises(ValueError, match="texts is empty"):
+        extract(lm, [])
+    with pytest.raises(ValueError, match="no tokens"):
+        extract(lm, ["a", ""])
+    with pytest.raises(ValueError, match="pooling 'median'"):
+        extract(lm, ["a"], pooling="median")
+
+
+def test_load_model_from_folder_and_unknown_path(tmp_path):
+    folder = tmp_path / "tiny"
+    save_tiny_llama(folder, n_layers=2, d=16, max_positions=32)
+    lm = load_model(str(folder))
+    assert (lm.n_layers, lm.d_model, lm.max_length, lm.dtype) == (2, 16, 32, "float32")
+    assert lm.revision.startswith("content:") and lm.revision == load_model(str(folder)).revision
+    assert not lm.model.training and not any(p.requires_grad for p in lm.model.parameters())
+    assert lm.tokenizer.pad_token is not None
+    assert extract(lm, ["hi there"]).shape == (2, 1, 16)
+    missing = tmp_path / "no_such_model"
+    with pytest.raises(ValueError, match="neither a local model folder") as e:
+        load_model(str(missing))
+    assert str(missing) in str(e.value)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no config.json"):
+        load_model(str(tmp_path / "empty"))
+
+
+def test_load_model_hub_id_offline_fails_fast(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ValueError, match="hub is unreachable") as e:
+        load_model("nobody-xyz/no-such-model")
+    assert "'nobody-xyz/no-such-model' is neither a local model folder" in str(e.value)
+
+
+class _Calls:
+    """Counts forward calls and texts seen; raises at call number ``fail_at`` (1-based)."""
+
+    def __init__(self, model, fail_at=None):
+        self.calls, self.texts, self.fail_at = 0, 0, fail_at
+        self.handle = model.register_forward_pre_hook(self, with_kwargs=True)
+
+    def __call__(self, module, args, kwargs):
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise KeyboardInterrupt("simulated interruption")
+        self.texts += kwargs["input_ids"].shape[0]
+
+
+def _manifest(folder):
+    return json.loads((folder / "manifest.json").read_text())
+
+
+def test_cache_complete_equals_extract_and_reloads_without_model(lm, tmp_path):
+    want = extract(lm, TEXTS, batch_size=3)
+    got = cached_activations(lm, TEXTS, "h1", tmp_path / "c", batch_size=3, progress=False)
+    assert isinstance(got, np.memmap) and not got.flags.writeable
+    np.testing.assert_array_equal(got, want)
+    m = _manifest(tmp_path / "c")
+    assert m["complete"] and m["n_done"] == len(TEXTS) and m["layers"] == [0, 1, 2]
+    calls = _Calls(lm.model)
+    try:
+        again = cached_activations(lm, TEXTS, "h1", tmp_path / "c", progress=False)
+    finally:
+        calls.handle.remove()
+    assert calls.calls == 0
+    np.testing.assert_array_equal(again, want)
+
+
+def test_cache_resumes_after_interruption(lm, tmp_path):
+    folder = tmp_path / "c"
+    calls = _Calls(lm.model, fail_at=3)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            cached_activations(lm, TEXTS, "h1", folder, batch_size=2, progress=False)
+    finally:
+        calls.handle.remove()
+    m = _manifest(folder)
+    assert m["n_done"] == 4 and m["complete"] is False
+    calls = _Calls(lm.model)
+    try:
+        got = cached_activations(lm, TEXTS, "h1", folder, batch_size=2, progress=False)
+    finally:
+        calls.handle.remove()
+    assert (calls.calls, calls.texts) == (2, len(TEXTS) - 4)
+    assert _manifest(folder)["complete"] is True
+    np.testing.assert_allclose(got, extract(lm, TEXTS, batch_size=2), atol=1e-6)
+
+
+def test_cache_mismatch(lm, tmp_path):
+    folder = tmp_path / "c"
+    cached_activations(lm, TEXTS[:3], "h1", folder, progress=False)
+    cases = [
+        (dict(pooling="mean"), "pooling"),
+        (dict(dataset_hash="h2"), "dataset_hash"),
+        (dict(layers=[0]), "layers"),
+        (dict(point="block_input"), "point"),
+        (dict(loaded=_loaded(model_id="other")), "model_id"),
+        (dict(loaded=_loaded(revision="r1")), "revision"),
+        (dict(texts=TEXTS[1:4]), "texts_sha256"),
+    ]
+    for change, field in cases:
+        kw = dict(loaded=lm, texts=TEXTS[:3], dataset_hash="h1", cache_dir=folder, progress=False)
+        kw.update(change)
+        with pytest.raises(CacheMismatchError, match=field) as e:
+            cached_activations(**kw)
+        assert str(folder) in str(e.value) and "stored" in str(e.value)
+        assert isinstance(e.value, ValueError)
+
+
+def test_cache_corrupt(lm, tmp_path):
+    folder = tmp_path / "c"
+    cached_activations(lm, TEXTS[:3], "h1", folder, progress=False)
+    data = folder / "activations.npy"
+    raw = data.read_bytes()
+    data.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(CacheCorruptError, match="activations.npy"):
+        cached_activations(lm, TEXTS[:3], "h1", folder, progress=False)
+    np.save(data, np.zeros((3, 2, D), np.float32))
+    with pytest.raises(CacheCorruptError, match=r"expected float32 \(3, 3, 32\)"):
+        cached_activations(lm, TEXTS[:3], "h1", folder, progress=False)
+    data.unlink()
+    with pytest.raises(CacheCorruptError, match="missing"):
+        cached_activations(lm, TEXTS[:3], "h1", folder, progress=False)
+    (folder / "manifest.json").write_text("{not json")
+    with pytest.raises(CacheCorruptError, match="manifest.json"):
+        cached_activations(lm, TEXTS[:3], "h1", folder, progress=False)
+
+
+@pytest.mark.slow
+def test_default_model_extracts():
+    lm = load_model("default")
+    assert (lm.n_layers, lm.d_model) == (30, 576) and lm.revision.startswith("gguf:")
+    acts = extract(lm, ["Paris is in France.", "Hi", "The city of Lima is in Peru.", "Ok"])
+    assert acts.shape == (30, 4, 576) and np.isfinite(acts).all()

@@ -1,0 +1,104 @@
+"""`probejax llm sweep` end to end on a tiny random Llama folder, the probe-then-steer
+notebook, and the sweep's bad-input errors."""
+
+import json
+
+import numpy as np
+import pytest
+from tiny_lm import save_tiny_llama
+from typer.testing import CliRunner
+
+import probejax.reproduce as rp
+from probejax.cli import app
+
+
+def _write_csv(path, n=80, single_class=False):
+    rng = np.random.default_rng(0)
+    words = ["good", "great", "fine", "bad", "awful", "poor"]
+    lines = ["text,label"]
+    for i in range(n):
+        label = 1 if single_class else i % 2
+        w = rng.choice(words[:3] if label else words[3:])
+        lines.append(f"the day was {w} {i},{label}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("llm")
+    save_tiny_llama(root / "model", n_layers=3, d=32)
+    return root
+
+
+def _sweep_args(tiny, data, out):
+    return [
+        "llm", "sweep", "--model", str(tiny / "model"), "--data", str(data), "--out", str(out),
+        "--runs", "3", "--methods", "raptor,mass_mean,pca", "--no-sklearn",
+        "--cache", str(tiny / "cache"), "--layers", "0-2",
+    ]  # fmt: skip
+
+
+def test_sweep_command_writes_results_table_and_figures(tiny):
+    data = _write_csv(tiny / "days.csv")
+    out = tiny / "out"
+    result = CliRunner().invoke(app, _sweep_args(tiny, data, out))
+    assert result.exit_code == 0, result.output
+    res = json.loads((out / "results.json").read_text())
+    assert res["layers"] == [0, 1, 2]
+    assert set(res["methods"]) == {"raptor", "mass_mean", "pca"}
+    for m in res["methods"].values():
+        for field in ("test_accuracy", "test_auroc", "lam", "stability", "fit_seconds"):
+            assert len(m[field]) == 3
+    assert all(0 <= a <= 1 for a in res["methods"]["raptor"]["test_accuracy"])
+    assert res["dataset"]["n"] == 80
+    probes = np.load(out / "probes.npz")
+    assert probes["raptor_w"].shape == (3, 32)
+    assert (out / "sweep_accuracy.png").stat().st_size > 0
+    assert (out / "sweep_stability.png").stat().st_size > 0
+    assert "raptor acc" in result.output  # the per-layer table
+    # a second run reuses the activation cache (no re-extraction) and agrees
+    again = CliRunner().invoke(app, _sweep_args(tiny, data, tiny / "out2"))
+    assert again.exit_code == 0, again.output
+    res2 = json.loads((tiny / "out2" / "results.json").read_text())
+    assert res2["methods"]["raptor"]["test_accuracy"] == res["methods"]["raptor"]["test_accuracy"]
+
+
+@pytest.mark.parametrize(
+    "case, match",
+    [("model", "neither a local model folder"), ("single", "single class"), ("layers", "layer spec")],
+)
+def test_sweep_bad_input_is_named(tiny, case, match):
+    data = _write_csv(tiny / f"{case}.csv", single_class=case == "single")
+    args = _sweep_args(tiny, data, tiny / f"bad-{case}")
+    if case == "model":
+        args[args.index("--model") + 1] = str(tiny / "no-such-model")
+    if case == "layers":
+        args[args.index("--layers") + 1] = "3-x"
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code != 0
+    assert match in result.output.replace("\n", " ")
+    assert not (tiny / f"bad-{case}" / "results.json").exists()
+
+
+def test_probe_then_steer_notebook_executes(tiny, tmp_path, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    monkeypatch.setenv("PROBEJAX_NB_MODEL", str(tiny / "model"))
+    monkeypatch.setenv("PROBEJAX_NB_DATA", str(_write_csv(tiny / "nb.csv", n=120)))
+    monkeypatch.setenv("PROBEJAX_NB_MAX_EXAMPLES", "100")
+    monkeypatch.setenv("PROBEJAX_NB_PROMPT", "the day was")
+    monkeypatch.setenv("PROBEJAX_NB_CACHE", str(tiny / "nb-cache"))
+    nb = nbformat.read(rp.repo_root() / "notebooks" / "probe_then_steer.ipynb", as_version=4)
+    client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=300)
+    client.km = client.create_kernel_manager()
+    try:
+        client.start_new_kernel(cwd=str(tmp_path))
+    except Exception as err:
+        pytest.skip(f"the python3 Jupyter kernel could not start: {err!r}")
+    client.execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert any("image/png" in o.get("data", {}) for o in outputs)
+    text = "".join(o.get("text", "") for o in outputs)
+    assert "steered:" in text and "best layer" in text
