@@ -1,0 +1,40 @@
+"""Sweeps over grids, sharded over devices and hosts, memory-bounded and resumable.
+
+Declare the grid (:class:`Axis`, :class:`Grid`), write the function for one cell, and
+:func:`run_sweep` runs it in chunks sharded over the local devices, each chunk written
+to a results store (:class:`SweepStore`) keyed by the config hash, so an interrupted
+sweep resumes where it stopped and a changed config never reuses old results.
+:func:`path_sweep` (the ridge path on every layer), :func:`probe_sweep` (RAPTOR
+over layers x seeds) and :func:`theory_sweep` (fixed points
+over teacher parameters x sample ratios) are ready-made; :func:`initialize_multihost`
+joins several processes. Details: the module docstrings of ``_runner``, ``_store``,
+``_memory`` and ``_distributed``. Example::
+
+    def fn(cell, data):  # one (layer, seed); the whole ridge grid inside the program
+        key = jax.random.key(cell["seed"])
+        ...
+        return {"acc": acc_per_lam, "w": w_per_lam}
+
+    grid = Grid([Axis("layer", X_layers), Axis("seed", [0, 1, 2]),
+                 Axis("lam", lams, kind="vmap")])
+    res = run_sweep(fn, grid, "results/my_sweep", data={"y": y},
+                    config={"solver": "lbfgs", "version": 1},
+                    memory_budget_bytes=8 * 2**30)
+    res.values["acc"].shape  # (layers, 3, len(lams))
+"""
+
+from ._builtin import (
+    path_sweep as path_sweep,
+    probe_sweep as probe_sweep,
+    theory_sweep as theory_sweep,
+)
+from ._distributed import initialize_multihost as initialize_multihost
+from ._grid import Axis as Axis, Grid as Grid
+from ._memory import ChunkPlan as ChunkPlan
+from ._runner import (
+    ChunkDone as ChunkDone,
+    SweepResult as SweepResult,
+    load_sweep as load_sweep,
+    run_sweep as run_sweep,
+)
+from ._store import StoreMismatchError as StoreMismatchError, SweepStore as SweepStore
