@@ -1,0 +1,273 @@
+r"""Fit a sequence-probe family: splits, standardisation, a vmapped ensemble, selection.
+
+:func:`fit_seq_probe` runs, for one family:
+
+1. the RAPTOR split (stratified 20% test, then 20% of the rest for validation,
+   64/16/20; :func:`probejax.raptor_splits`), or the splits given;
+2. per-feature standardisation with the statistics of the real tokens of train_sub;
+3. a grid of configurations, learning rate x weight decay x seed, each seed's
+   initialisation shared across the hyperparameters; all :math:`C` configurations are
+   trained with early stopping on the validation split in one compiled program
+   (:func:`probejax.seq.train_ensemble`);
+4. selection by the validation criterion (lowest validation loss by default; for
+   ``"accuracy"``/``"auroc"`` the highest, ties to the lower validation loss). There is
+   no refit on train_sub + val: the validation split is what early stopping used;
+5. test accuracy, AUROC and log loss of every configuration, and the seed stability at
+   the selected hyperparameters: the mean pairwise Pearson correlation of the seeds'
+   test logits, and (linear read-outs only) RAPTOR's mean :math:`|\cos|` between the
+   seeds' concept vectors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, Int, PRNGKeyArray
+
+from .._metrics import accuracy, auroc, log_loss
+from .._raptor import RaptorSplits, raptor_splits
+from ._base import SeqProbe
+from ._fitted import FittedSeqProbe, TokenScaler, check_sequences
+from ._losses import SeqData
+from ._train import Hyper, TrainConfig, train_ensemble_jit
+
+CRITERIA = ("loss", "accuracy", "auroc")
+
+
+class SeqFitResult(eqx.Module):
+    """Outcome of :func:`fit_seq_probe`.
+
+    - ``probe``: the selected :class:`FittedSeqProbe` (raw activations in).
+    - ``members``: every configuration's trained module (leading axis ``C``, standardised
+      coordinates; wrap one with ``FittedSeqProbe(member, probe.scaler)``).
+    - ``learning_rate``, ``weight_decay``, ``seed``: the grid, ``(C,)``.
+    - ``index``: the selected configuration.
+    - ``val_loss``, ``val_accuracy``, ``val_auroc``, ``test_accuracy``, ``test_auroc``,
+      ``test_log_loss``, ``best_step``, ``steps``: per configuration ``(C,)``;
+      ``val_history`` ``(C, E)``.
+    - ``accuracy``, ``auroc``, ``log_loss``: test metrics of the selected configuration.
+    - ``score_stability``: mean pairwise Pearson correlation of the test logits of the
+      seeds at the selected hyperparameters (NaN with one seed).
+    - ``concept_stability``: mean pairwise :math:`|\\cos|` of their concept vectors (NaN
+      when the family has none or with one seed).
+    - ``splits``: the :class:`probejax.RaptorSplits` used.
+    """
+
+    probe: FittedSeqProbe
+    members: SeqProbe
+    learning_rate: Float[Array, " C"]
+    weight_decay: Float[Array, " C"]
+    seed: Int[Array, " C"]
+    index: Int[Array, ""]
+    val_loss: Float[Array, " C"]
+    val_accuracy: Float[Array, " C"]
+    val_auroc: Float[Array, " C"]
+    test_accuracy: Float[Array, " C"]
+    test_auroc: Float[Array, " C"]
+    test_log_loss: Float[Array, " C"]
+    best_step: Int[Array, " C"]
+    steps: Int[Array, " C"]
+    val_history: Float[Array, "C E"]
+    accuracy: Float[Array, ""]
+    auroc: Float[Array, ""]
+    log_loss: Float[Array, ""]
+    score_stability: Float[Array, ""]
+    concept_stability: Float[Array, ""]
+    splits: RaptorSplits
+
+
+@eqx.filter_jit
+def ensemble_scores(members: SeqProbe, X, mask) -> Float[Array, "C n"]:
+    """Logits of every member on every sequence, one member at a time (bounded memory)."""
+    params, static = eqx.partition(members, eqx.is_array)
+    return jax.lax.map(lambda p: jax.vmap(eqx.combine(p, static))(X, mask), params)
+
+
+@eqx.filter_jit
+def _prepare(X, mask, y, tr, va, te, extra, standardize: bool):
+    scaler = TokenScaler.fit(X[tr], mask[tr]) if standardize else TokenScaler.identity(X.shape[-1])
+    data = SeqData(scaler.transform(X, mask), mask, y, **extra)
+    return scaler, data.take(tr), data.take(va), data.take(jnp.concatenate([va, te]))
+
+
+@eqx.filter_jit
+def _evaluate(members: SeqProbe, both: SeqData, n_val: int):
+    s = ensemble_scores(members, both.X, both.mask)
+    s_val, s_te = s[:, :n_val], s[:, n_val:]
+    y_val, y_te = both.y[:n_val], both.y[n_val:]
+    on = lambda f, yv, S: jax.vmap(f, in_axes=(None, 0))(yv, S)
+    return s_te, dict(
+        val_accuracy=on(accuracy, y_val, s_val),
+        val_auroc=on(auroc, y_val, s_val),
+        test_accuracy=on(accuracy, y_te, s_te),
+        test_auroc=on(auroc, y_te, s_te),
+        test_log_loss=on(log_loss, y_te, s_te),
+    )
+
+
+def _init(make, keys, seeds: np.ndarray) -> SeqProbe:
+    """``make(keys[s])`` for each seed, stacked along a new leading axis in the order of
+    ``seeds``. One eager call per seed: compiling the vmapped initialisation (threefry
+    under ``vmap``) costs more on a CPU than running it."""
+    built = [make(k) for k in keys]
+    params = [eqx.filter(m, eqx.is_array) for m in built]
+    stacked = jax.tree.map(
+        lambda *a: jnp.asarray(np.stack([np.asarray(x) for x in a])[seeds]), *params
+    )
+    return eqx.combine(stacked, eqx.filter(built[0], eqx.is_array, inverse=True))
+
+
+@eqx.filter_jit
+def _concept_vectors(members):
+    return eqx.filter_vmap(lambda m: m.concept_vector())(members)
+
+
+def _grid(learning_rates, weight_decays, n_seeds):
+    lrs = np.asarray(learning_rates, np.float64).reshape(-1)
+    wds = np.asarray(weight_decays, np.float64).reshape(-1)
+    if lrs.size == 0 or not np.all(np.isfinite(lrs) & (lrs > 0)):
+        raise ValueError(
+            f"learning_rates must be a non-empty list of positive numbers, got {learning_rates!r}."
+        )
+    if wds.size == 0 or not np.all(np.isfinite(wds) & (wds >= 0)):
+        raise ValueError(
+            f"weight_decays must be a non-empty list of numbers >= 0, got {weight_decays!r}."
+        )
+    if isinstance(n_seeds, bool) or not isinstance(n_seeds, int) or n_seeds < 1:
+        raise ValueError(f"n_seeds must be a positive int, got {n_seeds!r}.")
+    L, W, S = np.meshgrid(
+        np.arange(lrs.size), np.arange(wds.size), np.arange(n_seeds), indexing="ij"
+    )
+    return lrs[L.ravel()], wds[W.ravel()], S.ravel()
+
+
+def _select(criterion, val_loss, val_acc, val_auc):
+    if criterion == "loss":
+        return int(np.nanargmin(val_loss))
+    primary = np.asarray(val_acc if criterion == "accuracy" else val_auc)
+    best = np.nanmax(primary)
+    tied = np.flatnonzero(primary == best)
+    return int(tied[np.nanargmin(np.asarray(val_loss)[tied])])
+
+
+def _mean_pairwise_cos(V: np.ndarray, absolute: bool) -> float:
+    if V.shape[0] < 2:
+        return float("nan")
+    U = V / np.maximum(np.linalg.norm(V, axis=1, keepdims=True), 1e-30)
+    C = (U @ U.T)[np.triu_indices(V.shape[0], 1)]
+    return float(np.mean(np.abs(C) if absolute else C))
+
+
+def _concept_stability(members: SeqProbe, scale, idx: np.ndarray) -> float:
+    if idx.size < 2:
+        return float("nan")
+    try:
+        V = np.asarray(_concept_vectors(members))
+    except NotImplementedError:
+        return float("nan")
+    return _mean_pairwise_cos(V[idx] / np.asarray(scale), absolute=True)
+
+
+def fit_seq_probe(
+    make: Callable[[PRNGKeyArray], SeqProbe],
+    X,
+    mask,
+    y,
+    key: PRNGKeyArray,
+    *,
+    learning_rates: Sequence[float] = (1e-3, 3e-3, 1e-2),
+    weight_decays: Sequence[float] = (1e-2,),
+    n_seeds: int = 2,
+    config: TrainConfig = TrainConfig(),
+    criterion: str = "loss",
+    splits: RaptorSplits | None = None,
+    standardize: bool = True,
+    token_labels=None,
+    spans=None,
+) -> SeqFitResult:
+    """Fit one sequence-probe family (see module docstring).
+
+    **Arguments:**
+
+    - ``make``: ``key -> SeqProbe``, e.g. ``lambda k: EfficientProbe(d, key=k)``.
+    - ``X``: activations ``(n, T, d)``; ``mask``: ``(n, T)`` bool, True on real tokens
+      (None: all real); ``y``: two-class labels ``(n,)``.
+    - ``key``: PRNG key (splits, initialisations, minibatches).
+    - ``learning_rates``, ``weight_decays``, ``n_seeds``: the grid, ``C`` = product of
+      their sizes configurations.
+    - ``config``: :class:`TrainConfig`; ``criterion``: ``"loss"``, ``"accuracy"`` or
+      ``"auroc"`` on validation.
+    - ``splits``: explicit :class:`probejax.RaptorSplits` (e.g. to match a RAPTOR run).
+    - ``standardize``: standardise tokens with train_sub statistics (True).
+    - ``token_labels``, ``spans``: ``(n, T)`` ints for :class:`TokenLoss`.
+
+    **Returns:** :class:`SeqFitResult`.
+    """
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}.")
+    Xn, maskn, y01 = check_sequences(X, mask, y)
+    lrs, wds, seeds = _grid(learning_rates, weight_decays, n_seeds)
+    k_split, k_init, k_train = jax.random.split(key, 3)
+    if splits is None:
+        splits = jax.jit(lambda k: raptor_splits(k, y01))(k_split)
+    tr, va, te = (np.asarray(a) for a in (splits.train_sub, splits.val, splits.test))
+    for name, idx in (("train_sub", tr), ("val", va), ("test", te)):
+        if idx.size == 0 or len(np.unique(y01[idx])) < 2:
+            raise ValueError(
+                f"the {name} split needs both classes; it has labels {np.unique(y01[idx]).tolist()}."
+            )
+    extra = {}
+    for name, arr in (("token_labels", token_labels), ("spans", spans)):
+        if arr is not None:
+            arr = np.asarray(arr)
+            if arr.shape != maskn.shape:
+                raise ValueError(
+                    f"{name} must have shape {maskn.shape} like mask, got {arr.shape}."
+                )
+            extra[name] = jnp.asarray(arr, jnp.int32)
+    scaler, train, val, both = _prepare(
+        jnp.asarray(Xn),
+        jnp.asarray(maskn),
+        jnp.asarray(y01),
+        *(jnp.asarray(a) for a in (tr, va, te)),
+        extra,
+        standardize,
+    )
+
+    probes = _init(make, jax.random.split(k_init, n_seeds), seeds)
+    hypers = Hyper(jnp.asarray(lrs, jnp.float32), jnp.asarray(wds, jnp.float32))
+    res = train_ensemble_jit(
+        probes, hypers, train, val, jax.random.split(k_train, lrs.size), config
+    )
+    s_te, m = _evaluate(res.probe, both, int(va.size))
+    m = {k: np.asarray(v) for k, v in m.items()}
+    i = _select(criterion, np.asarray(res.best_val_loss), m["val_accuracy"], m["val_auroc"])
+    same = np.flatnonzero((lrs == lrs[i]) & (wds == wds[i]))
+    s_same = np.asarray(s_te)[same]
+    params, static = eqx.partition(res.probe, eqx.is_array)
+    chosen = eqx.combine(jax.tree.map(lambda a: jnp.asarray(np.asarray(a)[i]), params), static)
+    return SeqFitResult(
+        probe=FittedSeqProbe(chosen, scaler),
+        members=res.probe,
+        learning_rate=hypers.learning_rate,
+        weight_decay=hypers.weight_decay,
+        seed=jnp.asarray(seeds),
+        index=jnp.asarray(i),
+        val_loss=res.best_val_loss,
+        **{k: jnp.asarray(v) for k, v in m.items()},
+        best_step=res.best_step,
+        steps=res.steps,
+        val_history=res.val_history,
+        accuracy=jnp.asarray(m["test_accuracy"][i]),
+        auroc=jnp.asarray(m["test_auroc"][i]),
+        log_loss=jnp.asarray(m["test_log_loss"][i]),
+        score_stability=jnp.asarray(
+            _mean_pairwise_cos(s_same - s_same.mean(1, keepdims=True), absolute=False)
+        ),
+        concept_stability=jnp.asarray(_concept_stability(res.probe, scaler.scale, same)),
+        splits=splits,
+    )
