@@ -8,9 +8,11 @@ Outputs:   results/llm/results.json, results/llm/<dataset>_probes.npz, figures
            figures/llm_<dataset>_{accuracy,stability,cost}.png (quick: under
            results/llm_quick/).
 
-Expected result: RAPTOR test accuracy above 0.9 at the middle layers on cities
-(true/false statements), and on sentiment (tweets); the steering demo moves the
-sentiment probe's probability of the re-encoded generated text towards the target.
+Expected result (measured 2026-11-21, 41 minutes on a loaded 2-core CPU): RAPTOR best
+layer 16 on cities, test accuracy 0.913 (AUROC 0.969; >= 0.88 at every layer from 10),
+and layer 29 on sentiment, 0.853 (AUROC 0.909); stability 0.77-0.86 (cities) and
+0.74-0.88 (sentiment) at layers 9-29. The steering demo's re-encoded probabilities are
+in the results file; `probejax reproduce steer` measures steering layer by layer.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ def get_config(quick: bool = False) -> dict:
     - ``max_examples``: stratified subsample per dataset (None: all);
     - ``pooling``, ``point``, ``batch_size``: extraction;
     - ``compare``: methods, stability runs and dropped fraction, GCS size;
-    - ``sklearn_reference``: time the authors' scikit-learn loop per layer;
+    - ``sklearn_reference``: layers on which to time the authors' scikit-learn loop
+      (False: none);
+    - ``stability_layers``: layers whose directional stability is measured (None: all);
     - ``steer``: the dataset whose RAPTOR probe steers, prompts, layers (offsets from
       the best layer), target probabilities and generation length.
     """
@@ -63,6 +67,10 @@ def get_config(quick: bool = False) -> dict:
         "max_examples": 1500,  # cities has 1500; sentiment (4238) is subsampled, balanced
         "layers": None,
         "compare": {"stability_runs": 20, "drop": 0.2, "gcs_probes": 1000},
+        # the authors' scikit-learn loop takes 30-90 s per layer here: three layers
+        "sklearn_reference": [5, 15, 25],
+        # 20 stability refits cost ~20 s per layer on 2 cores: every third layer
+        "stability_layers": [*range(0, 30, 3), 29],
         "steer": {
             "dataset": "sentiment",
             "prompts": ["I think that today", "The new phone I bought"],

@@ -173,6 +173,7 @@ def compare_layers(
     config: CompareConfig = CompareConfig(),
     splits: RaptorSplits | None = None,
     layer_ids=None,
+    stability_rows=None,
     log=None,
 ) -> dict:
     """Run every method of ``config`` on every layer (see module docstring).
@@ -182,7 +183,9 @@ def compare_layers(
     :func:`probejax.raptor_stability` splits it, so RAPTOR's runs are the same; the GCS
     subsamples use ``fold_in(key, 1)``); ``Cs`` grid; ``config``;
     ``splits`` to fix the base split; ``layer_ids`` (the layers' names in progress lines,
-    default ``0..L-1``); ``log(str)`` for progress lines.
+    default ``0..L-1``); ``stability_rows``: the rows of ``X_layers`` whose stability is
+    measured (default all; each costs ``stability_runs`` refits); ``log(str)`` for
+    progress lines.
 
     **Returns:** ``dict(splits, methods={name: {...}})``; each method holds NumPy arrays
     with a leading ``layers`` axis: ``w (L, d)``, ``b``, ``lam``, ``test_accuracy``,
@@ -199,6 +202,9 @@ def compare_layers(
     y_np = np.asarray(y_pm1)
     L = _n_layers(X_layers)
     layer_ids = list(range(L)) if layer_ids is None else list(layer_ids)
+    rows = list(range(L)) if stability_rows is None else sorted(int(r) for r in stability_rows)
+    if any(not 0 <= r < L for r in rows):
+        raise ValueError(f"stability_rows {rows} must index the {L} layers of X_layers.")
     measured = config.measured_stability()
     run_keys = jax.random.split(k_runs, config.stability_runs)
     run_splits = jax.vmap(
@@ -230,15 +236,20 @@ def compare_layers(
         out["fit_seconds"] = fit.seconds
         nan = np.full(L, np.nan)
         out["stability"], out["stability_signed"], out["stability_seconds"] = nan, nan, nan
-        if method in measured:
+        if method in measured and rows:
             stab = map_layers(
                 lambda X, m=method: _stability(m, X, y_pm1, run_splits, lams, config, run_gcs_idx),
-                X_layers,
+                X_layers if len(rows) == L else [X_layers[r] for r in rows],
                 config.chunk_size,
             )
-            out["stability"] = np.asarray(stab.results["stability"])
-            out["stability_signed"] = np.asarray(stab.results["stability_signed"])
-            out["stability_seconds"] = stab.seconds
+            for key, field in (
+                ("stability", "stability"),
+                ("stability_signed", "stability_signed"),
+            ):
+                out[key] = nan.copy()
+                out[key][rows] = np.asarray(stab.results[field])
+            out["stability_seconds"] = nan.copy()
+            out["stability_seconds"][rows] = stab.seconds
         methods[method] = out
         best = int(np.argmax(out["test_accuracy"]))
         log(

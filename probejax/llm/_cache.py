@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._atomic import atomic_write
 from ._extract import check_options, context_limit, pooled_batches, resolve_layers, tokenize
 from ._model import LoadedModel
 
@@ -70,12 +71,7 @@ def texts_sha256(texts: Sequence[str]) -> str:
 
 
 def _write_manifest(path: Path, manifest: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as f:
-        json.dump(manifest, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: json.dump(manifest, f, indent=2), binary=False)
 
 
 def _read_manifest(path: Path) -> dict:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +27,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from .._atomic import write_npz_atomic
 from .._compare import CompareConfig, compare_layers
 from .._sklearn_reference import sklearn_raptor
 from ..reproduce._store import write_json_atomic
@@ -53,33 +53,28 @@ def activation_cache_dir(
     return Path(root) / "activations" / _slug(f"{loaded.model_id}@{loaded.revision}") / name
 
 
-def write_npz_atomic(path: Path, **arrays) -> None:
-    """``np.savez`` through a temporary file and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def probe_arrays(layers, methods: dict) -> dict[str, np.ndarray]:
+    """``layers`` and every method's ``<name>_w`` ``(L, d)`` and ``<name>_b`` ``(L,)``."""
+    out = {"layers": np.asarray(layers)}
+    for m, r in methods.items():
+        out[f"{m}_w"], out[f"{m}_b"] = np.asarray(r["w"]), np.asarray(r["b"])
+    return out
 
 
 def _cosine(a, b) -> float:
     return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
-def sklearn_layers(X, y, splits, layers, log) -> dict:
-    """The authors' loop on every layer: seconds, chosen C, test accuracy, ``w``."""
+def sklearn_layers(X, y, splits, layers, which, log) -> dict:
+    """The authors' loop on the layers ``which`` (a subset of ``layers``, the layers of
+    ``X``'s rows): seconds, chosen C, test accuracy, ``w``."""
     tr, va, te = (np.asarray(a) for a in (splits.train_sub, splits.val, splits.test))
     rows = []
-    for i in range(len(layers)):
-        rows.append(sklearn_raptor(np.asarray(X[i], np.float64), y, tr, va, te))
-        log(f"  scikit-learn layer {layers[i]}: {rows[-1]['total_seconds']:.2f} s")
+    for layer in which:
+        rows.append(sklearn_raptor(np.asarray(X[layers.index(layer)], np.float64), y, tr, va, te))
+        log(f"  scikit-learn layer {layer}: {rows[-1]['total_seconds']:.2f} s")
     return {
+        "layers": list(which),
         "total_seconds": np.array([r["total_seconds"] for r in rows]),
         "sweep_seconds": np.array([r["sweep_seconds"] for r in rows]),
         "C": np.array([r["C"] for r in rows]),
@@ -113,7 +108,8 @@ def llm_sweep(
     truncate: bool = False,
     seed: int = 0,
     compare: CompareConfig | None = None,
-    sklearn_reference: bool = True,
+    sklearn_reference: bool | list[int] = True,
+    stability_layers: list[int] | None = None,
     cache_root: str | Path | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
@@ -126,8 +122,10 @@ def llm_sweep(
     ``point``; ``layers`` (``None``: all); extraction ``batch_size``, ``max_length``,
     ``truncate``; ``max_examples`` (stratified subsample of the dataset); ``seed`` for
     the subsample and the splits; ``compare`` methods and stability settings;
-    ``sklearn_reference`` to time the authors' loop per layer; ``cache_root`` for
-    activations (default :func:`default_cache_root`).
+    ``sklearn_reference``: time the authors' loop on every layer (``True``), on the
+    listed layers (a list: it takes 10-100 s per layer on a 2-core CPU), or not at all; ``cache_root`` for
+    activations (default :func:`default_cache_root`); ``stability_layers``: layers whose
+    stability is measured (default all swept layers).
 
     **Returns:** :class:`SweepOutputs` with the results dict (as written).
     """
@@ -160,12 +158,36 @@ def llm_sweep(
     t_extract = time.perf_counter() - t0
     log(f"activations {tuple(X.shape)} from {cache} ({t_extract:.1f} s)")
     y = np.asarray(dataset.labels)
+    if stability_layers is None:
+        stab_rows = None
+    else:
+        missing = [i for i in stability_layers if i not in layers]
+        if missing:
+            raise ValueError(f"stability_layers {missing} are not among the swept {layers}.")
+        stab_rows = [layers.index(i) for i in stability_layers]
     comp = compare_layers(
-        X, y, jax.random.key(seed), config=compare, layer_ids=layers, log=lambda s: log("  " + s)
+        X,
+        y,
+        jax.random.key(seed),
+        config=compare,
+        layer_ids=layers,
+        stability_rows=stab_rows,
+        log=lambda s: log("  " + s),
     )
     splits = comp["splits"]
     methods = comp["methods"]
-    sk = sklearn_layers(X, y, splits, layers, log) if sklearn_reference else None
+    if sklearn_reference is True:
+        sk_which = layers
+    elif sklearn_reference:
+        sk_which = [int(i) for i in sklearn_reference]
+        missing = [i for i in sk_which if i not in layers]
+        if missing:
+            raise ValueError(
+                f"sklearn_reference layers {missing} are not among the swept {layers}."
+            )
+    else:
+        sk_which = []
+    sk = sklearn_layers(X, y, splits, layers, sk_which, log) if sk_which else None
 
     per_method = {
         name: {
@@ -211,6 +233,7 @@ def llm_sweep(
     }
     if sk is not None:
         results["sklearn"] = {
+            "layers": sk["layers"],
             "total_seconds": sk["total_seconds"],
             "sweep_seconds": sk["sweep_seconds"],
             "C": sk["C"],
@@ -218,7 +241,8 @@ def llm_sweep(
         }
         if raptor is not None:
             results["sklearn"]["cos_to_raptor"] = [
-                _cosine(a, b) for a, b in zip(sk["w"], raptor["w"], strict=True)
+                _cosine(a, raptor["w"][layers.index(i)])
+                for a, i in zip(sk["w"], sk["layers"], strict=True)
             ]
     if raptor is not None:
         best = int(np.argmax(raptor["test_accuracy"]))
@@ -237,12 +261,7 @@ def llm_sweep(
     if out is not None:
         out = Path(out)
         results_path, probes_path = out / "results.json", out / "probes.npz"
-        write_npz_atomic(
-            probes_path,
-            layers=np.asarray(layers),
-            **{f"{m}_w": r["w"] for m, r in methods.items()},
-            **{f"{m}_b": r["b"] for m, r in methods.items()},
-        )
+        write_npz_atomic(probes_path, probe_arrays(layers, methods))
         write_json_atomic(results_path, results)
         log(f"wrote {results_path} and {probes_path}")
     probes = {m: (np.asarray(r["w"]), np.asarray(r["b"])) for m, r in methods.items()}

@@ -52,6 +52,12 @@ TARGETS: dict[str, Target] = {
         "experiments/llm.py",
         "SmolLM2-135M: RAPTOR and baselines on every layer (cities, sentiment), steering",
     ),
+    "steer": Target(
+        "steer",
+        "probejax.reproduce._steer",
+        "experiments/steer.py",
+        "steering SmolLM2 with the llm target's sentiment probes, layer by layer",
+    ),
 }
 
 

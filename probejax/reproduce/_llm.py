@@ -54,8 +54,9 @@ def _steering(loaded, cfg: dict, sweep, log) -> list[dict]:
 
 def compute(config: dict, log: Callable[[str], None] = print) -> dict:
     """Run the sweeps and the steering demo of ``config``; **returns** the results dict."""
+    from .._atomic import write_npz_atomic
     from ..llm._model import load_model
-    from ..llm._sweep import llm_sweep, write_npz_atomic
+    from ..llm._sweep import llm_sweep, probe_arrays
     from . import _resolve
 
     loaded = load_model(config["model"])
@@ -80,14 +81,13 @@ def compute(config: dict, log: Callable[[str], None] = print) -> dict:
             seed=config["seed"],
             compare=compare,
             sklearn_reference=config["sklearn_reference"],
+            stability_layers=config.get("stability_layers"),
             progress=False,
             log=lambda s, n=name: log(f"  {s}"),
         )
+        methods = {m: {"w": w, "b": b} for m, (w, b) in sweep.probes.items()}
         write_npz_atomic(
-            results_dir / f"{name}_probes.npz",
-            layers=np.asarray(sweep.results["layers"]),
-            **{f"{m}_w": w for m, (w, _) in sweep.probes.items()},
-            **{f"{m}_b": b for m, (_, b) in sweep.probes.items()},
+            results_dir / f"{name}_probes.npz", probe_arrays(sweep.results["layers"], methods)
         )
         datasets[name], sweeps[name] = sweep.results, sweep
     steer_cfg = config["steer"]

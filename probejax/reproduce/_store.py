@@ -12,12 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .._atomic import atomic_write
 
 OUTPUT_KEYS = ("results_dir", "figures_dir")
 
@@ -48,20 +48,11 @@ def jsonable(obj: Any) -> Any:
 
 
 def write_json_atomic(path: Path, obj: dict) -> None:
-    """Write ``obj`` as JSON to ``path`` via a temporary file and ``os.replace`` (a
-    reader never sees a partial file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp's 0600 would make results private to this user
-        with os.fdopen(fd, "w") as f:
-            json.dump(jsonable(obj), f, indent=1, allow_nan=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``obj`` as strict JSON to ``path`` atomically (a reader never sees a
+    partial file)."""
+    atomic_write(
+        path, lambda f: json.dump(jsonable(obj), f, indent=1, allow_nan=False), binary=False
+    )
 
 
 def read_results(path: Path) -> dict | None:

@@ -22,12 +22,12 @@ chunk size (other memory budget or device count) than the interrupted one.
 from __future__ import annotations
 
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from .._atomic import write_npz_atomic
 from ..reproduce._store import read_results, write_json_atomic
 
 FORMAT = "probejax-sweep/1"
@@ -36,21 +36,6 @@ MANIFEST = "manifest.json"
 
 class StoreMismatchError(ValueError):
     """The directory holds results of another config (or another output structure)."""
-
-
-def write_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """``np.savez`` to ``path`` through a temporary file, fsync and ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _npy_header(zf: zipfile.ZipFile, name: str) -> tuple[tuple[int, ...], np.dtype]:
