@@ -69,7 +69,7 @@ def _cost(res: dict, path: Path) -> Path | None:
         yscale="log",
         xlabel="layer",
         ylabel="seconds per layer (C sweep + refit)",
-        title=f"{_title(res)}: median ratio {ratio:.0f}x (first layer includes compilation)",
+        title=f"{_title(res)}\nmedian ratio {ratio:.0f}x (the first 4 layers include compilation)",
     )
     ax.title.set_fontsize(9)
     ax.grid(alpha=0.3)
