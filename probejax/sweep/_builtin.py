@@ -62,6 +62,14 @@ def _check_layers(X_layers) -> tuple[int, int, int]:
     return tuple(int(s) for s in X_layers.shape)
 
 
+def _layer_axis(X_layers, L: int, fingerprint, layer_labels) -> Axis:
+    """The ``layer`` shard axis, after checking every layer is finite (errors name it)."""
+    for i in range(L):
+        check_finite(take(X_layers, np.array([i]))[0], f"X_layers[{i}]")
+    labels = list(range(L)) if layer_labels is None else list(layer_labels)
+    return Axis("layer", X_layers, fingerprint=fingerprint, labels=labels)
+
+
 def probe_sweep(
     X_layers,
     y,
@@ -111,16 +119,9 @@ def probe_sweep(
     seeds = np.asarray(seeds)
     if seeds.ndim != 1 or seeds.size == 0 or seeds.dtype.kind not in "iu":
         raise ValueError(f"seeds must be a non-empty 1-D array of integers, got {seeds!r}.")
-    for i in range(L):
-        check_finite(take(X_layers, np.array([i]))[0], f"X_layers[{i}]")
     grid = Grid(
         [
-            Axis(
-                "layer",
-                X_layers,
-                fingerprint=fingerprint,
-                labels=list(range(L)) if layer_labels is None else list(layer_labels),
-            ),
+            _layer_axis(X_layers, L, fingerprint, layer_labels),
             Axis("seed", seeds),
             Axis("lam", lams, "vmap"),
         ]
@@ -188,16 +189,9 @@ def path_sweep(
     y_pm1, _ = as_pm1_labels(y, n)
     lams = np.asarray(check_lams(np.asarray(lams, float), "lams"), float)
     solver = resolve_solver(solver, n, d, lams.size)
-    for i in range(L):
-        check_finite(take(X_layers, np.array([i]))[0], f"X_layers[{i}]")
     grid = Grid(
         [
-            Axis(
-                "layer",
-                X_layers,
-                fingerprint=fingerprint,
-                labels=list(range(L)) if layer_labels is None else list(layer_labels),
-            ),
+            _layer_axis(X_layers, L, fingerprint, layer_labels),
             Axis("lam", lams, "vmap"),
         ]
     )
