@@ -23,18 +23,15 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score
-from sklearn.preprocessing import StandardScaler
 
 import probejax as pj
 from probejax._raptor import select_index
 from probejax._ridge_logistic import solve_ridge_logistic
+from probejax._sklearn_reference import sklearn_raptor
 
 
 def make_data(seed: int, n: int, d: int, signal: float):
@@ -45,32 +42,6 @@ def make_data(seed: int, n: int, d: int, signal: float):
     scales = rng.uniform(0.5, 2.0, d)
     X = (rng.standard_normal((n, d)) + signal / 2 * np.outer(2 * y - 1, u) + 1.0) * scales
     return X.astype(np.float32), y
-
-
-def sklearn_sweep(Xtr, ytr, Xva, yva):
-    clf = LogisticRegression(solver="lbfgs", penalty="l2", max_iter=1000, warm_start=True)
-    best_C, best_val = 1.0, -1.0
-    for C in pj.RAPTOR_C_GRID:
-        clf.set_params(C=float(C))
-        clf.fit(Xtr, ytr)
-        acc = accuracy_score(yva, clf.predict(Xva))
-        if acc > best_val:
-            best_val, best_C = acc, float(C)
-    return best_C
-
-
-def sklearn_protocol(X, y, tr, va, te):
-    sc = StandardScaler().fit(X[tr])
-    Xtr, Xva, Xte = sc.transform(X[tr]), sc.transform(X[va]), sc.transform(X[te])
-    t0 = time.perf_counter()
-    C = sklearn_sweep(Xtr, y[tr], Xva, y[va])
-    t_sweep = time.perf_counter() - t0
-    final = LogisticRegression(solver="lbfgs", max_iter=1000, C=C).fit(
-        np.vstack([Xtr, Xva]), np.concatenate([y[tr], y[va]])
-    )
-    acc = accuracy_score(y[te], final.predict(Xte))
-    w = final.coef_.ravel() / np.where(sc.scale_ == 0, 1.0, sc.scale_)
-    return C, acc, w, t_sweep
 
 
 @jax.jit
@@ -99,11 +70,9 @@ def run(n: int, d: int, repeats: int, signal: float, seed: int):
     X, y = make_data(seed, n, d, signal)
     splits = pj.raptor_splits(jax.random.key(seed), y)
     tr, va, te = (np.asarray(a) for a in (splits.train_sub, splits.val, splits.test))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        t0 = time.perf_counter()
-        C_sk, acc_sk, w_sk, t_sk_sweep = sklearn_protocol(X, y, tr, va, te)
-        t_sk = time.perf_counter() - t0
+    sk = sklearn_raptor(X, y, tr, va, te)
+    C_sk, acc_sk, w_sk = sk["C"], sk["test_accuracy"], sk["w"]
+    t_sk_sweep, t_sk = sk["sweep_seconds"], sk["total_seconds"]
 
     Xj, yj = jnp.asarray(X), jnp.asarray(np.where(y > 0, 1.0, -1.0), jnp.float32)
     lams = jnp.asarray(1.0 / pj.RAPTOR_C_GRID, jnp.float32)

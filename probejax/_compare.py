@@ -242,12 +242,9 @@ def compare_layers(
                 X_layers if len(rows) == L else [X_layers[r] for r in rows],
                 config.chunk_size,
             )
-            for key, field in (
-                ("stability", "stability"),
-                ("stability_signed", "stability_signed"),
-            ):
+            for key in ("stability", "stability_signed"):
                 out[key] = nan.copy()
-                out[key][rows] = np.asarray(stab.results[field])
+                out[key][rows] = np.asarray(stab.results[key])
             out["stability_seconds"] = nan.copy()
             out["stability_seconds"][rows] = stab.seconds
         methods[method] = out

@@ -19,7 +19,6 @@ Figures are drawn from the results file by :mod:`probejax.llm._plots`.
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,12 +32,7 @@ from .._sklearn_reference import sklearn_raptor
 from ..reproduce._store import write_json_atomic
 from ._cache import cached_activations
 from ._datasets import TextDataset, load_dataset
-from ._model import LoadedModel, load_model
-
-
-def default_cache_root() -> Path:
-    """``$PROBEJAX_CACHE`` or ``~/.cache/probejax``."""
-    return Path(os.environ.get("PROBEJAX_CACHE", Path.home() / ".cache" / "probejax"))
+from ._model import LoadedModel, cache_root as user_cache_root, load_model
 
 
 def _slug(s: str) -> str:
@@ -53,11 +47,12 @@ def activation_cache_dir(
     return Path(root) / "activations" / _slug(f"{loaded.model_id}@{loaded.revision}") / name
 
 
-def probe_arrays(layers, methods: dict) -> dict[str, np.ndarray]:
-    """``layers`` and every method's ``<name>_w`` ``(L, d)`` and ``<name>_b`` ``(L,)``."""
+def probe_arrays(layers, probes: dict) -> dict[str, np.ndarray]:
+    """The ``probes.npz`` content: ``layers`` and, for each ``method: (w, b)`` of
+    ``probes``, ``<method>_w`` ``(L, d)`` and ``<method>_b`` ``(L,)``."""
     out = {"layers": np.asarray(layers)}
-    for m, r in methods.items():
-        out[f"{m}_w"], out[f"{m}_b"] = np.asarray(r["w"]), np.asarray(r["b"])
+    for m, (w, b) in probes.items():
+        out[f"{m}_w"], out[f"{m}_b"] = np.asarray(w), np.asarray(b)
     return out
 
 
@@ -124,7 +119,7 @@ def llm_sweep(
     the subsample and the splits; ``compare`` methods and stability settings;
     ``sklearn_reference``: time the authors' loop on every layer (``True``), on the
     listed layers (a list: it takes 10-100 s per layer on a 2-core CPU), or not at all; ``cache_root`` for
-    activations (default :func:`default_cache_root`); ``stability_layers``: layers whose
+    activations (default ``$PROBEJAX_CACHE`` or ``~/.cache/probejax``); ``stability_layers``: layers whose
     stability is measured (default all swept layers).
 
     **Returns:** :class:`SweepOutputs` with the results dict (as written).
@@ -138,7 +133,7 @@ def llm_sweep(
     loaded = model if isinstance(model, LoadedModel) else load_model(model)
     layers = list(range(loaded.n_layers)) if layers is None else [int(i) for i in layers]
     cache = activation_cache_dir(
-        Path(cache_root) if cache_root else default_cache_root(), loaded, dataset, pooling, point
+        Path(cache_root) if cache_root else user_cache_root(), loaded, dataset, pooling, point
     )
     log(f"{dataset.name}: {len(dataset)} texts {dataset.counts()}; model {loaded.model_id}")
     t0 = time.perf_counter()
@@ -257,14 +252,14 @@ def llm_sweep(
                 for m, r in methods.items()
             },
         }
+    probes = {m: (np.asarray(r["w"]), np.asarray(r["b"])) for m, r in methods.items()}
     results_path = probes_path = None
     if out is not None:
         out = Path(out)
         results_path, probes_path = out / "results.json", out / "probes.npz"
-        write_npz_atomic(probes_path, probe_arrays(layers, methods))
+        write_npz_atomic(probes_path, probe_arrays(layers, probes))
         write_json_atomic(results_path, results)
         log(f"wrote {results_path} and {probes_path}")
-    probes = {m: (np.asarray(r["w"]), np.asarray(r["b"])) for m, r in methods.items()}
     return SweepOutputs(results, probes, results_path, probes_path)
 
 

@@ -16,40 +16,23 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
 from .._compare import CompareConfig
 
 __all__ = ["compute", "plot"]
 
 
 def _steering(loaded, cfg: dict, sweep, log) -> list[dict]:
-    from ..llm._steer import steering_demo
+    """The steering demo at the best RAPTOR layer (plus ``layer_offsets``), all layers
+    steered together."""
+    from ._steer import steering_grid
 
     best = sweep.results["best"]["layer"]
     layers_all = sweep.results["layers"]
     layers = [best + o for o in cfg["layer_offsets"] if best + o in layers_all]
     w, b = sweep.probes["raptor"]
     rows = [layers_all.index(i) for i in layers]
-    demos = []
-    for prompt in cfg["prompts"]:
-        for target in cfg["targets"]:
-            demo = steering_demo(
-                loaded,
-                prompt,
-                w[rows],
-                b[rows],
-                layers,
-                direction="towards" if target >= 0.5 else "away",
-                target_p=target,
-                max_new_tokens=cfg["max_new_tokens"],
-            )
-            log(
-                f"steer {demo['direction']} at layers {layers}: "
-                f"p {np.round(demo['p_unsteered'], 3)} -> {np.round(demo['p_steered'], 3)}"
-            )
-            demos.append(demo)
-    return demos
+    items = [(layers, w[rows], b[rows])]
+    return steering_grid(loaded, items, cfg["prompts"], cfg["targets"], cfg["max_new_tokens"], log)
 
 
 def compute(config: dict, log: Callable[[str], None] = print) -> dict:
@@ -85,9 +68,8 @@ def compute(config: dict, log: Callable[[str], None] = print) -> dict:
             progress=False,
             log=lambda s, n=name: log(f"  {s}"),
         )
-        methods = {m: {"w": w, "b": b} for m, (w, b) in sweep.probes.items()}
         write_npz_atomic(
-            results_dir / f"{name}_probes.npz", probe_arrays(sweep.results["layers"], methods)
+            results_dir / f"{name}_probes.npz", probe_arrays(sweep.results["layers"], sweep.probes)
         )
         datasets[name], sweeps[name] = sweep.results, sweep
     steer_cfg = config["steer"]

@@ -23,7 +23,6 @@ __all__ = ["compute", "plot"]
 def compute(config: dict, log: Callable[[str], None] = print) -> dict:
     """**Returns** ``{"demos": [steering_demo dicts]}`` for every (layer, prompt, target)."""
     from ..llm._model import load_model
-    from ..llm._steer import steering_demo
     from . import _resolve
 
     path = _resolve(config["probes"])
@@ -35,29 +34,44 @@ def compute(config: dict, log: Callable[[str], None] = print) -> dict:
     layers = [int(i) for i in probes["layers"]]
     W, B = probes[f"{config['method']}_w"], probes[f"{config['method']}_b"]
     loaded = load_model(config["model"])
-    demos = []
+    items = []
     for layer in config["layers"]:
         if layer not in layers:
             raise ValueError(f"layer {layer} has no probe in {path} (layers {layers}).")
         row = layers.index(layer)
-        for prompt in config["prompts"]:
-            for target in config["targets"]:
+        items.append(([layer], W[row], B[row]))
+    demos = steering_grid(
+        loaded, items, config["prompts"], config["targets"], config["max_new_tokens"], log
+    )
+    return {"demos": demos}
+
+
+def steering_grid(loaded, items, prompts, targets, max_new_tokens: int, log) -> list[dict]:
+    """:func:`probejax.llm.steering_demo` for every ``(layers, w, b)`` of ``items``,
+    prompt and target probability (towards the positive class when ``p* >= 1/2``, away
+    otherwise), in that nesting order. **Returns** the demos' dicts."""
+    from ..llm._steer import steering_demo
+
+    demos = []
+    for layers, w, b in items:
+        for prompt in prompts:
+            for target in targets:
                 demo = steering_demo(
                     loaded,
                     prompt,
-                    W[row],
-                    B[row],
-                    [layer],
+                    w,
+                    b,
+                    layers,
                     direction="towards" if target >= 0.5 else "away",
                     target_p=target,
-                    max_new_tokens=config["max_new_tokens"],
+                    max_new_tokens=max_new_tokens,
                 )
                 log(
-                    f"layer {layer} {demo['direction']:>7} {prompt!r}: re-encoded p "
-                    f"{demo['p_unsteered'][0]:.3f} -> {demo['p_steered'][0]:.3f}"
+                    f"layers {layers} {demo['direction']:>7} {prompt!r}: re-encoded p "
+                    f"{np.round(demo['p_unsteered'], 3)} -> {np.round(demo['p_steered'], 3)}"
                 )
                 demos.append(demo)
-    return {"demos": demos}
+    return demos
 
 
 def plot(results: Path | str | dict, figures_dir: Path | str) -> list[Path]:
