@@ -67,3 +67,28 @@ def test_bad_config_is_named():
         CompareConfig(methods=("raptor", "svm"))
     with pytest.raises(ValueError, match="stability_methods"):
         CompareConfig(methods=("raptor",), stability_methods=("lda",))
+
+
+def test_sklearn_reference_is_the_raptor_protocol():
+    pytest.importorskip("sklearn")
+    from probejax._sklearn_reference import sklearn_raptor
+
+    rng = np.random.default_rng(4)
+    n, d = 400, 20
+    y = rng.integers(0, 2, n)
+    u = rng.standard_normal(d)
+    scales = rng.uniform(0.5, 3.0, d)  # raw coordinates differ from standardised ones
+    X = ((rng.standard_normal((n, d)) + np.outer(2 * y - 1, u) / 2 + 1.0) * scales).astype(
+        np.float32
+    )
+    splits = pj.raptor_splits(jax.random.key(0), y)
+    sk = sklearn_raptor(X, y, splits.train_sub, splits.val, splits.test)
+    res, _ = pj.fit_raptor(X, y, splits=splits)
+    assert sk["C"] == pytest.approx(float(res.C), rel=1e-5)
+    assert sk["test_accuracy"] == pytest.approx(float(res.test_accuracy), abs=1e-6)
+    w = np.asarray(res.probe.w, np.float64)
+    assert w @ sk["w"] / np.linalg.norm(w) / np.linalg.norm(sk["w"]) > 0.9999
+    s_sk = X[np.asarray(splits.test)] @ sk["w"] + sk["b"]
+    s_pj = np.asarray(res.probe.decision_function(X[np.asarray(splits.test)]))
+    np.testing.assert_allclose(s_sk, s_pj, rtol=1e-2, atol=1e-2)
+    assert 0 < sk["sweep_seconds"] <= sk["total_seconds"]
