@@ -339,7 +339,7 @@ def main():
     finally:
         shutil.rmtree(root, ignore_errors=True)
     if args.out is not None:
-        from probejax.reproduce._store import write_json_atomic
+        from probejax.io._results import write_json_atomic
 
         write_json_atomic(
             args.out,

@@ -29,9 +29,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import probejax as pj
-from probejax._raptor import select_index
-from probejax._ridge_logistic import solve_ridge_logistic
-from probejax._sklearn_reference import sklearn_raptor
+from probejax.protocol._raptor import select_index
+from probejax.protocol._sklearn_reference import sklearn_raptor
+from probejax.solvers._ridge_logistic import solve_ridge_logistic
 
 
 def make_data(seed: int, n: int, d: int, signal: float):

@@ -15,13 +15,13 @@ from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.linear_model import LogisticRegression, Ridge, RidgeClassifier
 from sklearn.preprocessing import StandardScaler
 
-from probejax._calibrate import platt_calibrate
-from probejax._gcs import fit_gcs
-from probejax._lda import fit_lda, lda_core, lda_shrinkage
-from probejax._mass_mean import fit_mass_mean
-from probejax._pca import fit_pca_probe, pca_core
-from probejax._ridge_ls import fit_ridge_ls, ridge_ls_path, ridge_ls_path_core
-from probejax._splits import stratified_split
+from probejax.core._splits import stratified_split
+from probejax.estimators._calibrate import platt_calibrate
+from probejax.estimators._gcs import fit_gcs
+from probejax.estimators._lda import fit_lda, lda_core, lda_shrinkage
+from probejax.estimators._mass_mean import fit_mass_mean
+from probejax.estimators._pca import fit_pca_probe, pca_core
+from probejax.solvers._ridge_ls import fit_ridge_ls, ridge_ls_path, ridge_ls_path_core
 
 
 @pytest.fixture

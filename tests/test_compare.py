@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import probejax as pj
-from probejax._compare import CompareConfig, compare_layers
+from probejax.protocol._compare import CompareConfig, compare_layers
 
 
 def _layers(seed=0, L=3, n=160, d=24):
@@ -71,7 +71,7 @@ def test_bad_config_is_named():
 
 def test_sklearn_reference_is_the_raptor_protocol():
     pytest.importorskip("sklearn")
-    from probejax._sklearn_reference import sklearn_raptor
+    from probejax.protocol._sklearn_reference import sklearn_raptor
 
     rng = np.random.default_rng(4)
     n, d = 400, 20

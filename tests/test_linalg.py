@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from probejax._linalg import cholesky, eigh
+from probejax.core._linalg import cholesky, eigh
 
 
 def _spd(key, shape, n):

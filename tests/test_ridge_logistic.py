@@ -9,7 +9,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
 import probejax as pj
-from probejax._ridge_logistic import _path_jit
+from probejax.solvers._ridge_logistic import _path_jit
 
 SOLVERS = ["newton", "lbfgs"]
 
@@ -146,7 +146,7 @@ def test_float32_default_and_agrees_with_float64():
 
 
 def test_auto_solver_choice():
-    from probejax._ridge_logistic import resolve_solver
+    from probejax.solvers._ridge_logistic import resolve_solver
 
     assert resolve_solver("auto", 640, 4096, 100) == "lbfgs"
     assert resolve_solver("auto", 640, 4096, 1) == "newton"

@@ -35,14 +35,14 @@ def test_stability_runs_resample_the_pool_only(stability):
     keys = jax.random.split(jax.random.split(jax.random.key(3))[1], 5)
     seen = []
     for k in keys:
-        sp = pj._stability.resampled_splits(k, y, base, drop=0.2, val_fraction=0.2)
+        sp = pj.protocol._stability.resampled_splits(k, y, base, drop=0.2, val_fraction=0.2)
         tr, va = set(np.asarray(sp.train_sub).tolist()), set(np.asarray(sp.val).tolist())
         assert not (tr | va) & test and (tr | va) <= pool and not tr & va
         assert len(tr | va) == len(pool) - int(np.ceil(0.2 * len(pool)))
         seen.append(frozenset(tr))
     assert len(set(seen)) == 5
     # Each run is the protocol on its splits: rerun one directly and compare.
-    sp = pj._stability.resampled_splits(keys[2], y, base, drop=0.2, val_fraction=0.2)
+    sp = pj.protocol._stability.resampled_splits(keys[2], y, base, drop=0.2, val_fraction=0.2)
     one, _ = pj.fit_raptor(X, y, splits=sp, Cs=GRID)
     assert np.isclose(float(one.C), float(res.runs.C[2]), rtol=1e-5)
     assert float(pj.cosine(one.probe.w, res.vectors[2])) > 0.9999

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._atomic import atomic_write
+from ..io._atomic import atomic_write
 from ._extract import check_options, context_limit, pooled_batches, resolve_layers, tokenize
 from ._model import LoadedModel
 

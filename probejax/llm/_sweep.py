@@ -5,7 +5,7 @@
 1. extraction of every requested layer's pooled hidden states into an on-disk cache
    (:func:`probejax.llm.cached_activations`: reused when complete, resumed when
    interrupted, refused when it belongs to another model, pooling or dataset);
-2. :func:`probejax._compare.compare_layers`: RAPTOR and the baselines on every layer,
+2. :func:`probejax.protocol._compare.compare_layers`: RAPTOR and the baselines on every layer,
    on one shared split, with their directional stability;
 3. optionally the RAPTOR authors' scikit-learn loop on every layer, same data and
    splits, for the training-cost comparison (wall time per layer side by side);
@@ -26,10 +26,10 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from .._atomic import write_npz_atomic
-from .._compare import CompareConfig, compare_layers
-from .._sklearn_reference import sklearn_raptor
-from ..reproduce._store import write_json_atomic
+from ..io._atomic import write_npz_atomic
+from ..io._results import write_json_atomic
+from ..protocol._compare import CompareConfig, compare_layers
+from ..protocol._sklearn_reference import sklearn_raptor
 from ._cache import cached_activations
 from ._datasets import TextDataset, load_dataset
 from ._model import LoadedModel, cache_root as user_cache_root, load_model

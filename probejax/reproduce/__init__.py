@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ._store import config_hash as config_hash, read_results, write_json_atomic
+from ..io._results import config_hash as config_hash, read_results, write_json_atomic
 from ._sweeps import (
     optimal_curve as optimal_curve,
     overlap_stability as overlap_stability,

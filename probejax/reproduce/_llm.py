@@ -16,7 +16,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from .._compare import CompareConfig
+from ..protocol._compare import CompareConfig
 
 __all__ = ["compute", "plot"]
 
@@ -37,7 +37,7 @@ def _steering(loaded, cfg: dict, sweep, log) -> list[dict]:
 
 def compute(config: dict, log: Callable[[str], None] = print) -> dict:
     """Run the sweeps and the steering demo of ``config``; **returns** the results dict."""
-    from .._atomic import write_npz_atomic
+    from ..io._atomic import write_npz_atomic
     from ..llm._model import load_model
     from ..llm._sweep import llm_sweep, probe_arrays
     from . import _resolve

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._teacher_student import GaussianTeacherStudent
+from ..datamodels._teacher_student import GaussianTeacherStudent
 from ..theory import (
     FixedPoint,
     Params,

@@ -30,7 +30,7 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
-from .._teacher_student import GaussianTeacherStudent
+from ..datamodels._teacher_student import GaussianTeacherStudent
 from ..theory import bayes_optimal_error_sign, separability_threshold, solve_grid
 from ._sweeps import (
     alpha_c,

@@ -28,8 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from .._metrics import accuracy, auroc, log_loss
-from .._raptor import RaptorSplits, raptor_splits
+from ..core._metrics import accuracy, auroc, log_loss
+from ..protocol._raptor import RaptorSplits, raptor_splits
 from ._base import SeqProbe
 from ._fitted import FittedSeqProbe, TokenScaler, check_sequences
 from ._losses import SeqData

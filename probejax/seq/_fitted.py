@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
-from .._probe import Probe, unit
+from ..core._probe import Probe, unit
 from ._base import SeqProbe
 
 

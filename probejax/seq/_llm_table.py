@@ -30,7 +30,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from .._raptor import fit_raptor, raptor_splits
+from ..protocol._raptor import fit_raptor, raptor_splits
 from ._attention import AttentionPoolProbe, MultiHeadAttentionProbe
 from ._base import num_params
 from ._efficient import EfficientProbe

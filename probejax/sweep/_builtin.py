@@ -19,11 +19,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from .._checks import as_pm1_labels, check_finite, check_lams, float_dtype
-from .._raptor import RAPTOR_C_GRID, RaptorConfig, raptor_fit_split, raptor_splits
-from .._ridge_logistic import resolve_solver, solve_ridge_logistic
-from .._scaler import Standardizer
-from .._teacher_student import CHANNELS, GaussianTeacherStudent
+from ..core._checks import as_pm1_labels, check_finite, check_lams, float_dtype
+from ..core._scaler import Standardizer
+from ..datamodels._teacher_student import CHANNELS, GaussianTeacherStudent
+from ..protocol._raptor import RAPTOR_C_GRID, RaptorConfig, raptor_fit_split, raptor_splits
+from ..solvers._ridge_logistic import resolve_solver, solve_ridge_logistic
 from ..theory._grid import _continuation
 from ..theory._quadrature import Quadrature
 from ._grid import Axis, Grid, take

@@ -42,7 +42,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from ..reproduce._store import config_hash, jsonable
+from ..io._results import config_hash, jsonable
 from ._distributed import agree, barrier
 from ._grid import Grid, content_sha256, row_spec
 from ._memory import ChunkPlan, default_budget, plan_chunk

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .._atomic import write_npz_atomic
-from ..reproduce._store import read_results, write_json_atomic
+from ..io._atomic import write_npz_atomic
+from ..io._results import read_results, write_json_atomic
 
 FORMAT = "probejax-sweep/1"
 MANIFEST = "manifest.json"

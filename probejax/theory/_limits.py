@@ -48,7 +48,7 @@ import jax.numpy as jnp
 from jax.scipy.stats import norm
 from jaxtyping import Array, Float
 
-from .._teacher_student import GaussianTeacherStudent
+from ..datamodels._teacher_student import GaussianTeacherStudent
 from ._quadrature import Quadrature, gaussian_rule
 
 T_SCALE = 100.0

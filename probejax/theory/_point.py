@@ -7,7 +7,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from .._teacher_student import CHANNELS, GaussianTeacherStudent
+from ..datamodels._teacher_student import CHANNELS, GaussianTeacherStudent
 from ._fixed_point import Params, solve_fixed_point
 from ._observables import observables
 

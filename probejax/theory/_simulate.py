@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._ridge_logistic import solve_ridge_logistic
+from ..solvers._ridge_logistic import solve_ridge_logistic
 from ._observables import generalization_accuracy
 from ._quadrature import Quadrature
 

@@ -1,6 +1,6 @@
 r"""Preconditioned L-BFGS for ridge-logistic regression on the reduced design.
 
-In the coordinates of :func:`probejax._design.reduce_design` the problem is
+In the coordinates of :func:`probejax.solvers._design.reduce_design` the problem is
 
 .. math::
 

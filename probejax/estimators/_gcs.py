@@ -32,7 +32,7 @@ Sampled accuracy is the mean over samples of the accuracy of :math:`\theta^\top[
 probes sees 7% of the pool: pass ``subsample=0.07`` to match that size. They stop
 L-BFGS after 100 iterations; here each fit runs damped Newton to convergence. They
 take :math:`\operatorname{round}(0.1\,n_c)` of each class; here the class counts follow
-:func:`probejax._splits.stratified_split` (:math:`\lceil 0.1\,n\rceil` in all). Their
+:func:`probejax.core._splits.stratified_split` (:math:`\lceil 0.1\,n\rceil` in all). Their
 concept vector is the mean of the samples, a Monte Carlo estimate of :math:`\mu`; here it
 is :math:`\mu` itself.
 """
@@ -46,11 +46,11 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from ._checks import as_float_matrix, as_pm1_labels, check_lams
-from ._probe import Probe, unit
-from ._ridge_logistic import solve_ridge_logistic
-from ._scaler import Standardizer
-from ._splits import stratified_split
+from ..core._checks import as_float_matrix, as_pm1_labels, check_lams
+from ..core._probe import LinearProbe, Probe, unit
+from ..core._scaler import Standardizer
+from ..core._splits import stratified_split
+from ..solvers._ridge_logistic import solve_ridge_logistic
 
 
 class GCSProbe(Probe):
@@ -66,6 +66,9 @@ class GCSProbe(Probe):
 
     def concept_vector(self):
         return unit(self.w_mean)
+
+    def linear(self):
+        return LinearProbe(self.w_mean, self.b_mean)
 
     def sample(self, key: PRNGKeyArray, k: int) -> tuple[Float[Array, "k d"], Float[Array, " k"]]:
         r"""Draw ``k`` probes, each coordinate uniform in :math:`[\mu_j - s_j, \mu_j + s_j]`.

@@ -4,7 +4,7 @@ Minimises :math:`F(w,b) = \sum_i \log(1 + e^{-y_i(w^\top x_i + b)}) + \frac{\lam
 (intercept unpenalised; scikit-learn ``C = 1/lambda``) until
 :math:`\lVert\nabla F\rVert_2 \le \mathrm{tol}\cdot\lVert\nabla F(0)\rVert_2` and the
 (quasi-)Newton decrement estimate of :math:`(F - F^*)/F` is below ``tol``
-(:func:`probejax._logistic.tolerance_met`).
+(:func:`probejax.solvers._logistic.tolerance_met`).
 
 Solvers (``solver=``):
 
@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ._checks import as_float_matrix, as_pm1_labels, check_lams
+from ..core._checks import as_float_matrix, as_pm1_labels, check_lams
 from ._design import reduce_design
 from ._lbfgs import lbfgs_solve
 from ._logistic import RidgeLogisticSolution

@@ -14,7 +14,7 @@ with :math:`X_c, y_c` centred: scikit-learn's ``Ridge(alpha=lam)`` on +-1 target
 the scores or ``predict``.
 
 **The whole path from one eigendecomposition.** With the reduced design of :math:`X_c`
-(:func:`probejax._design.reduce_design`: :math:`X_c w = F\beta`,
+(:func:`probejax.solvers._design.reduce_design`: :math:`X_c w = F\beta`,
 :math:`\lVert w\rVert = \lVert\beta\rVert`, :math:`F^\top F = \operatorname{diag}(s)`),
 the solution is :math:`\beta_j(\lambda) = (F^\top y_c)_j / (s_j + \lambda)`: one
 :math:`O(nd\min(n,d))` decomposition, then :math:`O(d\min(n, d))` per grid point.
@@ -29,9 +29,9 @@ import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 from jaxtyping import Array, Float
 
-from ._checks import as_float_matrix, as_pm1_labels, check_lams
+from ..core._checks import as_float_matrix, as_pm1_labels, check_lams
+from ..core._probe import LinearProbe
 from ._design import reduce_design
-from ._probe import LinearProbe
 
 
 def ridge_ls_core(

@@ -21,8 +21,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ._checks import check_fraction
-from ._metrics import pairwise_cosine_summary
+from ..core._checks import check_fraction
+from ..core._metrics import pairwise_cosine_summary
+from ..core._splits import stratified_partition
 from ._raptor import (
     RAPTOR_C_GRID,
     RaptorConfig,
@@ -31,7 +32,6 @@ from ._raptor import (
     check_raptor_inputs,
     raptor_fit_split,
 )
-from ._splits import stratified_partition
 
 
 class StabilityResult(eqx.Module):

@@ -54,9 +54,9 @@ def sweep(
     from rich.console import Console
     from rich.table import Table
 
-    from ._compare import CompareConfig
-    from .llm._plots import plot_sweep
-    from .llm._sweep import layer_table, llm_sweep
+    from ..llm._plots import plot_sweep
+    from ..llm._sweep import layer_table, llm_sweep
+    from ..protocol._compare import CompareConfig
 
     try:
         cfg = CompareConfig(

@@ -29,13 +29,16 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
-from ._gcs import gcs_core
+from ..core._metrics import accuracy, auroc, pairwise_cosine_summary
+from ..core._probe import LinearProbe
+from ..core._scaler import Standardizer
+from ..core._splits import stratified_split
+from ..estimators._gcs import gcs_core
+from ..estimators._lda import lda_core
+from ..estimators._mass_mean import mass_mean_core
+from ..estimators._pca import pca_core
+from ..solvers._ridge_ls import ridge_ls_core, ridge_ls_path_core
 from ._layers import _layer, _n_layers, map_layers
-from ._lda import lda_core
-from ._mass_mean import mass_mean_core
-from ._metrics import accuracy, auroc, pairwise_cosine_summary
-from ._pca import pca_core
-from ._probe import LinearProbe
 from ._raptor import (
     RAPTOR_C_GRID,
     RaptorConfig,
@@ -44,9 +47,6 @@ from ._raptor import (
     raptor_fit_split,
     select_index,
 )
-from ._ridge_ls import ridge_ls_core, ridge_ls_path_core
-from ._scaler import Standardizer
-from ._splits import stratified_split
 from ._stability import resampled_splits
 
 METHODS = ("raptor", "mass_mean", "lda", "pca", "ridge_ls", "gcs")

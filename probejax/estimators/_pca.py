@@ -11,7 +11,7 @@ scikit-learn's ``PCA().components_[0]`` up to sign. The sign is chosen so that t
 positive class has the higher mean projection,
 :math:`\operatorname{sign}\bigl((\mu_+ - \mu_-)^\top v\bigr)`; scale and offset come from
 Platt scaling on the training data (:func:`probejax.platt_calibrate`). It is computed from
-the smaller Gram matrix (:func:`probejax._design.reduce_design`), so :math:`d \gg n`
+the smaller Gram matrix (:func:`probejax.solvers._design.reduce_design`), so :math:`d \gg n`
 costs :math:`O(n^2 d)`. Unsupervised apart from the sign: it finds the concept only when
 the concept is the dominant direction of variance.
 """
@@ -22,11 +22,12 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from ..core._checks import as_float_matrix, as_pm1_labels
+from ..core._probe import LinearProbe
+from ..solvers._design import reduce_design
 from ._calibrate import platt_core
-from ._checks import as_float_matrix, as_pm1_labels
-from ._design import reduce_design
 from ._mass_mean import class_means
-from ._probe import LinearProbe
+from ._base import Estimator
 
 
 def top_principal_direction(X: Float[Array, "n d"]) -> Float[Array, " d"]:
@@ -61,3 +62,10 @@ def fit_pca_probe(X, y) -> LinearProbe:
     X = as_float_matrix(X)
     y, _ = as_pm1_labels(y, X.shape[0])
     return _pca_jit(X, y)
+
+
+class PCA(Estimator):
+    """The top-PCA-direction probe as an estimator (see :func:`fit_pca_probe`)."""
+
+    def fit(self, X, y, key=None):
+        return pca_core(X, y)

@@ -19,9 +19,12 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from ..core._checks import as_float_matrix, as_pm1_labels
+from ..core._probe import LinearProbe
 from ._calibrate import platt_core
-from ._checks import as_float_matrix, as_pm1_labels
-from ._probe import LinearProbe
+import equinox as eqx
+
+from ._base import Estimator
 
 
 def class_means(
@@ -56,3 +59,10 @@ def fit_mass_mean(X, y) -> LinearProbe:
     X = as_float_matrix(X)
     y, _ = as_pm1_labels(y, X.shape[0])
     return _mass_mean_jit(X, y)
+
+
+class MassMean(Estimator):
+    """The mass-mean probe as an estimator (nothing to tune; see :func:`fit_mass_mean`)."""
+
+    def fit(self, X, y, key=None):
+        return mass_mean_core(X, y)

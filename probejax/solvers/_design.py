@@ -20,7 +20,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ._linalg import eigh
+from ..core._linalg import eigh
 
 
 class ReducedDesign(eqx.Module):

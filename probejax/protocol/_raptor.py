@@ -29,12 +29,12 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
-from ._checks import as_float_matrix, as_pm1_labels, check_lams, check_two_classes
-from ._metrics import accuracy, auroc, log_loss
-from ._probe import LinearProbe
-from ._ridge_logistic import resolve_solver, solve_ridge_logistic
-from ._scaler import Standardizer
-from ._splits import stratified_partition
+from ..core._checks import as_float_matrix, as_pm1_labels, check_lams, check_two_classes
+from ..core._metrics import accuracy, auroc, log_loss
+from ..core._probe import LinearProbe
+from ..core._scaler import Standardizer
+from ..core._splits import stratified_partition
+from ..solvers._ridge_logistic import resolve_solver, solve_ridge_logistic
 
 RAPTOR_C_GRID = np.logspace(-4, 2, 100)
 CRITERIA = ("accuracy", "log_loss")

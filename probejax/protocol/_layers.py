@@ -18,7 +18,7 @@ import jax
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
-from ._checks import as_float_matrix
+from ..core._checks import as_float_matrix
 from ._raptor import (
     RAPTOR_C_GRID,
     RaptorConfig,

@@ -28,9 +28,9 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ._checks import as_float_matrix, as_pm1_labels
-from ._probe import LinearProbe
-from ._ridge_logistic import solve_ridge_logistic
+from ..core._checks import as_float_matrix, as_pm1_labels
+from ..core._probe import LinearProbe
+from ..solvers._ridge_logistic import solve_ridge_logistic
 
 PLATT_RIDGE = 1e-6
 

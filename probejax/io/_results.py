@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .._atomic import atomic_write
+from ._atomic import atomic_write
 
 OUTPUT_KEYS = ("results_dir", "figures_dir")
 

@@ -14,7 +14,7 @@ pooled within-class covariance and its shrunk version are
 the training data (:func:`probejax.platt_calibrate`), not from the Gaussian model.
 
 **No** :math:`d\times d` **matrix when** :math:`d > n`: with the reduced design of
-:math:`Z` (:func:`probejax._design.reduce_design`, :math:`\Sigma = V\operatorname{diag}(s/n)V^\top`,
+:math:`Z` (:func:`probejax.solvers._design.reduce_design`, :math:`\Sigma = V\operatorname{diag}(s/n)V^\top`,
 :math:`V` orthonormal :math:`d\times r`), Woodbury gives
 
 .. math::
@@ -46,11 +46,14 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from ..core._checks import as_float_matrix, as_pm1_labels
+from ..core._probe import LinearProbe
+from ..solvers._design import reduce_design
 from ._calibrate import platt_core
-from ._checks import as_float_matrix, as_pm1_labels
-from ._design import reduce_design
 from ._mass_mean import class_means
-from ._probe import LinearProbe
+import equinox as eqx
+
+from ._base import Estimator
 
 
 def within_class_centred(X: Float[Array, "n d"], y: Float[Array, " n"]):
@@ -159,3 +162,14 @@ def fit_lda(X, y, shrinkage: str | float = "ledoit_wolf") -> LinearProbe:
     y, _ = as_pm1_labels(y, X.shape[0])
     gamma = jnp.asarray(0.0 if g is None else g, X.dtype)
     return lda_core(X, y, gamma, ledoit_wolf=g is None)
+
+
+class LDA(Estimator):
+    """Fisher LDA as an estimator: ``shrinkage`` a number in [0, 1], or ``None`` for the
+    Ledoit-Wolf coefficient estimated from the data (see :func:`fit_lda`)."""
+
+    shrinkage: float | None = eqx.field(default=None, static=True)
+
+    def fit(self, X, y, key=None):
+        gamma = jnp.asarray(jnp.nan if self.shrinkage is None else self.shrinkage, X.dtype)
+        return lda_core(X, y, gamma, ledoit_wolf=self.shrinkage is None)

@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 from jaxtyping import Array, Float
 
-from ._linalg import cholesky
+from ..core._linalg import cholesky
 from ._logistic import (
     RidgeLogisticSolution,
     exact_line_search,

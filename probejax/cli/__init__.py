@@ -10,7 +10,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="probejax com
 
 
 def _add_llm() -> None:
-    from ._cli_llm import llm_app
+    from ._llm import llm_app
 
     app.add_typer(llm_app, name="llm")
 
@@ -36,7 +36,7 @@ def demo(
     import jax
     import numpy as np
 
-    from . import GaussianTeacherStudent, fit_raptor, raptor_stability
+    from .. import GaussianTeacherStudent, fit_raptor, raptor_stability
 
     k_data, k_fit, k_stab = jax.random.split(jax.random.key(seed), 3)
     X, y, w_star = GaussianTeacherStudent(rho=rho).sample(k_data, n, d)
@@ -84,7 +84,7 @@ def theory_point(
     """Solve the fixed point at one point and print its predictions."""
     import json
 
-    from .theory._point import predict_point
+    from ..theory._point import predict_point
 
     try:
         out = predict_point(alpha, lam, teacher, beta=beta, delta=delta, rho=rho, eps=eps)
@@ -110,7 +110,7 @@ def reproduce(
     """Run reproduction targets: config (experiments/) -> results file -> figures."""
     import jax
 
-    from .reproduce import TARGETS, run_target
+    from ..reproduce import TARGETS, run_target
 
     names = list(targets) if targets else list(TARGETS)
     unknown = [t for t in names if t not in TARGETS]

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 from jax.scipy.special import ndtr
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ._checks import float_dtype
+from ..core._checks import float_dtype
 
 CHANNELS = ("logistic", "sign", "probit")
 

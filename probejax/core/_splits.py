@@ -15,7 +15,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Int, PRNGKeyArray
+from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from ._checks import check_fraction
 
@@ -86,3 +86,34 @@ def stratified_split(
     holding ``fraction`` of the examples (see :func:`stratified_partition`)."""
     out, keep = stratified_partition(key, y, (fraction,), where=where)
     return keep, out
+
+
+def traced_stratified_split(
+    key: PRNGKeyArray, y: Float[Array, " n"], n_out: int
+) -> tuple[Int[Array, " n_keep"], Int[Array, " n_out"]]:
+    """A stratified two-way split that traces through labels (for estimators that split
+    inside ``fit``, under ``jit``/``vmap`` where the class counts are not known).
+
+    ``n_out`` (static) examples are held out; of them
+    :math:`\\operatorname{round}(n_{out} n_+/n)` are positive (``y > 0``), the rest
+    negative, each class's share drawn uniformly without replacement. Unlike
+    :func:`stratified_partition` a side may lack a class when a class is tiny; callers
+    choose ``n_out`` so it does not.
+
+    **Returns:** ``(keep_idx, out_idx)``, each sorted by a random priority.
+    """
+    n = y.shape[0]
+    if not 0 < n_out < n:
+        raise ValueError(f"n_out must be in (0, {n}), got {n_out}.")
+    pos = y > 0
+    n_pos = jnp.sum(pos)
+    k_pos = jnp.clip(jnp.round(n_out * n_pos / n), 0, n_pos).astype(jnp.int32)
+    k_neg = n_out - k_pos
+    u = jax.random.uniform(key, (n,))
+    # rank of each example among its class, by its random priority
+    order = jnp.lexsort((u, pos))  # negatives first, each class by priority
+    rank_sorted = jnp.arange(n) - jnp.where(pos[order], n - n_pos, 0)
+    rank = jnp.zeros(n, jnp.int32).at[order].set(rank_sorted.astype(jnp.int32))
+    out = jnp.where(pos, rank < k_pos, rank < k_neg)
+    by_side = jnp.argsort(jnp.where(out, 1.0, 0.0) + 0.5 * u, stable=True)
+    return by_side[: n - n_out], by_side[n - n_out :]

@@ -1,0 +1,37 @@
+"""Estimators: one protocol (:class:`Estimator`), small composable pieces
+(:class:`Standardized`, :class:`Tuned`, :class:`Bagged`), the probes built from them,
+and the registry that names them for the command line."""
+
+from ._bagged import Bagged as Bagged, gcs as gcs
+from ._base import Estimator as Estimator, PathEstimator as PathEstimator
+from ._lda import LDA as LDA
+from ._logistic_ridge import LogisticRidge as LogisticRidge
+from ._mass_mean import MassMean as MassMean
+from ._pca import PCA as PCA
+from ._raptor import (
+    RAPTOR_C_GRID as RAPTOR_C_GRID,
+    raptor as raptor,
+    tuned_ridge_ls as tuned_ridge_ls,
+)
+from ._registry import (
+    Entry as Entry,
+    estimator_label as estimator_label,
+    get_entry as get_entry,
+    get_estimator as get_estimator,
+    register as register,
+    registered as registered,
+)
+from ._ridge_ls import RidgeLS as RidgeLS
+from ._tuned import (
+    Standardized as Standardized,
+    Tuned as Tuned,
+    neg_log_loss as neg_log_loss,
+    select_index as select_index,
+)
+
+register("raptor", raptor, label="RAPTOR (ridge logistic, tuned)")
+register("mass_mean", MassMean, label="mass-mean")
+register("lda", LDA, label="Fisher LDA (Ledoit-Wolf)")
+register("pca", PCA, label="top PCA direction")
+register("ridge_ls", tuned_ridge_ls, label="ridge least squares (tuned)")
+register("gcs", gcs, label="GCS (mean of 1000 probes)", stability=False)

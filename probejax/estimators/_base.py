@@ -1,0 +1,74 @@
+r"""The estimator protocol: one traceable ``fit`` for one problem.
+
+An :class:`Estimator` is an Equinox module whose fields are its hyperparameters
+(array-valued ones are pytree leaves, so a grid of them is a ``vmap``; structural ones
+are static fields) with
+
+- ``fit(X, y, key) -> Probe``: ``X`` ``(n, d)``, ``y`` in :math:`\{-1, +1\}` floats,
+  ``key`` a PRNG key (used or not); traceable, so it ``jit``-s and ``vmap``-s over keys,
+  layers and hyperparameters;
+- ``fit_with_validation(X, y, train, val, key)``: the same fit when the caller has
+  already set a validation split aside (index arrays into ``X``); estimators that
+  tune on validation data (:class:`probejax.estimators.Tuned`) use it, the others fit
+  on ``train`` and ``val`` together (the default).
+
+A :class:`PathEstimator` has one regularisation strength ``lam``; its ``path`` fits a
+whole grid at once (sharing factorisations where it can), which is what tuning uses.
+
+Everything else in the library (comparison, stability, layer sweeps, the command line,
+figures) takes any estimator; a new one needs nothing but this file's protocol.
+"""
+
+from __future__ import annotations
+
+import abc
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, Int, PRNGKeyArray
+
+from ..core._probe import Probe
+
+
+class Estimator(eqx.Module):
+    """Abstract estimator: hyperparameters as fields, one traceable ``fit``."""
+
+    @abc.abstractmethod
+    def fit(self, X: Float[Array, "n d"], y: Float[Array, " n"], key: PRNGKeyArray) -> Probe:
+        """Fit one probe on ``(X, y)`` (``y`` in +-1 floats)."""
+
+    def fit_with_validation(
+        self,
+        X: Float[Array, "n d"],
+        y: Float[Array, " n"],
+        train: Int[Array, " n_tr"],
+        val: Int[Array, " n_val"],
+        key: PRNGKeyArray,
+    ) -> Probe:
+        """Fit with a validation split set aside; by default on ``train`` and ``val``
+        together (nothing is tuned)."""
+        pool = jnp.concatenate([train, val])
+        return self.fit(X[pool], y[pool], key)
+
+
+class PathEstimator(Estimator):
+    """An estimator with one regularisation strength ``lam`` (an array leaf) whose grid
+    ``path`` can be fitted at once."""
+
+    lam: eqx.AbstractVar[Float[Array, ""]]
+
+    def with_lam(self, lam: Float[Array, ""]) -> PathEstimator:
+        """The same estimator at another ``lam``."""
+        return eqx.tree_at(lambda e: e.lam, self, jnp.asarray(lam))
+
+    def path(
+        self,
+        X: Float[Array, "n d"],
+        y: Float[Array, " n"],
+        lams: Float[Array, " L"],
+        key: PRNGKeyArray,
+    ) -> Probe:
+        """Probes for every ``lam`` of the grid, stacked on a leading axis (default: a
+        ``vmap`` of ``fit``; computations that do not depend on ``lam`` run once)."""
+        return jax.vmap(lambda lam: self.with_lam(lam).fit(X, y, key))(lams)

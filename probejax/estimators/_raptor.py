@@ -1,0 +1,60 @@
+r"""RAPTOR (Ridge-Adaptive Logistic Probe, arXiv 2602.00158) as a composition.
+
+``raptor()`` is ``Tuned(LogisticRidge(), lams = 1/C)`` over the grid
+:math:`C \in \mathrm{logspace}(-4, 2, 100)` (scikit-learn's convention,
+:math:`\tfrac12\lVert w\rVert^2 + C\sum_i\ell_i`): standardise with the train part's
+statistics, fit the grid, take the best validation accuracy (ties to the smallest C),
+refit on train + validation, map back to raw coordinates. The same tuning of ridge least
+squares is ``tuned_ridge_ls()``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..core._metrics import accuracy
+from ._logistic_ridge import LogisticRidge
+from ._ridge_ls import RidgeLS
+from ._tuned import Tuned, neg_log_loss
+
+RAPTOR_C_GRID = np.logspace(-4, 2, 100)
+CRITERIA = {"accuracy": accuracy, "log_loss": neg_log_loss}
+
+
+def _lams(Cs) -> np.ndarray:
+    Cs = np.asarray(Cs, dtype=float)
+    if Cs.ndim != 1 or Cs.size == 0 or not np.all(np.isfinite(Cs) & (Cs > 0)):
+        raise ValueError(f"Cs must be a non-empty 1-D grid of finite values > 0, got {Cs!r}.")
+    return 1.0 / Cs
+
+
+def raptor(
+    Cs=RAPTOR_C_GRID,
+    *,
+    criterion: str = "accuracy",
+    standardize: bool = True,
+    refit: bool = True,
+    val_fraction: float = 0.2,
+    fit_intercept: bool = True,
+    solver: str = "auto",
+    tol: float | None = None,
+    max_iter: int | None = None,
+) -> Tuned:
+    """The RAPTOR estimator (module docstring); ``criterion`` ``"accuracy"`` or
+    ``"log_loss"`` on validation; the rest as :class:`Tuned` and :class:`LogisticRidge`."""
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion must be one of {tuple(CRITERIA)}, got {criterion!r}.")
+    inner = LogisticRidge(fit_intercept=fit_intercept, solver=solver, tol=tol, max_iter=max_iter)
+    return Tuned(
+        inner,
+        _lams(Cs),
+        criterion=CRITERIA[criterion],
+        standardize=standardize,
+        refit=refit,
+        val_fraction=val_fraction,
+    )
+
+
+def tuned_ridge_ls(Cs=RAPTOR_C_GRID, *, standardize: bool = True) -> Tuned:
+    """Ridge least squares tuned as RAPTOR tunes its ridge (``lam = 1/C`` on the grid)."""
+    return Tuned(RidgeLS(), _lams(Cs), standardize=standardize)

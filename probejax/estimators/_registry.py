@@ -1,0 +1,109 @@
+"""Names for estimators: what the command line's ``--methods`` and the reproduction
+configs use, so that no method name is ever an ``if`` inside the library.
+
+A name resolves, in order, to
+
+1. a registered estimator (:func:`register`; the built-ins below), or
+2. an import path ``"package.module:attribute"`` or ``"path/to/file.py:attribute"``
+   whose attribute is an :class:`Estimator` instance or a callable returning one
+   (how a user's own estimator, defined in their own file, reaches the CLI).
+
+Each registered entry has a human label (legends, tables) and whether its stability
+is measured by default (``False`` for estimators whose refits are costly).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from ._base import Estimator
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """A registered estimator: ``make()`` builds it; ``label`` names it in figures;
+    ``stability`` says whether its stability is measured by default."""
+
+    make: Callable[[], Estimator]
+    label: str
+    stability: bool = True
+
+
+_REGISTRY: dict[str, Entry] = {}
+
+
+def register(
+    name: str, make: Callable[[], Estimator], *, label: str | None = None, stability: bool = True
+) -> None:
+    """Register ``make`` (a zero-argument callable returning an estimator) as ``name``."""
+    if not name or ":" in name or "," in name:
+        raise ValueError(f"estimator names must be non-empty without ':' or ',', got {name!r}.")
+    _REGISTRY[name] = Entry(make, label or name, stability)
+
+
+def registered() -> dict[str, Entry]:
+    """The registered estimators by name, in registration order."""
+    return dict(_REGISTRY)
+
+
+def _load_attribute(spec: str):
+    target, _, attr = spec.rpartition(":")
+    if target.endswith(".py"):
+        path = Path(target)
+        if not path.is_file():
+            raise ValueError(f"estimator {spec!r}: no file {path}.")
+        mod_name = f"probejax_user_{abs(hash(str(path.resolve())))}"
+        module = sys.modules.get(mod_name)
+        if module is None:
+            loader = importlib.util.spec_from_file_location(mod_name, path)
+            module = importlib.util.module_from_spec(loader)
+            sys.modules[mod_name] = module
+            loader.loader.exec_module(module)
+    else:
+        try:
+            module = importlib.import_module(target)
+        except ImportError as err:
+            raise ValueError(f"estimator {spec!r}: cannot import {target!r} ({err}).") from None
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise ValueError(f"estimator {spec!r}: {target!r} has no attribute {attr!r}.") from None
+
+
+def get_entry(spec: str) -> Entry:
+    """The :class:`Entry` for a registered name or an import path (module docstring)."""
+    if spec in _REGISTRY:
+        return _REGISTRY[spec]
+    if ":" not in spec:
+        raise ValueError(
+            f"unknown estimator {spec!r}; registered: {list(_REGISTRY)}, or give an import "
+            "path 'package.module:name' or 'file.py:name'."
+        )
+    obj = _load_attribute(spec)
+    make = (lambda: obj) if isinstance(obj, Estimator) else obj
+    if not callable(make):
+        raise ValueError(f"estimator {spec!r} is neither an Estimator nor a callable.")
+    label = spec.rpartition(":")[2]
+    return Entry(lambda: _checked(make(), spec), label)
+
+
+def _checked(est, spec: str) -> Estimator:
+    if not isinstance(est, Estimator):
+        raise ValueError(f"estimator {spec!r} gave {type(est).__name__}, not an Estimator.")
+    return est
+
+
+def get_estimator(spec: str) -> Estimator:
+    """Build the estimator a name or import path stands for."""
+    return get_entry(spec).make()
+
+
+def estimator_label(spec: str) -> str:
+    """The human label of a name (the name itself when unknown)."""
+    entry = _REGISTRY.get(spec)
+    return entry.label if entry else spec

@@ -1,0 +1,30 @@
+r"""Ridge least squares on +-1 targets as an estimator.
+
+.. math::
+
+    \min_{w, b}\ \sum_i (y_i - w^\top x_i - b)^2 + \lambda\lVert w\rVert^2
+
+(scikit-learn's ``RidgeClassifier(alpha=lam)``); ``path`` computes the whole grid from
+one eigendecomposition (:func:`probejax.ridge_ls_path`).
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from ..solvers._ridge_ls import ridge_ls_core, ridge_ls_path_core
+from ._base import PathEstimator
+
+
+class RidgeLS(PathEstimator):
+    """Ridge least-squares classifier at ``lam``."""
+
+    lam: Float[Array, ""] = eqx.field(default=1.0, converter=jnp.asarray)
+
+    def fit(self, X, y, key=None):
+        return ridge_ls_core(X, y, self.lam.astype(X.dtype))
+
+    def path(self, X, y, lams, key=None):
+        return ridge_ls_path_core(X, y, lams.astype(X.dtype))
