@@ -10,7 +10,7 @@ Command:  python benchmarks/gpu_sweep.py                  (on a GPU: the sizes a
 Expected runtime on one H100: about 10 minutes (data generation ~1 min, compilation,
 the scikit-learn and loop samples); host memory ~6 GB for the n = 10000 activations.
 
-Ridge sweep. `probejax.sweep.path_sweep` (standardise each layer, L-BFGS on the
+Ridge sweep. `probejax.protocol.path_sweep` (standardise each layer, L-BFGS on the
 eigen-reduced design vmapped over the lambdas: one Gram matrix and eigendecomposition
 per layer, then per iteration two products with the n x r factor, r = min(n, d), for all
 lambdas at once), default memory budget (half the device memory), float32 with exact
@@ -42,7 +42,7 @@ scikit-learn's `LogisticRegression(lbfgs, warm_start=True, max_iter=1000)` as th
 RAPTOR authors run it, on the CPU, on `--sk-lams` lambdas of one layer (its default
 tol 1e-4 is looser than ours: the ratio favours it).
 
-Theory grid. `probejax.sweep.theory_sweep` (logistic teacher, beta = 2, float64,
+Theory grid. `probejax.theory.theory_sweep` (logistic teacher, beta = 2, float64,
 tolerance 1e-10), against `probejax.theory.solve_grid` on the same grid (no runner).
 FLOPs: XLA's cost_analysis of one residual evaluation times about 5 evaluations per
 Newton iteration (forward Jacobian of 3 coordinates + 1-2 trial points) plus 9 per
@@ -64,7 +64,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import probejax as pj
-from probejax.sweep import path_sweep
+from probejax.protocol import path_sweep
 
 # Dense peaks per device: (fp32 FLOP/s without tensor cores, fp64 FLOP/s, bytes/s).
 PEAKS = {
@@ -228,8 +228,7 @@ def ridge_rows(args, peaks, root: Path) -> list[dict]:
 
 
 def theory_rows(args, peaks, root: Path) -> dict:
-    from probejax.sweep import theory_sweep
-    from probejax.theory import solve_grid
+    from probejax.theory import solve_grid, theory_sweep
     from probejax.theory._fixed_point import Params, residual, to_coords
     from probejax.theory._quadrature import Quadrature
 

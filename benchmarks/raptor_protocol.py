@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import probejax as pj
-from probejax.protocol._raptor import select_index
+from probejax.estimators import select_index
 from probejax.protocol._sklearn_reference import sklearn_raptor
 from probejax.solvers._ridge_logistic import solve_ridge_logistic
 

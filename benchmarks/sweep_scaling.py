@@ -1,5 +1,5 @@
 """Sweep scaling: wall time of the ridge-logistic lambda sweep run through the sweep
-runner (`probejax.sweep.path_sweep`), against the number of lambdas, n, d and layers.
+runner (`probejax.protocol.path_sweep`), against the number of lambdas, n, d and layers.
 
 Command:  python benchmarks/sweep_scaling.py            (base n=500, d=256, 100 lambdas, 4 layers)
           python benchmarks/sweep_scaling.py --quick    (smoke test of this entry point)
@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import probejax as pj
-from probejax.sweep import path_sweep
+from probejax.protocol import path_sweep
 
 
 def make_layers(seed: int, layers: int, n: int, d: int, signal: float = 1.5):

@@ -17,6 +17,16 @@ in the results file; `probejax reproduce steer` measures steering layer by layer
 
 from __future__ import annotations
 
+METHODS = {
+    "raptor": {},
+    "mass_mean": {},
+    "lda": {},
+    "pca": {},
+    "ridge_ls": {},
+    "gcs": {"n_estimators": 1000},
+    "rfm": {},
+}
+
 
 def get_config(quick: bool = False) -> dict:
     """The reproduction config (plain JSON-able values).
@@ -25,7 +35,8 @@ def get_config(quick: bool = False) -> dict:
     - ``datasets``: bundled names, each swept on every layer in ``layers`` (None: all);
     - ``max_examples``: stratified subsample per dataset (None: all);
     - ``pooling``, ``point``, ``batch_size``: extraction;
-    - ``compare``: methods, stability runs and dropped fraction, GCS size;
+    - ``compare``: ``methods`` (registered estimator names or import paths, each with
+      its factory's keyword arguments), stability runs and dropped fraction;
     - ``sklearn_reference``: layers on which to time the authors' scikit-learn loop
       (False: none);
     - ``stability_layers``: layers whose directional stability is measured (None: all);
@@ -49,7 +60,11 @@ def get_config(quick: bool = False) -> dict:
             "datasets": ["cities", "sentiment"],
             "max_examples": 160,
             "layers": [4, 10, 16, 22],
-            "compare": {"stability_runs": 3, "drop": 0.2, "gcs_probes": 50},
+            "compare": {
+                "methods": {**METHODS, "gcs": {"n_estimators": 50}},
+                "stability_runs": 3,
+                "drop": 0.2,
+            },
             "sklearn_reference": False,
             "steer": {
                 "dataset": "sentiment",
@@ -66,7 +81,7 @@ def get_config(quick: bool = False) -> dict:
         "datasets": ["cities", "sentiment"],
         "max_examples": 1500,  # cities has 1500; sentiment (4238) is subsampled, balanced
         "layers": None,
-        "compare": {"stability_runs": 20, "drop": 0.2, "gcs_probes": 1000},
+        "compare": {"methods": METHODS, "stability_runs": 20, "drop": 0.2},
         # the authors' scikit-learn loop takes 30-90 s per layer here: three layers
         "sklearn_reference": [5, 15, 25],
         # 20 stability refits cost ~20 s per layer on 2 cores: every third layer

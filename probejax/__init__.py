@@ -1,7 +1,12 @@
 """probejax: probe theory and scaling in JAX.
 
-Ridge-logistic probes with vmapped ridge sweeps (the RAPTOR protocol), baselines,
-metrics, directional stability and layer sweeps.
+Layers, bottom to top: ``io`` (atomic writes, results hashes), ``core`` (input checks,
+metrics, splits, standardisation, probe types), ``solvers`` (ridge-logistic Newton and
+L-BFGS, ridge least squares), ``estimators`` (the :class:`Estimator` protocol and
+every probe built on it), ``protocol`` (fit-and-score, stability, comparison and the
+one layer engine, for any estimator), ``sweep`` (the resumable sharded runner below
+the protocol), ``theory`` and ``datamodels``; applications on top: ``llm``, ``seq``,
+``reproduce``, ``cli``, ``sklearn``.
 """
 
 from .core._metrics import (
@@ -18,12 +23,25 @@ from .core._splits import (
     stratified_split as stratified_split,
 )
 from .datamodels._teacher_student import GaussianTeacherStudent as GaussianTeacherStudent
+from .estimators import (
+    Estimator as Estimator,
+    get_estimator as get_estimator,
+    register as register,
+)
 from .estimators._calibrate import platt_calibrate as platt_calibrate
 from .estimators._gcs import GCSProbe as GCSProbe, fit_gcs as fit_gcs
 from .estimators._lda import fit_lda as fit_lda, lda_shrinkage as lda_shrinkage
 from .estimators._mass_mean import fit_mass_mean as fit_mass_mean
 from .estimators._pca import fit_pca_probe as fit_pca_probe
-from .protocol._layers import map_layers as map_layers, raptor_layers as raptor_layers
+from .protocol import (
+    Evaluation as Evaluation,
+    Splits as Splits,
+    Stability as Stability,
+    compare as compare,
+    evaluate as evaluate,
+    raptor_layers as raptor_layers,
+    stability as stability,
+)
 from .protocol._raptor import (
     RAPTOR_C_GRID as RAPTOR_C_GRID,
     RaptorConfig as RaptorConfig,
@@ -45,5 +63,3 @@ from .solvers._ridge_logistic import (
     solve_ridge_logistic as solve_ridge_logistic,
 )
 from .solvers._ridge_ls import fit_ridge_ls as fit_ridge_ls, ridge_ls_path as ridge_ls_path
-
-__version__ = "0.1.0"

@@ -1,11 +1,11 @@
-"""compare_layers: every method on every layer equals the single-method functions."""
+"""compare: every estimator on every layer equals the single-method functions."""
 
 import jax
 import numpy as np
 import pytest
 
 import probejax as pj
-from probejax.protocol._compare import CompareConfig, compare_layers
+from probejax.estimators import get_estimator, resolve_methods
 
 
 def _layers(seed=0, L=3, n=160, d=24):
@@ -21,8 +21,18 @@ def _layers(seed=0, L=3, n=160, d=24):
 @pytest.fixture(scope="module")
 def compared():
     X, y = _layers()
-    cfg = CompareConfig(stability_runs=4, gcs_probes=16, gcs_subsample=0.3, chunk_size=2)
-    return X, y, cfg, compare_layers(X, y, jax.random.key(3), config=cfg)
+    methods = {
+        "raptor": {},
+        "mass_mean": {},
+        "lda": {},
+        "pca": {},
+        "ridge_ls": {},
+        "gcs": {"n_estimators": 16, "fraction": 0.3},
+    }
+    estimators, _, stable = resolve_methods(methods)
+    cfg = dict(stability_runs=4, stability_of=stable, chunk_size=2)
+    out = pj.compare(estimators, X, y, jax.random.key(3), progress=False, **cfg)
+    return X, y, cfg, out
 
 
 def test_every_method_matches_its_single_fit(compared):
@@ -53,7 +63,7 @@ def test_raptor_stability_is_raptor_stability(compared):
     X, y, cfg, out = compared
     for layer in range(X.shape[0]):
         ref = pj.raptor_stability(
-            X[layer], y, jax.random.key(3), n_runs=cfg.stability_runs, splits=out["splits"]
+            X[layer], y, jax.random.key(3), n_runs=cfg["stability_runs"], splits=out["splits"]
         )
         np.testing.assert_allclose(
             out["methods"]["raptor"]["stability"][layer], ref.mean_abs_cos, rtol=1e-5
@@ -63,10 +73,13 @@ def test_raptor_stability_is_raptor_stability(compared):
 
 
 def test_bad_config_is_named():
-    with pytest.raises(ValueError, match="unknown method"):
-        CompareConfig(methods=("raptor", "svm"))
-    with pytest.raises(ValueError, match="stability_methods"):
-        CompareConfig(methods=("raptor",), stability_methods=("lda",))
+    X, y = _layers(L=1)
+    with pytest.raises(ValueError, match="unknown estimator 'svm'"):
+        resolve_methods("raptor,svm")
+    with pytest.raises(ValueError, match="stability_of"):
+        pj.compare(
+            {"raptor": get_estimator("raptor")}, X, y, jax.random.key(0), stability_of=["lda"]
+        )
 
 
 def test_sklearn_reference_is_the_raptor_protocol():

@@ -10,7 +10,7 @@ from sklearn.metrics import accuracy_score
 from sklearn.preprocessing import StandardScaler
 
 import probejax as pj
-from probejax.protocol._raptor import select_index
+from probejax.estimators import select_index
 
 
 def authors_loop(X, y, tr, va, te, Cs, tol=1e-4):

@@ -13,16 +13,9 @@ import sweep_worker as sw
 from conftest import planted_problem
 
 import probejax as pj
-from probejax.sweep import (
-    Axis,
-    Grid,
-    StoreMismatchError,
-    load_sweep,
-    path_sweep,
-    probe_sweep,
-    run_sweep,
-    theory_sweep,
-)
+from probejax.protocol import path_sweep, probe_sweep
+from probejax.sweep import Axis, Grid, StoreMismatchError, load_sweep, run_sweep
+from probejax.theory import theory_sweep
 from probejax.theory._fixed_point import Params, residual, to_coords
 from probejax.theory._quadrature import Quadrature
 

@@ -52,7 +52,7 @@ def test_prox_satisfies_its_optimality_condition(x64):
         u = prox_margin(a, V)
         assert float(jnp.max(jnp.abs(u - a - V * jax.nn.sigmoid(-u)))) < 1e-12 * (1 + V)
         assert bool(jnp.all((u >= a) & (u <= a + V)))
-    # Pitfall 1 of THEORY.md: V ~ 25, y omega ~ -22 (plain Newton cycles there).
+    # V ~ 25, y omega ~ -22: plain Newton cycles there.
     u = prox_margin(jnp.asarray(-22.0), 25.0)
     assert abs(float(u + 22.0 - 25.0 * jax.nn.sigmoid(-u))) < 1e-12
     # Implicit derivative against central differences.
@@ -143,7 +143,7 @@ def test_theory_matches_simulation(x64, channel, kw, alpha, lam):
         vals = np.asarray(getattr(sim, name))
         se = vals.std(ddof=1) / np.sqrt(seeds)
         # 4 standard errors over seeds, plus an O(1/sqrt(d)) allowance for the
-        # finite-size bias of a single d = 2000 system (THEORY.md pitfall 5).
+        # finite-size bias of a single d = 2000 system (theory is the d -> infinity limit).
         tol = 4 * se + 0.5 * abs(float(theory)) / np.sqrt(d) + 1e-3
         assert abs(vals.mean() - float(theory)) < tol, (name, vals.mean(), float(theory), tol)
 

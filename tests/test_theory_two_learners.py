@@ -52,7 +52,7 @@ def test_identical_samples_give_the_same_learner(x64, fps, name):
 
 @pytest.mark.parametrize("name", CASES)
 def test_solution_satisfies_the_cross_overlap_equation(x64, fps, name):
-    """q12 = (rho mh^2 + c alpha g(q12)) / (lam + Vh)^2 in THEORY.md's form, and the 2-D
+    """q12 = (rho mh^2 + c alpha g(q12)) / (lam + Vh)^2 in the replica form, and the 2-D
     rule at q12 = q reproduces the 1-D fixed point's qh = alpha g(q)."""
     model, alpha, lam = CASES[name]
     fp, c = fps[name], 0.8

@@ -42,8 +42,14 @@ def sweep(
     batch_size: int = typer.Option(16, help="texts per forward pass"),
     max_examples: int = typer.Option(None, help="stratified subsample of the dataset"),
     runs: int = typer.Option(20, help="stability runs (each drops 20% of train+val)"),
+    stability_layers: str = typer.Option(
+        None, help="layers whose stability is measured: 'all' (default), '3,5,7' or '10-14'"
+    ),
     methods: str = typer.Option(
-        "raptor,mass_mean,lda,pca,ridge_ls,gcs", help="comma-separated methods"
+        "raptor,mass_mean,lda,pca,ridge_ls,gcs",
+        help="comma-separated estimators: registered names (probejax.estimators.registered()) "
+        "or import paths 'package.module:name' / 'file.py:name' of an Estimator or a "
+        "function returning one",
     ),
     sklearn: bool = typer.Option(True, help="time the authors' scikit-learn loop per layer"),
     seed: int = typer.Option(0, help="seed of the subsample, splits and stability runs"),
@@ -56,13 +62,8 @@ def sweep(
 
     from ..llm._plots import plot_sweep
     from ..llm._sweep import layer_table, llm_sweep
-    from ..protocol._compare import CompareConfig
 
     try:
-        cfg = CompareConfig(
-            methods=tuple(m.strip() for m in methods.split(",") if m.strip()),
-            stability_runs=runs,
-        )
         res = llm_sweep(
             model,
             data,
@@ -73,7 +74,9 @@ def sweep(
             batch_size=batch_size,
             max_examples=max_examples,
             seed=seed,
-            compare=cfg,
+            methods=methods,
+            stability_runs=runs,
+            stability_layers=parse_layers(stability_layers),
             sklearn_reference=sklearn,
             cache_root=cache,
             log=typer.echo,
@@ -83,13 +86,10 @@ def sweep(
         raise typer.Exit(1) from None
     results = res.results
     table = Table(title=f"{results['model']['id']} on {results['dataset']['name']}")
-    table.add_column("layer", justify="right")
-    for m in results["methods"]:
-        table.add_column(f"{m} acc", justify="right")
-    if "raptor" in results["methods"]:
-        table.add_column("raptor stab", justify="right")
-        table.add_column("raptor lam", justify="right")
-    for row in layer_table(results):
+    header, rows = layer_table(results)
+    for name in header:
+        table.add_column(name, justify="right")
+    for row in rows:
         table.add_row(*row)
     Console().print(table)
     for p in plot_sweep(res.results_path, out, prefix="sweep"):

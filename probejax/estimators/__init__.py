@@ -20,7 +20,9 @@ from ._registry import (
     get_estimator as get_estimator,
     register as register,
     registered as registered,
+    resolve_methods as resolve_methods,
 )
+from ._rfm import RFM as RFM, RFMProbe as RFMProbe
 from ._ridge_ls import RidgeLS as RidgeLS
 from ._tuned import (
     Standardized as Standardized,
@@ -35,3 +37,4 @@ register("lda", LDA, label="Fisher LDA (Ledoit-Wolf)")
 register("pca", PCA, label="top PCA direction")
 register("ridge_ls", tuned_ridge_ls, label="ridge least squares (tuned)")
 register("gcs", gcs, label="GCS (mean of 1000 probes)", stability=False)
+register("rfm", RFM, label="RFM (xRFM, tuned)")

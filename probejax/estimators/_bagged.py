@@ -4,7 +4,8 @@ r"""Bagging: an ensemble of one estimator fitted on random stratified subsamples
 ``fraction`` of the examples (drawn without replacement, one PRNG key each, inside the
 trace) and summarises the raw-coordinate linear probes
 :math:`\theta_k = [w_k \mid b_k]` per coordinate by their mean and population
-standard deviation: a :class:`probejax.GCSProbe`. With
+standard deviation: a :class:`probejax.GCSProbe`, carrying the inner fits' diagnostics averaged (flags:
+all true). With
 ``inner = Standardized(LogisticRidge(lam=1))``, ``n_estimators = 1000`` and
 ``fraction = 0.1`` this is GCS, the Gaussian Concept Subspace of Zhao et al. (2024,
 arXiv 2410.00153) as RAPTOR runs it as a baseline (:func:`gcs`).
@@ -18,6 +19,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from ..core._probe import Diagnosed, diagnostics
 from ..core._splits import traced_stratified_split
 from ._base import Estimator
 from ._gcs import GCSProbe
@@ -40,15 +42,17 @@ class Bagged(Estimator):
 
         def one(k):
             _, rows = traced_stratified_split(k, y, m)
-            probe = self.inner.fit(X[rows], y[rows], k).linear()
+            fitted = self.inner.fit(X[rows], y[rows], k)
+            probe = fitted.linear()
             if probe is None:
                 raise TypeError(f"Bagged needs a linear inner estimator; {self.inner!r} is not.")
-            return jnp.append(probe.w, probe.b)
+            return jnp.append(probe.w, probe.b), diagnostics(fitted)
 
         keys = jax.random.split(key, self.n_estimators)
-        theta = jax.lax.map(one, keys, batch_size=min(self.chunk_size, self.n_estimators))
+        theta, info = jax.lax.map(one, keys, batch_size=min(self.chunk_size, self.n_estimators))
         mean, std = jnp.mean(theta, axis=0), jnp.std(theta, axis=0)
-        return GCSProbe(mean[:-1], mean[-1], std[:-1], std[-1])
+        summary = {k: jnp.all(v) if v.dtype == bool else jnp.mean(v) for k, v in info.items()}
+        return Diagnosed(GCSProbe(mean[:-1], mean[-1], std[:-1], std[-1]), summary)
 
 
 def gcs(n_estimators: int = 1000, fraction: float = 0.1, C: float = 1.0) -> Bagged:

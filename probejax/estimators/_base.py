@@ -4,7 +4,9 @@ An :class:`Estimator` is an Equinox module whose fields are its hyperparameters
 (array-valued ones are pytree leaves, so a grid of them is a ``vmap``; structural ones
 are static fields) with
 
-- ``fit(X, y, key) -> Probe``: ``X`` ``(n, d)``, ``y`` in :math:`\{-1, +1\}` floats,
+- ``fit(X, y, key) -> Probe``: ``X`` ``(n, d)`` (or a pytree of arrays with a leading
+  example axis, e.g. :class:`probejax.core.Tokens` for sequence probes), ``y`` in
+  :math:`\{-1, +1\}` floats,
   ``key`` a PRNG key (used or not); traceable, so it ``jit``-s and ``vmap``-s over keys,
   layers and hyperparameters;
 - ``fit_with_validation(X, y, train, val, key)``: the same fit when the caller has
@@ -29,6 +31,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from ..core._probe import Probe
+from ..core._rows import rows
 
 
 class Estimator(eqx.Module):
@@ -49,7 +52,7 @@ class Estimator(eqx.Module):
         """Fit with a validation split set aside; by default on ``train`` and ``val``
         together (nothing is tuned)."""
         pool = jnp.concatenate([train, val])
-        return self.fit(X[pool], y[pool], key)
+        return self.fit(rows(X, pool), y[pool], key)
 
 
 class PathEstimator(Estimator):

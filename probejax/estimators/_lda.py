@@ -42,6 +42,7 @@ from __future__ import annotations
 import math
 from functools import partial
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
@@ -49,11 +50,9 @@ from jaxtyping import Array, Float
 from ..core._checks import as_float_matrix, as_pm1_labels
 from ..core._probe import LinearProbe
 from ..solvers._design import reduce_design
+from ._base import Estimator
 from ._calibrate import platt_core
 from ._mass_mean import class_means
-import equinox as eqx
-
-from ._base import Estimator
 
 
 def within_class_centred(X: Float[Array, "n d"], y: Float[Array, " n"]):

@@ -9,7 +9,7 @@ r"""L2-regularised logistic regression as an estimator.
 problem (damped Newton unless ``solver`` says otherwise); ``path`` solves a grid with
 one Gram matrix or eigendecomposition shared by the grid (L-BFGS on the eigen-reduced
 design for grids on problems with ``min(n, d) > 64`` when ``solver="auto"``). The
-probe carries the solver's ``converged`` flag and iteration count.
+probe carries ``lam``, the solver's ``converged`` flag and iteration count.
 """
 
 from __future__ import annotations
@@ -38,14 +38,14 @@ class LogisticRidge(PathEstimator):
         sol = solve_ridge_logistic(
             X,
             y,
-            lam.astype(X.dtype),
+            jnp.asarray(lam, X.dtype),
             fit_intercept=self.fit_intercept,
             solver=solver,
             tol=self.tol,
             max_iter=self.max_iter,
             gram=gram,
         )
-        info = {"converged": sol.converged, "n_iter": sol.n_iter}
+        info = {"lam": jnp.asarray(lam, X.dtype), "converged": sol.converged, "n_iter": sol.n_iter}
         return Diagnosed(LinearProbe(sol.w, sol.b), info)
 
     def fit(self, X, y, key=None):

@@ -21,10 +21,8 @@ from jaxtyping import Array, Float
 
 from ..core._checks import as_float_matrix, as_pm1_labels
 from ..core._probe import LinearProbe
-from ._calibrate import platt_core
-import equinox as eqx
-
 from ._base import Estimator
+from ._calibrate import platt_core
 
 
 def class_means(

@@ -25,9 +25,9 @@ from jaxtyping import Array, Float
 from ..core._checks import as_float_matrix, as_pm1_labels
 from ..core._probe import LinearProbe
 from ..solvers._design import reduce_design
+from ._base import Estimator
 from ._calibrate import platt_core
 from ._mass_mean import class_means
-from ._base import Estimator
 
 
 def top_principal_direction(X: Float[Array, "n d"]) -> Float[Array, " d"]:

@@ -98,9 +98,51 @@ def _checked(est, spec: str) -> Estimator:
     return est
 
 
-def get_estimator(spec: str) -> Estimator:
-    """Build the estimator a name or import path stands for."""
-    return get_entry(spec).make()
+def get_estimator(spec: str, **kwargs) -> Estimator:
+    """Build the estimator a name or import path stands for (``kwargs`` go to its
+    factory, e.g. ``get_estimator("gcs", n_estimators=50)``)."""
+    try:
+        return get_entry(spec).make(**kwargs)
+    except TypeError as err:
+        if kwargs:
+            raise ValueError(f"estimator {spec!r} does not take {kwargs}: {err}") from None
+        raise
+
+
+def resolve_methods(methods) -> tuple[dict[str, Estimator], dict[str, str], list[str]]:
+    """Estimators from names: ``methods`` is a comma-separated string, a list of names
+    or import paths, or a dict ``{name: kwargs | Estimator}``.
+
+    An import path is named by its attribute (``"my_file.py:MyProbe"`` -> ``MyProbe``).
+
+    **Returns:** ``(estimators, labels, stability_default)``: the estimators by name,
+    their labels, and the names whose stability is measured by default.
+    """
+    if isinstance(methods, str):
+        methods = [m.strip() for m in methods.split(",") if m.strip()]
+    if not isinstance(methods, dict):
+        methods = {m: {} for m in methods}
+    names = {}
+    for spec in methods:
+        name = spec.rpartition(":")[2] if isinstance(spec, str) and ":" in spec else spec
+        if name in names:
+            raise ValueError(f"methods {names[name]!r} and {spec!r} share the name {name!r}.")
+        names[name] = spec
+    if not methods:
+        raise ValueError("no methods given.")
+    estimators, labels, stable = {}, {}, []
+    for name, key in names.items():
+        spec = methods[key]
+        if isinstance(spec, Estimator):
+            estimators[name], labels[name] = spec, name
+            stable.append(name)
+            continue
+        entry = get_entry(key)
+        estimators[name] = get_estimator(key, **dict(spec or {}))
+        labels[name] = entry.label
+        if entry.stability:
+            stable.append(name)
+    return estimators, labels, stable
 
 
 def estimator_label(spec: str) -> str:

@@ -24,7 +24,7 @@ class RidgeLS(PathEstimator):
     lam: Float[Array, ""] = eqx.field(default=1.0, converter=jnp.asarray)
 
     def fit(self, X, y, key=None):
-        return ridge_ls_core(X, y, self.lam.astype(X.dtype))
+        return ridge_ls_core(X, y, jnp.asarray(self.lam, X.dtype))
 
     def path(self, X, y, lams, key=None):
-        return ridge_ls_path_core(X, y, lams.astype(X.dtype))
+        return ridge_ls_path_core(X, y, jnp.asarray(lams, X.dtype))

@@ -86,7 +86,7 @@ class Tuned(Estimator):
         # the gather and scaling would slow the one large GEMM of the protocol several-fold.
         Xs = jax.lax.optimization_barrier(scaler.transform(X_pool))
         y_tr, y_val = y_pool[:n_tr], y_pool[n_tr:]
-        lams = self.lams.astype(X.dtype)
+        lams = jnp.asarray(self.lams, X.dtype)
         path = self.inner.path(Xs[:n_tr], y_tr, lams, key)
         val_scores = jax.vmap(lambda p: p.decision_function(Xs[n_tr:]))(path)
         crit = jax.vmap(self.criterion, in_axes=(None, 0))(y_val, val_scores)

@@ -2,16 +2,21 @@
 
 A results file is ``{"target", "config", "config_hash", ...}``. Its hash is the SHA-256
 of the config's canonical JSON without the output paths (``results_dir``,
-``figures_dir``), so moving the outputs does not invalidate a result, and changing
-any computed value does. Arrays are stored as nested lists; non-finite numbers as
+``figures_dir``), together with the code version (:func:`code_version`: the package
+version and, in a git checkout, the commit and whether the package's files differ from
+it), so moving the outputs does not invalidate a result, and changing any computed
+value or the code does. Arrays are stored as nested lists; non-finite numbers as
 ``null`` (strict JSON), read back as NaN by ``np.asarray(x, float)``.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.metadata
 import json
 import math
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +27,35 @@ from ._atomic import atomic_write
 OUTPUT_KEYS = ("results_dir", "figures_dir")
 
 
+@functools.cache
+def code_version() -> dict:
+    """``{"probejax": version, "git": commit or None, "dirty": bool}`` for this checkout
+    (``dirty``: the package's files differ from the commit)."""
+    try:
+        version = importlib.metadata.version("probejax")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    package = Path(__file__).resolve().parents[1]
+    commit, dirty = None, False
+    try:
+        run = lambda *a: subprocess.run(
+            ["git", "-C", str(package), *a], capture_output=True, text=True, timeout=10
+        )
+        head = run("rev-parse", "HEAD")
+        if head.returncode == 0:
+            commit = head.stdout.strip()
+            status = run("status", "--porcelain", "--", str(package))
+            dirty = status.returncode == 0 and bool(status.stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {"probejax": version, "git": commit, "dirty": dirty}
+
+
 def config_hash(config: dict) -> str:
-    """SHA-256 (hex) of the config's canonical JSON, output paths excluded."""
+    """SHA-256 (hex) of the config's canonical JSON, output paths excluded, with the
+    :func:`code_version`."""
     core = {k: v for k, v in config.items() if k not in OUTPUT_KEYS}
+    core = {"config": core, "code": code_version()}
     text = json.dumps(jsonable(core), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 

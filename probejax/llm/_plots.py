@@ -13,15 +13,6 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-LABELS = {
-    "raptor": "RAPTOR (ridge logistic, tuned)",
-    "mass_mean": "mass-mean",
-    "lda": "Fisher LDA (Ledoit-Wolf)",
-    "pca": "top PCA direction",
-    "ridge_ls": "ridge least squares (tuned)",
-    "gcs": "GCS (mean of 1000 probes)",
-}
-
 
 def _title(res: dict) -> str:
     return (
@@ -39,7 +30,7 @@ def _per_method(res: dict, field: str, ylabel: str, path: Path, **ax_kw) -> Path
         ok = np.isfinite(v)
         if ok.any():
             x = np.asarray(res["layers"])[ok]
-            ax.plot(x, v[ok], marker="o", ms=3, label=LABELS.get(name, name))
+            ax.plot(x, v[ok], marker="o", ms=3, label=res.get("labels", {}).get(name, name))
             drew = True
     if not drew:
         return None

@@ -5,8 +5,9 @@
 1. extraction of every requested layer's pooled hidden states into an on-disk cache
    (:func:`probejax.llm.cached_activations`: reused when complete, resumed when
    interrupted, refused when it belongs to another model, pooling or dataset);
-2. :func:`probejax.protocol._compare.compare_layers`: RAPTOR and the baselines on every layer,
-   on one shared split, with their directional stability;
+2. :func:`probejax.compare`: the chosen estimators (RAPTOR and the baselines by default,
+   any registered name or import path) on every layer, on one shared split, with their
+   directional stability;
 3. optionally the RAPTOR authors' scikit-learn loop on every layer, same data and
    splits, for the training-cost comparison (wall time per layer side by side);
 4. ``out/results.json`` (per layer, per method: test accuracy, AUROC, chosen ridge,
@@ -26,13 +27,16 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from ..estimators._registry import resolve_methods
 from ..io._atomic import write_npz_atomic
 from ..io._results import write_json_atomic
-from ..protocol._compare import CompareConfig, compare_layers
+from ..protocol._compare import compare as compare_estimators
 from ..protocol._sklearn_reference import sklearn_raptor
 from ._cache import cached_activations
 from ._datasets import TextDataset, load_dataset
 from ._model import LoadedModel, cache_root as user_cache_root, load_model
+
+DEFAULT_METHODS = ("raptor", "mass_mean", "lda", "pca", "ridge_ls", "gcs")
 
 
 def _slug(s: str) -> str:
@@ -102,7 +106,10 @@ def llm_sweep(
     max_length: int | None = None,
     truncate: bool = False,
     seed: int = 0,
-    compare: CompareConfig | None = None,
+    methods=DEFAULT_METHODS,
+    stability_runs: int = 20,
+    drop: float = 0.2,
+    stability_of: list[str] | None = None,
     sklearn_reference: bool | list[int] = True,
     stability_layers: list[int] | None = None,
     cache_root: str | Path | None = None,
@@ -116,15 +123,24 @@ def llm_sweep(
     ``out`` folder (``None``: nothing written); ``pooling`` last/mean/max; hook
     ``point``; ``layers`` (``None``: all); extraction ``batch_size``, ``max_length``,
     ``truncate``; ``max_examples`` (stratified subsample of the dataset); ``seed`` for
-    the subsample and the splits; ``compare`` methods and stability settings;
+    the subsample and the splits; ``methods``: registered names or import paths (a
+    comma-separated string, a list, or ``{name: factory kwargs | Estimator}``; see
+    :func:`probejax.estimators.resolve_methods`); ``stability_runs``, ``drop``: the
+    stability runs; ``stability_of``: names whose stability is measured (default: every
+    method but those registered as costly, e.g. GCS);
     ``sklearn_reference``: time the authors' loop on every layer (``True``), on the
     listed layers (a list: it takes 10-100 s per layer on a 2-core CPU), or not at all; ``cache_root`` for
     activations (default ``$PROBEJAX_CACHE`` or ``~/.cache/probejax``); ``stability_layers``: layers whose
     stability is measured (default all swept layers).
 
+    With ``out``, every (method, layer) result is kept in resumable stores under
+    ``out/store`` (:func:`probejax.compare`): an interrupted sweep resumes, and a changed
+    method, split or code version is recomputed.
+
     **Returns:** :class:`SweepOutputs` with the results dict (as written).
     """
-    compare = compare or CompareConfig()
+    estimators, labels, stable = resolve_methods(methods)
+    stability_of = stable if stability_of is None else list(stability_of)
     dataset = (
         data
         if isinstance(data, TextDataset)
@@ -160,13 +176,19 @@ def llm_sweep(
         if missing:
             raise ValueError(f"stability_layers {missing} are not among the swept {layers}.")
         stab_rows = [layers.index(i) for i in stability_layers]
-    comp = compare_layers(
+    comp = compare_estimators(
+        estimators,
         X,
         y,
         jax.random.key(seed),
-        config=compare,
-        layer_ids=layers,
+        stability_runs=stability_runs,
+        drop=drop,
+        stability_of=stability_of,
         stability_rows=stab_rows,
+        layer_ids=layers,
+        fingerprint=f"{cache}:{dataset.hash}",
+        directory=None if out is None else Path(out) / "store",
+        progress=progress,
         log=lambda s: log("  " + s),
     )
     splits = comp["splits"]
@@ -221,7 +243,8 @@ def llm_sweep(
         "point": point,
         "layers": layers,
         "splits": {k: len(np.asarray(getattr(splits, k))) for k in ("train_sub", "val", "test")},
-        "stability": {"runs": compare.stability_runs, "drop": compare.drop},
+        "stability": {"runs": stability_runs, "drop": drop},
+        "labels": labels,
         "extract_seconds": t_extract,
         "cache": str(cache),
         "methods": per_method,
@@ -263,15 +286,16 @@ def llm_sweep(
     return SweepOutputs(results, probes, results_path, probes_path)
 
 
-def layer_table(results: dict) -> list[list[str]]:
-    """Rows ``[layer, acc per method..., raptor stability, raptor lam]`` as strings."""
+def layer_table(results: dict) -> tuple[list[str], list[list[str]]]:
+    """``(header, rows)``: per layer, each method's test accuracy, then the stability of
+    each method where it was measured, as strings."""
     methods = results["methods"]
+    stab = [m for m, r in methods.items() if np.isfinite(np.asarray(r["stability"], float)).any()]
+    header = ["layer"] + [f"{m} acc" for m in methods] + [f"{m} stab" for m in stab]
     rows = []
     for i, layer in enumerate(results["layers"]):
         row = [str(layer)]
         row += [f"{np.asarray(m['test_accuracy'], float)[i]:.3f}" for m in methods.values()]
-        if "raptor" in methods:
-            stab = np.asarray(methods["raptor"]["stability"], float)[i]
-            row += [f"{stab:.3f}", f"{np.asarray(methods['raptor']['lam'], float)[i]:.3g}"]
+        row += [f"{np.asarray(methods[m]['stability'], float)[i]:.3f}" for m in stab]
         rows.append(row)
-    return rows
+    return header, rows

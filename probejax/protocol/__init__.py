@@ -1,0 +1,27 @@
+"""The protocol layer, written once for every estimator: splits, fit-and-score,
+stability, comparison, and the one engine that runs them over layers."""
+
+from ._compare import compare as compare, describe_estimator as describe_estimator
+from ._engine import LayerSweep as LayerSweep, sweep_layers as sweep_layers
+from ._evaluate import Evaluation as Evaluation, Stability as Stability, evaluate as evaluate
+from ._layers import (
+    path_sweep as path_sweep,
+    probe_sweep as probe_sweep,
+    raptor_layers as raptor_layers,
+)
+from ._raptor import (
+    RaptorConfig as RaptorConfig,
+    RaptorResult as RaptorResult,
+    fit_raptor as fit_raptor,
+    raptor_fit_split as raptor_fit_split,
+)
+from ._splits import (
+    Splits as Splits,
+    protocol_splits as protocol_splits,
+    resampled_splits as resampled_splits,
+)
+from ._stability import (
+    StabilityResult as StabilityResult,
+    raptor_stability as raptor_stability,
+    stability as stability,
+)

@@ -1,97 +1,46 @@
-r"""Sweeps over the layers of a model: one fit per layer, memory bounded by chunks.
+r"""Layer sweeps of any estimator through the one engine (:func:`sweep_layers`).
 
-Activations come as one array ``(layers, n, d)`` (a NumPy memmap works: only one chunk
-is read at a time) or as a list of per-layer ``(n, d)`` arrays. Layers are processed
-``chunk_size`` at a time by one compiled, vmapped program; the last chunk is padded by
-repeating its final layer so that every chunk reuses the same compilation. Results
-come back as one pytree whose leaves have a leading ``layers`` axis.
+- :func:`probe_sweep`: an estimator on every (layer, seed), the seed's splits
+  (``protocol_splits(jax.random.key(seed), y)``), fitted with validation and scored on
+  test; resumable, shardable over devices and hosts.
+- :func:`raptor_layers`: the RAPTOR protocol on every layer with one shared split (as
+  the authors run it), reported as :class:`~probejax.RaptorResult`.
+- :func:`path_sweep`: the plain ridge-logistic path over a grid on every layer.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable
 from typing import NamedTuple
 
 import equinox as eqx
 import jax
 import numpy as np
-from jaxtyping import Array, PRNGKeyArray
+from jax.sharding import Mesh
+from jaxtyping import PRNGKeyArray
 
-from ..core._checks import as_float_matrix
-from ._raptor import (
-    RAPTOR_C_GRID,
-    RaptorConfig,
-    RaptorResult,
-    RaptorSplits,
-    check_raptor_inputs,
-    raptor_fit_split,
-)
+from ..core._checks import as_pm1_labels, check_lams
+from ..core._scaler import Standardizer
+from ..estimators._base import Estimator
+from ..estimators._raptor import RAPTOR_C_GRID
+from ..solvers._ridge_logistic import resolve_solver, solve_ridge_logistic
+from ..sweep._grid import Axis
+from ..sweep._runner import ChunkDone, SweepResult
+from ._compare import describe_estimator
+from ._engine import check_layers, sweep_layers
+from ._evaluate import evaluate, fit_key
+from ._raptor import RaptorConfig, RaptorResult, check_raptor_inputs, raptor_result
+from ._splits import Splits, protocol_splits
 
-
-def _n_layers(X_layers) -> int:
-    if isinstance(X_layers, (list, tuple)):
-        return len(X_layers)
-    if getattr(X_layers, "ndim", None) != 3:
-        raise ValueError(
-            "X_layers must be an array of shape (layers, n, d) or a list of (n, d) arrays, "
-            f"got shape {getattr(X_layers, 'shape', type(X_layers).__name__)}."
-        )
-    return X_layers.shape[0]
-
-
-def _layer(X_layers, i: int):
-    return as_float_matrix(X_layers[i], f"X_layers[{i}]")
-
-
-class LayerMap(NamedTuple):
-    """``results``: the per-layer pytree; ``seconds``: wall time per layer (its chunk's
-    time divided among the chunk's layers; the first chunk includes compilation)."""
-
-    results: object
-    seconds: np.ndarray
-
-
-def map_layers(
-    fn: Callable[[Array], object], X_layers: Array | Sequence[Array], chunk_size: int = 8
-) -> LayerMap:
-    """Apply a jittable per-layer ``fn(X_layer) -> pytree`` to every layer, in chunks.
-
-    Every layer is checked (shape ``(n, d)`` equal across layers, finite values) as its
-    chunk is read; errors name the layer.
-    """
-    L = _n_layers(X_layers)
-    if L == 0:
-        raise ValueError("X_layers holds no layers.")
-    if int(chunk_size) < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}.")
-    chunk_size = min(int(chunk_size), L)
-    shape = None
-    batched = eqx.filter_jit(jax.vmap(fn))
-    outs, seconds = [], np.zeros(L)
-    for start in range(0, L, chunk_size):
-        idx = list(range(start, min(start + chunk_size, L)))
-        mats = [_layer(X_layers, i) for i in idx]
-        for i, M in zip(idx, mats, strict=False):
-            if shape is None:
-                shape = M.shape
-            elif M.shape != shape:
-                raise ValueError(
-                    f"X_layers[{i}] has shape {M.shape} but X_layers[0] has {shape}; "
-                    "every layer must have the same (n, d)."
-                )
-        mats += [mats[-1]] * (chunk_size - len(mats))
-        t0 = time.perf_counter()
-        out = jax.block_until_ready(batched(jax.numpy.stack(mats)))
-        seconds[idx] = (time.perf_counter() - t0) / len(idx)
-        outs.append(jax.tree.map(lambda a, k=len(idx): np.asarray(a)[:k], out))
-    results = jax.tree.map(lambda *a: np.concatenate(a), *outs)
-    return LayerMap(results, seconds)
+PROBE_SWEEP_VERSION = "probe_sweep/2"
+PATH_SWEEP_VERSION = "path_sweep/1"
+RAPTOR_LAYERS_VERSION = "raptor_layers/1"
 
 
 class RaptorLayers(NamedTuple):
     results: RaptorResult
-    splits: RaptorSplits
+    splits: Splits
     seconds: np.ndarray
 
 
@@ -102,20 +51,202 @@ def raptor_layers(
     *,
     Cs=RAPTOR_C_GRID,
     config: RaptorConfig = RaptorConfig(),
-    splits: RaptorSplits | None = None,
+    splits: Splits | None = None,
     chunk_size: int = 8,
+    directory: str | os.PathLike | None = None,
+    progress: bool = False,
 ) -> RaptorLayers:
     """The RAPTOR protocol on every layer, with one split shared by all layers (as the
     authors do). Arguments as :func:`probejax.fit_raptor`, plus ``chunk_size`` layers
-    per compiled call.
+    per compiled chunk and an optional resumable ``directory``.
 
     **Returns:** ``RaptorLayers(results, splits, seconds)``; ``results`` leaves have a
     leading ``layers`` axis.
     """
-    X0 = _layer(X_layers, 0) if _n_layers(X_layers) else None
-    if X0 is None:
-        raise ValueError("X_layers holds no layers.")
+    L, _, _ = check_layers(X_layers)
+    X0 = np.asarray(X_layers[0])
     _, y_pm1, lams, splits = check_raptor_inputs(X0, y, Cs, splits, key, config)
-    fn = lambda X: raptor_fit_split(X, y_pm1, splits, lams, config)
-    out = map_layers(fn, X_layers, chunk_size)
-    return RaptorLayers(out.results, splits, out.seconds)
+    est = eqx.tree_at(lambda e: e.lams, config.estimator(), lams)
+
+    def fn(X, cell, data):
+        sp = Splits(data["train_sub"], data["val"], data["test"])
+        return raptor_result(evaluate(est, X, data["y"], sp, None))
+
+    out = sweep_layers(
+        fn,
+        X_layers,
+        directory,
+        data={
+            "y": np.asarray(y_pm1),
+            **{k: np.asarray(getattr(splits, k)) for k in ("train_sub", "val", "test")},
+        },
+        config={"sweep": RAPTOR_LAYERS_VERSION, "estimator": describe_estimator(est)},
+        cells_per_device=min(int(chunk_size), L),
+        progress=progress,
+        desc="raptor",
+    )
+    return RaptorLayers(out.values, splits, out.seconds)
+
+
+def probe_sweep(
+    X_layers,
+    y,
+    directory: str | os.PathLike,
+    *,
+    estimator: Estimator | None = None,
+    seeds=(0,),
+    test_fraction: float = 0.2,
+    val_fraction: float = 0.2,
+    Cs=RAPTOR_C_GRID,
+    config: RaptorConfig = RaptorConfig(),
+    layer_labels=None,
+    fingerprint: str | None = None,
+    cell_batching: str = "auto",
+    memory_budget_bytes: int | None = None,
+    cells_per_device: int | None = None,
+    mesh: Mesh | None = None,
+    progress: bool | Callable[[ChunkDone], None] = True,
+) -> SweepResult:
+    """An estimator on every (layer, seed): the seed's stratified split
+    (``protocol_splits(jax.random.key(seed), y)``), ``fit_with_validation``, test metrics.
+
+    **Arguments:**
+
+    - ``X_layers``: activations ``(layers, n, d)`` (a memmap works: a chunk's layers
+      are read when it runs) or a list of ``(n, d)`` arrays; finite.
+    - ``y``: two-class labels ``(n,)``; ``directory``: the results store.
+    - ``estimator``: any :class:`~probejax.estimators.Estimator`; ``None`` is RAPTOR
+      (``config.estimator(Cs)``), whose cells are then reported as
+      :class:`probejax.RaptorResult`; other estimators' cells as
+      :class:`~probejax.protocol.Evaluation`.
+    - ``seeds``: integer split seeds (a shard axis); ``test_fraction``,
+      ``val_fraction`` of the splits (``config``'s for RAPTOR).
+    - ``layer_labels``: names of the layers for the manifest (default ``0..L-1``);
+      ``fingerprint``: a string standing for the activations in the config hash
+      (default: their SHA-256, read once).
+    - ``cell_batching``: ``"map"`` (cells one after another; each stops at its own
+      iteration count), ``"vmap"``, or ``"auto"`` (``"map"`` on CPU).
+    - ``memory_budget_bytes``, ``cells_per_device``, ``mesh``, ``progress``: as
+      :func:`probejax.sweep.run_sweep`.
+
+    **Returns:** a :class:`~probejax.sweep.SweepResult` with leaves of shape
+    ``(layers, seeds, ...)``.
+    """
+    _, n, _ = check_layers(X_layers)
+    y_pm1, _ = as_pm1_labels(y, n)
+    y_np = np.asarray(y)
+    if estimator is None:
+        lams = np.asarray(1.0 / np.asarray(check_lams(np.asarray(Cs, float), "Cs"), float))
+        estimator = eqx.tree_at(lambda e: e.lams, config.estimator(), lams)
+        report = raptor_result
+        test_fraction, val_fraction = config.test_fraction, config.val_fraction
+    else:
+        report = lambda ev: ev
+    seeds = np.asarray(seeds)
+    if seeds.ndim != 1 or seeds.size == 0 or seeds.dtype.kind not in "iu":
+        raise ValueError(f"seeds must be a non-empty 1-D array of integers, got {seeds!r}.")
+
+    def fn(X, cell, data):
+        key = jax.random.key(cell["seed"])
+        splits = protocol_splits(key, y_np, test_fraction=test_fraction, val_fraction=val_fraction)
+        return report(evaluate(estimator, X, data["y"], splits, fit_key(key)))
+
+    out = sweep_layers(
+        fn,
+        X_layers,
+        directory,
+        data={"y": np.asarray(y_pm1)},
+        config={
+            "sweep": PROBE_SWEEP_VERSION,
+            "estimator": describe_estimator(estimator),
+            "fractions": [test_fraction, val_fraction],
+        },
+        extra_axes=[Axis("seed", seeds)],
+        layer_labels=layer_labels,
+        fingerprint=fingerprint,
+        cells_per_device=cells_per_device,
+        memory_budget_bytes=memory_budget_bytes,
+        mesh=mesh,
+        cell_batching=cell_batching,
+        progress=progress,
+        desc="probe sweep",
+    )
+    return out.result
+
+
+def path_sweep(
+    X_layers,
+    y,
+    directory: str | os.PathLike,
+    *,
+    lams,
+    standardize: bool = True,
+    solver: str = "auto",
+    tol: float | None = None,
+    max_iter: int | None = None,
+    layer_labels=None,
+    fingerprint: str | None = None,
+    cell_batching: str = "auto",
+    memory_budget_bytes: int | None = None,
+    cells_per_device: int | None = None,
+    mesh: Mesh | None = None,
+    progress: bool | Callable[[ChunkDone], None] = True,
+) -> SweepResult:
+    """The ridge-logistic path over ``lams`` on every layer, all examples (no split):
+    the plain lambda sweep (:func:`probejax.solve_ridge_logistic` vmapped over the grid,
+    one eigendecomposition per layer with the L-BFGS solver).
+
+    **Arguments:** ``X_layers`` (``(layers, n, d)``, a memmap, or a list of ``(n, d)``),
+    ``y`` (two-class labels), ``directory``; ``lams``: 1-D ridge grid (> 0);
+    ``standardize``: fit on per-layer standardised features (statistics of all
+    examples) and return raw-coordinate weights; ``solver``, ``tol``, ``max_iter``:
+    as :func:`probejax.ridge_logistic_path`; the rest as :func:`probe_sweep`.
+
+    **Returns:** a :class:`SweepResult` whose ``values`` is a
+    :class:`probejax.RidgeLogisticSolution` with leaves of shape ``(layers, len(lams),
+    ...)``; ``w`` and ``b`` in raw coordinates, ``objective`` and the gradient norms of
+    the (standardised) problem solved.
+    """
+    L, n, d = check_layers(X_layers)
+    y_pm1, _ = as_pm1_labels(y, n)
+    lams = np.asarray(check_lams(np.asarray(lams, float), "lams"), float)
+    solver = resolve_solver(solver, n, d, lams.size)
+
+    def fn(X, cell, data):
+        if standardize:
+            scaler = Standardizer.fit(X)
+            # materialised before the products: fused into the GEMM, the scaling
+            # slows it several-fold
+            X = jax.lax.optimization_barrier(scaler.transform(X))
+        solve = lambda lam: solve_ridge_logistic(
+            X, data["y"], lam, solver=solver, tol=tol, max_iter=max_iter
+        )
+        path = jax.vmap(solve)(cell["lam"].astype(X.dtype))
+        if not standardize:
+            return path
+        w = path.w / scaler.scale
+        return eqx.tree_at(lambda p: (p.w, p.b), path, (w, path.b - w @ scaler.mean))
+
+    out = sweep_layers(
+        fn,
+        X_layers,
+        directory,
+        data={"y": np.asarray(y_pm1)},
+        config={
+            "sweep": PATH_SWEEP_VERSION,
+            "standardize": bool(standardize),
+            "solver": solver,
+            "tol": tol,
+            "max_iter": max_iter,
+        },
+        extra_axes=[Axis("lam", lams, "vmap")],
+        layer_labels=layer_labels,
+        fingerprint=fingerprint,
+        cells_per_device=cells_per_device,
+        memory_budget_bytes=memory_budget_bytes,
+        mesh=mesh,
+        cell_batching=cell_batching,
+        progress=progress,
+        desc="path sweep",
+    )
+    return out.result

@@ -14,9 +14,10 @@ As the authors' code runs it:
 6. the probe mapped back to raw activations, :math:`w = w_s/\sigma`,
    :math:`b = b_s - w^\top\mu`, and the concept vector :math:`w/\lVert w\rVert`.
 
-Every step is configurable (:class:`RaptorConfig`, the grid, the key). The traceable
-core :func:`raptor_fit_split` takes the split indices, so stability runs and layer
-sweeps ``vmap`` it.
+Every step is configurable (:class:`RaptorConfig`, the grid, the key). The protocol
+is the estimator ``probejax.estimators.raptor()`` (``Tuned(LogisticRidge(), 1/C)``)
+evaluated on the splits; the functions here are conveniences over it with the
+protocol's input checks and a :class:`RaptorResult` report.
 """
 
 from __future__ import annotations
@@ -24,20 +25,19 @@ from __future__ import annotations
 import dataclasses
 
 import equinox as eqx
-import jax
-import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
-from ..core._checks import as_float_matrix, as_pm1_labels, check_lams, check_two_classes
-from ..core._metrics import accuracy, auroc, log_loss
-from ..core._probe import LinearProbe
-from ..core._scaler import Standardizer
-from ..core._splits import stratified_partition
-from ..solvers._ridge_logistic import resolve_solver, solve_ridge_logistic
+from ..core._checks import as_float_matrix, as_pm1_labels, check_lams
+from ..core._probe import LinearProbe, bare, diagnostics
+from ..estimators._raptor import CRITERIA, RAPTOR_C_GRID, raptor
+from ..estimators._tuned import Tuned
+from ._evaluate import evaluate
+from ._splits import Splits, check_splits, protocol_splits
 
-RAPTOR_C_GRID = np.logspace(-4, 2, 100)
-CRITERIA = ("accuracy", "log_loss")
+RaptorSplits = Splits
+raptor_splits = protocol_splits
+__all__ = ["RAPTOR_C_GRID", "RaptorConfig", "RaptorResult", "RaptorSplits", "fit_raptor"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,15 +63,21 @@ class RaptorConfig:
 
     def __post_init__(self):
         if self.criterion not in CRITERIA:
-            raise ValueError(f"criterion must be one of {CRITERIA}, got {self.criterion!r}.")
+            raise ValueError(f"criterion must be one of {tuple(CRITERIA)}, got {self.criterion!r}.")
 
-
-class RaptorSplits(eqx.Module):
-    """Index arrays into the examples: ``train_sub``, ``val``, ``test``."""
-
-    train_sub: Int[Array, " n_tr"]
-    val: Int[Array, " n_val"]
-    test: Int[Array, " n_te"]
+    def estimator(self, Cs=RAPTOR_C_GRID) -> Tuned:
+        """The RAPTOR estimator these settings describe, over the grid ``Cs``."""
+        return raptor(
+            Cs,
+            criterion=self.criterion,
+            standardize=self.standardize,
+            refit=self.refit,
+            val_fraction=self.val_fraction,
+            fit_intercept=self.fit_intercept,
+            solver=self.solver,
+            tol=self.tol,
+            max_iter=self.max_iter,
+        )
 
 
 class RaptorResult(eqx.Module):
@@ -100,94 +106,42 @@ class RaptorResult(eqx.Module):
         return self.probe.concept_vector()
 
 
-def raptor_splits(
-    key: PRNGKeyArray, y, *, test_fraction: float = 0.2, val_fraction: float = 0.2
-) -> RaptorSplits:
-    """Stratified test split, then validation split of the rest (vmappable over keys)."""
-    test, val, train_sub = stratified_partition(
-        key, y, (test_fraction, val_fraction), where="the RAPTOR examples"
+def raptor_result(ev) -> RaptorResult:
+    """A :class:`RaptorResult` from the :class:`~probejax.protocol.Evaluation` of a
+    tuned linear estimator."""
+    info = diagnostics(ev.probe)
+    return RaptorResult(
+        probe=bare(ev.probe).linear(),
+        lam=info["lam"],
+        C=info["C"],
+        index=info["index"],
+        val_criterion=info["val_criterion"],
+        val_accuracy=info["val_accuracy"],
+        path_converged=info["path_converged"],
+        refit_converged=info["refit_converged"],
+        train_accuracy=ev.train_accuracy,
+        test_accuracy=ev.test_accuracy,
+        test_auroc=ev.test_auroc,
+        test_log_loss=ev.test_log_loss,
     )
-    return RaptorSplits(train_sub, val, test)
-
-
-def select_index(criterion: Float[Array, " L"], lams: Float[Array, " L"]) -> Int[Array, ""]:
-    """Grid index of the best (largest) criterion; exact ties go to the largest ridge."""
-    best = jnp.max(criterion)
-    return jnp.argmax(jnp.where(criterion == best, lams, -jnp.inf))
 
 
 def raptor_fit_split(
     X: Float[Array, "n d"],
     y: Float[Array, " n"],
-    splits: RaptorSplits,
+    splits: Splits,
     lams: Float[Array, " L"],
     config: RaptorConfig = RaptorConfig(),
 ) -> RaptorResult:
-    """The traceable core: steps 2-6 on given splits. ``y`` must be +-1 floats."""
-    n_tr = splits.train_sub.shape[0]
-    pool = jnp.concatenate([splits.train_sub, splits.val])
-    X_pool, y_pool = X[pool], y[pool]
-    scaler = (
-        Standardizer.fit(X_pool[:n_tr])
-        if config.standardize
-        else Standardizer.identity(X.shape[1], X.dtype)
-    )
-    # Materialise the standardised pool before the product: fused into the matmul, the
-    # gather and scaling would slow the one large GEMM of the protocol several-fold.
-    Xs = jax.lax.optimization_barrier(scaler.transform(X_pool))
-    d = Xs.shape[1]
-    gram = Xs @ Xs.T if n_tr < d else None  # shared by the path and the refit
-    Xs_tr, y_tr, Xs_val, y_val = Xs[:n_tr], y_pool[:n_tr], Xs[n_tr:], y_pool[n_tr:]
-    path_solver = resolve_solver(config.solver, n_tr, d, lams.shape[0])
-    solve = lambda A, b, lam, solver, K: solve_ridge_logistic(
-        A,
-        b,
-        lam,
-        fit_intercept=config.fit_intercept,
-        solver=solver,
-        tol=config.tol,
-        max_iter=config.max_iter,
-        gram=K,
-    )
-    K_tr = None if gram is None else gram[:n_tr, :n_tr]
-    path = jax.vmap(lambda lam: solve(Xs_tr, y_tr, lam, path_solver, K_tr))(lams)
-    val_scores = Xs_val @ path.w.T + path.b
-    val_acc = jax.vmap(accuracy, in_axes=(None, 1))(y_val, val_scores)
-    if config.criterion == "accuracy":
-        crit = val_acc
-    else:
-        crit = -jax.vmap(log_loss, in_axes=(None, 1))(y_val, val_scores)
-    index = select_index(crit, lams)
-    lam = lams[index]
-    if config.refit:
-        fit = solve(Xs, y_pool, lam, resolve_solver(config.solver, *Xs.shape, 1), gram)
-        w, b, refit_ok = fit.w, fit.b, fit.converged
-    else:
-        w, b, refit_ok = path.w[index], path.b[index], path.converged[index]
-    probe = scaler.to_raw(w, b)
-    s_tr = probe.decision_function(X_pool[:n_tr])
-    s_te = probe.decision_function(X[splits.test])
-    y_te = y[splits.test]
-    return RaptorResult(
-        probe=probe,
-        lam=lam,
-        C=1.0 / lam,
-        index=index,
-        val_criterion=crit,
-        val_accuracy=val_acc,
-        path_converged=path.converged,
-        refit_converged=refit_ok,
-        train_accuracy=accuracy(y_tr, s_tr),
-        test_accuracy=accuracy(y_te, s_te),
-        test_auroc=auroc(y_te, s_te),
-        test_log_loss=log_loss(y_te, s_te),
-    )
+    """The traceable protocol on given splits (``y`` in +-1 floats, ``lams = 1/C``)."""
+    est = eqx.tree_at(lambda e: e.lams, config.estimator(), lams)
+    return raptor_result(evaluate(est, X, y, splits, None))
 
 
 _raptor_jit = eqx.filter_jit(raptor_fit_split)
 
 
-def check_raptor_inputs(X, y, Cs, splits: RaptorSplits | None, key, config: RaptorConfig):
+def check_raptor_inputs(X, y, Cs, splits: Splits | None, key, config: RaptorConfig):
     """Validate user inputs; **Returns** ``(X, y_pm1, lams, splits)``."""
     X = as_float_matrix(X, "X")
     y, _ = as_pm1_labels(y, X.shape[0])
@@ -196,24 +150,13 @@ def check_raptor_inputs(X, y, Cs, splits: RaptorSplits | None, key, config: Rapt
     if splits is None:
         if key is None:
             raise ValueError("give either a PRNG key (key=jax.random.key(seed)) or splits=.")
-        splits = raptor_splits(
+        splits = protocol_splits(
             key,
             np.asarray(y),
             test_fraction=config.test_fraction,
             val_fraction=config.val_fraction,
         )
-    yn = np.asarray(y)
-    for name in ("train_sub", "val", "test"):
-        idx = np.asarray(getattr(splits, name))
-        if idx.ndim != 1 or idx.size == 0:
-            raise ValueError(f"splits.{name} must be a non-empty 1-D index array.")
-        if idx.min() < 0 or idx.max() >= X.shape[0]:
-            raise ValueError(
-                f"splits.{name} holds indices outside [0, {X.shape[0]}): "
-                f"min {idx.min()}, max {idx.max()}."
-            )
-        check_two_classes(yn[idx], name)
-    return X, y, lams, splits
+    return X, y, lams, check_splits(splits, np.asarray(y), X.shape[0])
 
 
 def fit_raptor(
@@ -223,8 +166,8 @@ def fit_raptor(
     *,
     Cs=RAPTOR_C_GRID,
     config: RaptorConfig = RaptorConfig(),
-    splits: RaptorSplits | None = None,
-) -> tuple[RaptorResult, RaptorSplits]:
+    splits: Splits | None = None,
+) -> tuple[RaptorResult, Splits]:
     """Run the RAPTOR protocol on one activation matrix.
 
     **Arguments:**
@@ -234,9 +177,9 @@ def fit_raptor(
     - ``Cs``: 1-D grid of scikit-learn ``C`` values (``lam = 1/C``), default
       ``logspace(-4, 2, 100)``.
     - ``config``: :class:`RaptorConfig`.
-    - ``splits``: explicit :class:`RaptorSplits` (e.g. to match another run).
+    - ``splits``: explicit :class:`Splits` (e.g. to match another run).
 
-    **Returns:** ``(RaptorResult, RaptorSplits)``.
+    **Returns:** ``(RaptorResult, Splits)``.
     """
     X, y, lams, splits = check_raptor_inputs(X, y, Cs, splits, key, config)
     return _raptor_jit(X, y, splits, lams, config), splits

@@ -1,37 +1,84 @@
-r"""RAPTOR's directional stability of concept vectors under data resampling.
+r"""Directional stability of any estimator's concept vector under data resampling.
 
 :math:`K` runs (default 20); run :math:`r` drops a random stratified 20% of the training
 pool (train_sub + val of the base split; the test split is never touched), re-splits
-the rest into train_sub/val, re-tunes :math:`\lambda` on the grid, refits and takes
-the unit concept vector :math:`v_r`. Stability is
+the rest into train_sub/val, refits the estimator (re-tuning whatever it tunes) and
+takes its unit concept vector :math:`v_r`. Stability is RAPTOR's
 
 .. math::
 
     \mathrm{Robust} = \frac{2}{K(K-1)}\sum_{r<s} \lvert\langle v_r, v_s\rangle\rvert,
 
-reported with the signed mean as well. The runs are one ``vmap`` of the protocol core
-over PRNG keys, evaluated in chunks of ``chunk_size`` runs to bound memory.
+reported with the signed mean as well. The runs are one compiled ``lax.map`` of the
+estimator's fit over the runs' splits and keys, ``chunk_size`` runs at a time.
 """
 
 from __future__ import annotations
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ..core._checks import check_fraction
+from ..core._checks import as_float_matrix, as_pm1_labels, check_fraction
 from ..core._metrics import pairwise_cosine_summary
-from ..core._splits import stratified_partition
-from ._raptor import (
-    RAPTOR_C_GRID,
-    RaptorConfig,
-    RaptorResult,
-    RaptorSplits,
-    check_raptor_inputs,
-    raptor_fit_split,
-)
+from ..core._rows import Tokens, n_rows
+from ..estimators._base import Estimator
+from ..estimators._raptor import RAPTOR_C_GRID
+from ._evaluate import Stability, evaluate, fit_key, stability_runs
+from ._raptor import RaptorConfig, RaptorResult, check_raptor_inputs, raptor_result
+from ._splits import Splits, check_splits, protocol_splits, resampled_splits
+
+
+def run_splits_and_keys(key, y_pm1, base: Splits, n_runs: int, drop: float, val_fraction: float):
+    """The K runs' splits (stacked) and estimator keys from a protocol key's run half."""
+    if int(n_runs) < 2:
+        raise ValueError(f"n_runs must be >= 2 to compare pairs of runs, got {n_runs}.")
+    drop = check_fraction(drop, "drop")
+    keys = jax.random.split(key, int(n_runs))
+    y_np = np.asarray(y_pm1)
+    splits = jax.vmap(
+        lambda k: resampled_splits(k, y_np, base, drop=drop, val_fraction=val_fraction)
+    )(keys)
+    return splits, jax.vmap(fit_key)(keys)
+
+
+_runs_jit = eqx.filter_jit(stability_runs)
+
+
+def stability(
+    estimator: Estimator,
+    X,
+    y,
+    key: PRNGKeyArray,
+    *,
+    n_runs: int = 20,
+    drop: float = 0.2,
+    splits: Splits | None = None,
+    test_fraction: float = 0.2,
+    val_fraction: float = 0.2,
+    chunk_size: int | None = 4,
+) -> Stability:
+    """Directional stability of ``estimator`` (module docstring).
+
+    **Arguments:** ``estimator``; ``X`` ``(n, d)`` (or :class:`probejax.core.Tokens`
+    for sequence probes), two-class ``y``; a PRNG ``key``
+    (split into the base split's key, unless ``splits`` is given, and the runs' keys);
+    ``n_runs`` K >= 2; ``drop`` fraction of the pool removed per run; ``test_fraction``,
+    ``val_fraction`` of the splits; ``chunk_size`` runs evaluated at once (None: all).
+
+    **Returns:** :class:`~probejax.protocol.Stability`.
+    """
+    X = X if isinstance(X, Tokens) else as_float_matrix(X, "X")
+    y, _ = as_pm1_labels(y, n_rows(X))
+    k_split, k_runs = jax.random.split(key)
+    if splits is None:
+        splits = protocol_splits(
+            k_split, np.asarray(y), test_fraction=test_fraction, val_fraction=val_fraction
+        )
+    base = check_splits(splits, np.asarray(y), n_rows(X))
+    run_splits, run_keys = run_splits_and_keys(k_runs, y, base, n_runs, drop, val_fraction)
+    return _runs_jit(estimator, X, y, run_splits, run_keys, chunk_size)
 
 
 class StabilityResult(eqx.Module):
@@ -45,23 +92,15 @@ class StabilityResult(eqx.Module):
     mean_signed_cos: Float[Array, ""]
 
 
-def resampled_splits(
-    key: PRNGKeyArray, y, base: RaptorSplits, *, drop: float, val_fraction: float
-) -> RaptorSplits:
-    """One stability run's splits: drop ``drop`` of the pool, re-split the rest."""
-    pool = np.concatenate([np.asarray(base.train_sub), np.asarray(base.val)])
-    _, val, train_sub = stratified_partition(
-        key, np.asarray(y)[pool], (drop, val_fraction), where="the stability pool"
-    )
-    pool = jnp.asarray(pool)
-    return RaptorSplits(pool[train_sub], pool[val], base.test)
-
-
 @eqx.filter_jit
-def _runs(X, y, splits, lams, config, chunk_size):
-    return jax.lax.map(
-        lambda sp: raptor_fit_split(X, y, sp, lams, config), splits, batch_size=chunk_size
-    )
+def _raptor_runs(estimator, X, y, run_splits, run_keys, chunk_size):
+    def one(args):
+        sp, k = args
+        return raptor_result(evaluate(estimator, X, y, sp, k))
+
+    runs = jax.lax.map(one, (run_splits, run_keys), batch_size=chunk_size)
+    V = jax.vmap(lambda p: p.concept_vector())(runs.probe)
+    return StabilityResult(runs, V, *pairwise_cosine_summary(V))
 
 
 def raptor_stability(
@@ -73,29 +112,13 @@ def raptor_stability(
     drop: float = 0.2,
     Cs=RAPTOR_C_GRID,
     config: RaptorConfig = RaptorConfig(),
-    splits: RaptorSplits | None = None,
+    splits: Splits | None = None,
     chunk_size: int | None = 4,
 ) -> StabilityResult:
-    """Directional stability of the RAPTOR concept vector (see module docstring).
-
-    **Arguments:** ``X`` ``(n, d)``, ``y``, a PRNG ``key`` (split into the base split's
-    key, unless ``splits`` is given, and one key per run), ``n_runs`` K >= 2, ``drop``
-    fraction of the pool removed per run, ``Cs`` grid, ``config``, ``chunk_size`` runs
-    evaluated at once (None: all).
-
-    **Returns:** :class:`StabilityResult`.
-    """
-    if int(n_runs) < 2:
-        raise ValueError(f"n_runs must be >= 2 to compare pairs of runs, got {n_runs}.")
-    drop = check_fraction(drop, "drop")
+    """:func:`stability` of RAPTOR (``config.estimator(Cs)``), reporting each run as a
+    :class:`RaptorResult` (the chosen C, validation curves and test metrics per run)."""
     k_split, k_runs = jax.random.split(key)
     X, y, lams, base = check_raptor_inputs(X, y, Cs, splits, k_split, config)
-    y_np = np.asarray(y)
-    keys = jax.random.split(k_runs, int(n_runs))
-    run_splits = jax.vmap(
-        lambda k: resampled_splits(k, y_np, base, drop=drop, val_fraction=config.val_fraction)
-    )(keys)
-    runs = _runs(X, y, run_splits, lams, config, chunk_size)
-    V = jax.vmap(lambda p: p.concept_vector())(runs.probe)
-    mean_abs, mean_signed = pairwise_cosine_summary(V)
-    return StabilityResult(runs, V, mean_abs, mean_signed)
+    run_splits, run_keys = run_splits_and_keys(k_runs, y, base, n_runs, drop, config.val_fraction)
+    est = eqx.tree_at(lambda e: e.lams, config.estimator(), lams)
+    return _raptor_runs(est, X, y, run_splits, run_keys, chunk_size)

@@ -16,8 +16,6 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from ..protocol._compare import CompareConfig
-
 __all__ = ["compute", "plot"]
 
 
@@ -44,11 +42,6 @@ def compute(config: dict, log: Callable[[str], None] = print) -> dict:
 
     loaded = load_model(config["model"])
     results_dir = _resolve(config["results_dir"])
-    compare = CompareConfig(
-        stability_runs=config["compare"]["stability_runs"],
-        drop=config["compare"]["drop"],
-        gcs_probes=config["compare"]["gcs_probes"],
-    )
     datasets, sweeps = {}, {}
     for name in config["datasets"]:
         log(f"sweep {name}")
@@ -62,7 +55,9 @@ def compute(config: dict, log: Callable[[str], None] = print) -> dict:
             batch_size=config["batch_size"],
             max_examples=config["max_examples"],
             seed=config["seed"],
-            compare=compare,
+            methods=config["compare"]["methods"],
+            stability_runs=config["compare"]["stability_runs"],
+            drop=config["compare"]["drop"],
             sklearn_reference=config["sklearn_reference"],
             stability_layers=config.get("stability_layers"),
             progress=False,

@@ -12,6 +12,11 @@ from ._attention import (
 )
 from ._base import SeqProbe as SeqProbe, num_params as num_params
 from ._efficient import EfficientProbe as EfficientProbe
+from ._estimator import (
+    SeqEstimator as SeqEstimator,
+    SeqTokensProbe as SeqTokensProbe,
+    seq_estimator as seq_estimator,
+)
 from ._fit import (
     SeqFitResult as SeqFitResult,
     ensemble_scores as ensemble_scores,

@@ -87,11 +87,43 @@ def ensemble_scores(members: SeqProbe, X, mask) -> Float[Array, "C n"]:
     return jax.lax.map(lambda p: jax.vmap(eqx.combine(p, static))(X, mask), params)
 
 
+def standardized_parts(
+    X, mask, y, fit_rows, parts, extra: dict, standardize: bool
+) -> tuple[TokenScaler, list[SeqData]]:
+    """The :class:`TokenScaler` of the real tokens of ``X[fit_rows]`` (identity when not
+    ``standardize``) and the standardised :class:`SeqData` of each index array of
+    ``parts`` (``y`` in {0, 1}; ``extra``: token_labels / spans); rows in no part are
+    never transformed. Traceable."""
+    scaler = (
+        TokenScaler.fit(X[fit_rows], mask[fit_rows])
+        if standardize
+        else TokenScaler.identity(X.shape[-1])
+    )
+
+    def part(idx):
+        data = SeqData(X, mask, y, **extra).take(idx)
+        return eqx.tree_at(lambda d: d.X, data, scaler.transform(data.X, data.mask))
+
+    return scaler, [part(idx) for idx in parts]
+
+
 @eqx.filter_jit
 def _prepare(X, mask, y, tr, va, te, extra, standardize: bool):
-    scaler = TokenScaler.fit(X[tr], mask[tr]) if standardize else TokenScaler.identity(X.shape[-1])
-    data = SeqData(scaler.transform(X, mask), mask, y, **extra)
-    return scaler, data.take(tr), data.take(va), data.take(jnp.concatenate([va, te]))
+    scaler, parts = standardized_parts(
+        X, mask, y, tr, (tr, va, jnp.concatenate([va, te])), extra, standardize
+    )
+    return scaler, *parts
+
+
+_METRICS = {"accuracy": accuracy, "auroc": auroc, "log_loss": log_loss}
+
+
+def member_metrics(
+    y: Float[Array, " n"], scores: Float[Array, "C n"], names=("accuracy", "auroc")
+) -> dict[str, Float[Array, " C"]]:
+    """``{name: (C,)}``: each metric of ``names`` (``accuracy``, ``auroc``,
+    ``log_loss``) of every member's scores against ``y``. Traceable."""
+    return {k: jax.vmap(_METRICS[k], in_axes=(None, 0))(y, scores) for k in names}
 
 
 @eqx.filter_jit
@@ -99,14 +131,12 @@ def _evaluate(members: SeqProbe, both: SeqData, n_val: int):
     s = ensemble_scores(members, both.X, both.mask)
     s_val, s_te = s[:, :n_val], s[:, n_val:]
     y_val, y_te = both.y[:n_val], both.y[n_val:]
-    on = lambda f, yv, S: jax.vmap(f, in_axes=(None, 0))(yv, S)
-    return s_te, dict(
-        val_accuracy=on(accuracy, y_val, s_val),
-        val_auroc=on(auroc, y_val, s_val),
-        test_accuracy=on(accuracy, y_te, s_te),
-        test_auroc=on(auroc, y_te, s_te),
-        test_log_loss=on(log_loss, y_te, s_te),
-    )
+    val = member_metrics(y_val, s_val)
+    test = member_metrics(y_te, s_te, ("accuracy", "auroc", "log_loss"))
+    return s_te, {
+        **{f"val_{k}": v for k, v in val.items()},
+        **{f"test_{k}": v for k, v in test.items()},
+    }
 
 
 def _init(make, keys, seeds: np.ndarray) -> SeqProbe:
@@ -145,13 +175,23 @@ def _grid(learning_rates, weight_decays, n_seeds):
     return lrs[L.ravel()], wds[W.ravel()], S.ravel()
 
 
-def _select(criterion, val_loss, val_acc, val_auc):
+def select_member(criterion: str, val_loss, val_accuracy, val_auroc) -> Int[Array, ""]:
+    """The selected configuration (module docstring, step 4): the lowest validation loss,
+    or for ``"accuracy"``/``"auroc"`` the highest such score with ties to the lower
+    validation loss; remaining ties to the first index, NaN losses last. Traceable."""
+    val_loss = jnp.asarray(val_loss)
     if criterion == "loss":
-        return int(np.nanargmin(val_loss))
-    primary = np.asarray(val_acc if criterion == "accuracy" else val_auc)
-    best = np.nanmax(primary)
-    tied = np.flatnonzero(primary == best)
-    return int(tied[np.nanargmin(np.asarray(val_loss)[tied])])
+        behind = jnp.zeros(val_loss.shape, bool)
+    else:
+        primary = jnp.asarray(val_accuracy if criterion == "accuracy" else val_auroc)
+        behind = primary != jnp.nanmax(primary)
+    return jnp.lexsort((val_loss, behind))[0]
+
+
+def take_member(members: SeqProbe, i) -> SeqProbe:
+    """Member ``i`` of an ensemble (leading axis of every array leaf). Traceable."""
+    params, static = eqx.partition(members, eqx.is_array)
+    return eqx.combine(jax.tree.map(lambda a: a[i], params), static)
 
 
 def _mean_pairwise_cos(V: np.ndarray, absolute: bool) -> float:
@@ -245,11 +285,10 @@ def fit_seq_probe(
     )
     s_te, m = _evaluate(res.probe, both, int(va.size))
     m = {k: np.asarray(v) for k, v in m.items()}
-    i = _select(criterion, np.asarray(res.best_val_loss), m["val_accuracy"], m["val_auroc"])
+    i = int(select_member(criterion, res.best_val_loss, m["val_accuracy"], m["val_auroc"]))
     same = np.flatnonzero((lrs == lrs[i]) & (wds == wds[i]))
     s_same = np.asarray(s_te)[same]
-    params, static = eqx.partition(res.probe, eqx.is_array)
-    chosen = eqx.combine(jax.tree.map(lambda a: jnp.asarray(np.asarray(a)[i]), params), static)
+    chosen = take_member(res.probe, i)
     return SeqFitResult(
         probe=FittedSeqProbe(chosen, scaler),
         members=res.probe,

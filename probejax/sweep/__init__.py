@@ -1,14 +1,14 @@
-"""Sweeps over grids, sharded over devices and hosts, memory-bounded and resumable.
+"""Sweeps over grids, sharded over devices and hosts, memory-bounded and resumable:
+the infrastructure every layer, seed and theory sweep runs on.
 
 Declare the grid (:class:`Axis`, :class:`Grid`), write the function for one cell, and
 :func:`run_sweep` runs it in chunks sharded over the local devices, each chunk written
-to a results store (:class:`SweepStore`) keyed by the config hash, so an interrupted
-sweep resumes where it stopped and a changed config never reuses old results.
-:func:`path_sweep` (the ridge path on every layer), :func:`probe_sweep` (RAPTOR
-over layers x seeds) and :func:`theory_sweep` (fixed points
-over teacher parameters x sample ratios) are ready-made; :func:`initialize_multihost`
-joins several processes. Details: the module docstrings of ``_runner``, ``_store``,
-``_memory`` and ``_distributed``. Example::
+to a results store (:class:`SweepStore`) keyed by the config hash (which includes the
+probejax version and git commit), so an interrupted sweep resumes where it stopped and
+a changed config or code never reuses old results. Ready-made sweeps live above this
+package: :func:`probejax.protocol.probe_sweep` (any estimator over layers x seeds),
+:func:`probejax.protocol.path_sweep` and :func:`probejax.theory.theory_sweep`;
+:func:`initialize_multihost` joins several processes. Example::
 
     def fn(cell, data):  # one (layer, seed); the whole ridge grid inside the program
         key = jax.random.key(cell["seed"])
@@ -23,11 +23,6 @@ joins several processes. Details: the module docstrings of ``_runner``, ``_store
     res.values["acc"].shape  # (layers, 3, len(lams))
 """
 
-from ._builtin import (
-    path_sweep as path_sweep,
-    probe_sweep as probe_sweep,
-    theory_sweep as theory_sweep,
-)
 from ._distributed import initialize_multihost as initialize_multihost
 from ._grid import Axis as Axis, Grid as Grid
 from ._memory import ChunkPlan as ChunkPlan

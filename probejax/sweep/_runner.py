@@ -230,6 +230,14 @@ def _print_progress(event: ChunkDone, started: float, first_done: int) -> None:
     )
 
 
+def batching(cell_batching: str) -> str:
+    """``"auto"``: cells of a device one after another on CPU (``"map"``: each stops at
+    its own iteration count, plain GEMMs), vectorised elsewhere (``"vmap"``)."""
+    if cell_batching == "auto":
+        return "map" if jax.default_backend() == "cpu" else "vmap"
+    return cell_batching
+
+
 def run_sweep(
     fn: Callable[[dict, Any], Any],
     grid: Grid,

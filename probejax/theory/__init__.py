@@ -3,7 +3,8 @@
 The replica / CGMT fixed point, its observables, two learners on overlapping data,
 separability limits, and a simulator running the same data model through the core
 solver. Use float64 (``jax.config.update("jax_enable_x64", True)``): the theory is
-written for it (THEORY.md pitfall 4); float32 works with looser tolerances.
+written for it (in float32 the Newton residuals stall near 1e-6, above the default
+tolerance, and small-ridge points fail to converge); float32 works with looser tolerances.
 Derivations: ``theory/`` at the top of the repository.
 """
 
@@ -34,4 +35,5 @@ from ._optimal import (
 from ._point import predict_point as predict_point
 from ._quadrature import Quadrature as Quadrature
 from ._simulate import Measured as Measured, simulate as simulate
+from ._sweep import theory_sweep as theory_sweep
 from ._two_learners import TwoLearners as TwoLearners, two_learner_overlap as two_learner_overlap

@@ -7,7 +7,8 @@ probability of label :math:`y` given the student's information about the teacher
 - sign: :math:`\Phi(y\omega_0/\sqrt{V_0})`;
 - probit (noise variance :math:`\Delta`): :math:`\Phi(y\omega_0/\sqrt{V_0 + \Delta})`;
 - logistic: :math:`\mathbb E_z\,\sigma(y\beta(\omega_0 + \sqrt{V_0} z))`, by Gauss-Hermite
-  in :math:`z` (no closed form; THEORY.md pitfall 6: never the probit approximation);
+  in :math:`z` (no closed form; the probit approximation
+  :math:`\sigma(x)\approx\Phi(x\sqrt{\pi/8})` biases the fixed point, so it is never used);
 - label flips: :math:`\varepsilon + (1 - 2\varepsilon) Z_0`.
 
 All are symmetric, :math:`Z_0(-y, -\omega_0) = Z_0(y, \omega_0)`.

@@ -44,7 +44,8 @@ def generalization_accuracy(model, m, q, quad: Quadrature = Quadrature()):
     """Accuracy on fresh labels of a student with overlaps ``(m, q)`` with the teacher:
     :math:`2\\int_0^\\infty D\\xi\\,Z_0(+1, (m/\\sqrt q)\\xi, \\rho - m^2/q)`. Exact for any
     weight vector (it depends on the weights only through :math:`m, q`), so it also
-    scores simulated students without test-set noise (THEORY.md pitfall 5)."""
+    scores simulated students without test-set noise (a finite test set would add
+    :math:`O(1/\\sqrt{n_{test}})` noise to the comparison)."""
     return _half_line(model, m, q, jnp.ones_like(q), quad, 0.0, quad.half_width)
 
 

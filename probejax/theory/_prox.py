@@ -8,8 +8,9 @@ For :math:`\ell(u) = \log(1 + e^{-u})`, the proximal point
 
     G(u) = u - a - V\sigma(-u) = 0, \qquad G'(u) = 1 + V\sigma(u)\sigma(-u) \ge 1,
 
-so the root is unique and lies in :math:`[a, a + V]` (THEORY.md). It is found by Newton's
-method safeguarded by that bracket (plain Newton can cycle at large :math:`V`, pitfall 1),
+so the root is unique and lies in :math:`[a, a + V]` (:math:`G(a) \le 0 \le G(a + V)`). It is found by Newton's
+method safeguarded by that bracket (plain Newton cycles at large :math:`V`, e.g. :math:`V \approx 25`,
+:math:`a \approx -22`),
 and differentiated by the implicit function theorem,
 :math:`du = (da + \sigma(-u)\,dV)/(1 + V\sigma(u)\sigma(-u))`, so derivatives never unroll
 the iterations. Then :math:`f = (P - \omega)/V = y\sigma(-u)` and

@@ -5,7 +5,8 @@ r"""Gaussian expectations by composite Gauss-Legendre quadrature on feature-grad
 point have sharp but smooth features at known places: the corners of the proximal map
 (width :math:`1/\sqrt q` in :math:`\xi`, at :math:`0` and :math:`\pm V/\sqrt q`) and the
 teacher's transition at :math:`0` (width :math:`\sqrt{qV_0}/|m|`). A uniform Gauss-Hermite
-rule misses them when :math:`q` is large (THEORY.md, pitfall 2). Here the interval is cut
+rule misses them when :math:`q` is large (a uniform rule's nodes are spaced
+:math:`O(1)` apart, wider than these features). Here the interval is cut
 into ``base_panels`` uniform panels plus, around each feature centre :math:`c` with scale
 :math:`h`, ``levels`` points :math:`c \pm h r^j` graded geometrically from :math:`h` up
 to the base spacing; each panel gets an ``order``-point Gauss-Legendre rule. Node count

@@ -8,7 +8,7 @@ learner alone has the single-learner fixed point :math:`(m, q, V, \hat m, \hat q
 fields :math:`\omega = (\omega_1, \omega_2) \sim \mathcal N(0, Q)`,
 :math:`Q = [[q, q_{12}], [q_{12}, q]]`, see the same label, and (no cross
 susceptibility, :math:`V_{12} = 0`) each enters through its own proximal term
-:math:`f`. Channel and prior updates of the cross overlap (THEORY.md; Clarte et al.
+:math:`f`. Channel and prior updates of the cross overlap (Clarte et al.
 2024):
 
 .. math::

@@ -1,0 +1,153 @@
+r"""The one engine over layers: a per-layer function run by :func:`probejax.sweep.run_sweep`.
+
+Activations come as one array ``(layers, n, d)`` (a NumPy memmap works: a chunk's
+layers are read when it runs) or a list of per-layer ``(n, d)`` arrays. Each layer is
+a cell of a ``layer`` shard axis (more shard axes, e.g. seeds, may follow); the
+function of one cell is compiled once and run chunk by chunk, each chunk written to a
+results store keyed by the config hash, so an interrupted sweep resumes and a changed
+estimator, split or code version never reuses old results. With ``directory=None`` the
+store is a temporary folder removed afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ..core._checks import check_finite, float_dtype
+from ..sweep._grid import Axis, Grid, take
+from ..sweep._runner import ChunkDone, SweepResult, batching, run_sweep
+
+
+def check_layers(X_layers) -> tuple[int, ...]:
+    """``(L, n, d)`` of a ``(layers, n, d)`` array or a list of equal ``(n, d)`` arrays
+    (``(L, n, T, d)`` for token activations)."""
+    if isinstance(X_layers, list | tuple):
+        if len(X_layers) == 0:
+            raise ValueError("X_layers holds no layers.")
+        shape = np.shape(X_layers[0])
+        for i, M in enumerate(X_layers):
+            if np.shape(M) != shape or len(shape) < 2:
+                raise ValueError(
+                    f"X_layers[{i}] has shape {np.shape(M)} but X_layers[0] has {shape}; "
+                    "every layer must be an (n, d) array of the same shape."
+                )
+        return (len(X_layers), *shape)
+    if getattr(X_layers, "ndim", 0) < 3:
+        raise ValueError(
+            "X_layers must be an array of shape (layers, n, d) or a list of (n, d) "
+            f"arrays, got shape {getattr(X_layers, 'shape', type(X_layers).__name__)}."
+        )
+    if X_layers.shape[0] == 0:
+        raise ValueError("X_layers holds no layers.")
+    return tuple(int(s) for s in X_layers.shape)
+
+
+def layer_axis(X_layers, L: int, fingerprint=None, layer_labels=None) -> Axis:
+    """The ``layer`` shard axis, after checking every layer is finite (errors name it)."""
+    for i in range(L):
+        check_finite(take(X_layers, np.array([i]))[0], f"X_layers[{i}]")
+    labels = list(range(L)) if layer_labels is None else list(layer_labels)
+    return Axis("layer", X_layers, fingerprint=fingerprint, labels=labels)
+
+
+class LayerSweep(NamedTuple):
+    """``values``: the per-cell pytree (leading axes: layers, then any extra axes);
+    ``seconds``: compute wall time per layer (its chunk's time shared among the chunk's
+    cells; compilation is in ``result.seconds_compile``); ``result``: the run's
+    :class:`~probejax.sweep.SweepResult`."""
+
+    values: Any
+    seconds: np.ndarray
+    result: SweepResult
+
+
+def sweep_layers(
+    fn: Callable[[Any, Any], Any],
+    X_layers,
+    directory: str | os.PathLike | None = None,
+    *,
+    data: Any = None,
+    config: dict | None = None,
+    extra_axes: Sequence[Axis] = (),
+    layer_labels=None,
+    fingerprint: str | None = None,
+    cells_per_device: int | None = None,
+    memory_budget_bytes: int | None = None,
+    mesh=None,
+    cell_batching: str = "auto",
+    progress: bool | Callable[[ChunkDone], None] = True,
+    desc: str = "layers",
+) -> LayerSweep:
+    """Run ``fn(X_layer, cell, data) -> pytree`` on every layer (module docstring).
+
+    **Arguments:** ``fn`` (traceable; ``X_layer`` ``(n, d)`` in the default float
+    dtype, ``cell`` the dict of the extra axes' values); ``X_layers``; ``directory`` of
+    the results store (``None``: a temporary one); ``data`` shared by every cell;
+    ``config``: everything else ``fn``'s output depends on (it enters the hash);
+    ``extra_axes`` after the layer axis; ``layer_labels``, ``fingerprint`` of the
+    activations (default their SHA-256); ``cells_per_device``, ``memory_budget_bytes``,
+    ``mesh``, ``cell_batching``, ``progress``: as :func:`probejax.sweep.run_sweep`
+    (``True`` prints a line per chunk naming ``desc``).
+    """
+    L = check_layers(X_layers)[0]
+    grid = Grid([layer_axis(X_layers, L, fingerprint, layer_labels), *extra_axes])
+    dtype = float_dtype()
+    per_layer = int(np.prod([len(a) for a in extra_axes if a.kind == "shard"], dtype=int))
+    seconds = np.zeros(L)
+    timeline: list[tuple[int, float]] = []
+
+    def on_chunk(event: ChunkDone):
+        timeline.append((event.cells, event.seconds))
+        if callable(progress):
+            progress(event)
+        elif progress:
+            print(
+                f"  {desc}: {event.done_cells}/{event.n_cells} cells "
+                f"(chunk {event.chunk + 1}/{event.n_chunks}, {event.seconds:.1f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def cell_fn(cell, data):
+        return fn(cell["layer"].astype(dtype), cell, data)
+
+    with contextlib.ExitStack() as stack:
+        if directory is None:
+            directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="probejax-"))
+        t0 = time.perf_counter()
+        res = run_sweep(
+            cell_fn,
+            grid,
+            directory,
+            data=data,
+            config=config,
+            memory_budget_bytes=memory_budget_bytes,
+            cells_per_device=cells_per_device,
+            mesh=mesh,
+            cell_batching=batching(cell_batching),
+            progress=on_chunk if progress is not False else False,
+        )
+        if progress is True:
+            print(
+                f"  {desc}: {res.cells_computed} of {grid.n_cells} cells computed, "
+                f"{res.cells_reused} reused, in {time.perf_counter() - t0:.1f} s "
+                f"({res.seconds_compile:.1f} s compiling)",
+                file=sys.stderr,
+                flush=True,
+            )
+    total_cells = sum(c for c, _ in timeline)
+    if total_cells:
+        # chunks run the not-yet-done cells in order; spread each chunk's time on them
+        per_cell = np.concatenate([np.full(c, s / c) for c, s in timeline])
+        cell_seconds = np.zeros(grid.n_cells)
+        cell_seconds[grid.n_cells - total_cells :] = per_cell
+        seconds = cell_seconds.reshape(L, per_layer).sum(axis=1)
+    return LayerSweep(res.values, seconds, res)
