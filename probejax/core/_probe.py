@@ -80,8 +80,8 @@ class LinearProbe(Probe):
 class OnStandardized(Probe):
     """A probe fitted on standardised inputs, applied to raw inputs. Its concept vector
     is the inner one divided by the scales and renormalised: a direction of score
-    gradients, mapped as a linear probe's weights are (:math:`w = w_s/\sigma`, by the
-    chain rule through :math:`\tilde x = (x - \mu)/\sigma`)."""
+    gradients, mapped as a linear probe's weights are (:math:`w = w_s/\\sigma`, by the
+    chain rule through :math:`\\tilde x = (x - \\mu)/\\sigma`)."""
 
     scaler: Standardizer
     probe: Probe
