@@ -71,7 +71,7 @@ def test_stability_of_a_sequence_probe():
     assert st.vectors.shape == (3, D)
     assert np.isfinite(float(st.mean_abs_cos)) and 0.0 <= float(st.mean_abs_cos) <= 1.0 + 1e-6
     # every run's probe is the gradient-direction kind (EP has no linear read-out)
-    assert not np.any(np.asarray(diagnostics(st.probes)["linear_readout"]))
+    assert not np.any(np.asarray(diagnostics(st.runs.probe)["linear_readout"]))
 
 
 @eqx.filter_jit

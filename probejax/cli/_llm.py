@@ -42,6 +42,11 @@ def sweep(
     batch_size: int = typer.Option(16, help="texts per forward pass"),
     max_examples: int = typer.Option(None, help="stratified subsample of the dataset"),
     runs: int = typer.Option(20, help="stability runs (each drops 20% of train+val)"),
+    stability_of: str = typer.Option(
+        None,
+        help="comma-separated methods whose stability is measured (default: all but the "
+        "costly ones, GCS and RFM)",
+    ),
     stability_layers: str = typer.Option(
         None, help="layers whose stability is measured: 'all' (default), '3,5,7' or '10-14'"
     ),
@@ -77,6 +82,9 @@ def sweep(
             methods=methods,
             stability_runs=runs,
             stability_layers=parse_layers(stability_layers),
+            stability_of=None
+            if stability_of is None
+            else [m.strip() for m in stability_of.split(",") if m.strip()],
             sklearn_reference=sklearn,
             cache_root=cache,
             log=typer.echo,
@@ -85,12 +93,17 @@ def sweep(
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(1) from None
     results = res.results
-    table = Table(title=f"{results['model']['id']} on {results['dataset']['name']}")
-    header, rows = layer_table(results)
-    for name in header:
-        table.add_column(name, justify="right")
-    for row in rows:
-        table.add_row(*row)
-    Console().print(table)
+    console = Console(width=max(100, 12 * (len(results["methods"]) + 1)))
+    where = f"{results['model']['id']} on {results['dataset']['name']}"
+    for field, suffix in (("test_accuracy", "acc"), ("stability", "stab")):
+        header, rows = layer_table(results, field, suffix)
+        if not rows:
+            continue
+        table = Table(title=f"{field.replace('_', ' ')}: {where}")
+        for name in header:
+            table.add_column(name, justify="right")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
     for p in plot_sweep(res.results_path, out, prefix="sweep"):
         typer.echo(f"wrote {p}")

@@ -17,6 +17,18 @@ class Tokens(eqx.Module):
     X: Float[Array, "n T d"]
     mask: Bool[Array, "n T"]
 
+    def check(self) -> Tokens:
+        """These tokens with their shapes checked (errors name what is wrong)."""
+        X, mask = self.X, self.mask
+        if getattr(X, "ndim", None) != 3:
+            raise ValueError(f"Tokens.X must be (n, T, d), got shape {getattr(X, 'shape', None)}.")
+        if tuple(mask.shape) != tuple(X.shape[:2]):
+            raise ValueError(
+                f"Tokens.mask has shape {tuple(mask.shape)} but Tokens.X has (n, T) = "
+                f"{tuple(X.shape[:2])}."
+            )
+        return Tokens(jax.numpy.asarray(X), jax.numpy.asarray(mask, bool))
+
 
 def rows(X, idx: Int[Array, " m"]):
     """The examples ``idx`` of ``X`` (an array or a pytree of arrays with a leading

@@ -286,16 +286,16 @@ def llm_sweep(
     return SweepOutputs(results, probes, results_path, probes_path)
 
 
-def layer_table(results: dict) -> tuple[list[str], list[list[str]]]:
-    """``(header, rows)``: per layer, each method's test accuracy, then the stability of
-    each method where it was measured, as strings."""
+def layer_table(
+    results: dict, field: str = "test_accuracy", suffix: str = "acc"
+) -> tuple[list[str], list[list[str]]]:
+    """``(header, rows)``: per layer where any method has a finite ``field``, each
+    method's value as a string (headers ``"<method> <suffix>"``)."""
     methods = results["methods"]
-    stab = [m for m, r in methods.items() if np.isfinite(np.asarray(r["stability"], float)).any()]
-    header = ["layer"] + [f"{m} acc" for m in methods] + [f"{m} stab" for m in stab]
+    values = {m: np.asarray(r[field], float) for m, r in methods.items()}
+    header = ["layer", *(f"{m} {suffix}" for m in methods)]
     rows = []
     for i, layer in enumerate(results["layers"]):
-        row = [str(layer)]
-        row += [f"{np.asarray(m['test_accuracy'], float)[i]:.3f}" for m in methods.values()]
-        row += [f"{np.asarray(methods[m]['stability'], float)[i]:.3f}" for m in stab]
-        rows.append(row)
+        if any(np.isfinite(v[i]) for v in values.values()):
+            rows.append([str(layer)] + [f"{v[i]:.3f}" for v in values.values()])
     return header, rows

@@ -133,7 +133,7 @@ def sweep_layers(
             cells_per_device=cells_per_device,
             mesh=mesh,
             cell_batching=batching(cell_batching),
-            progress=on_chunk if progress is not False else False,
+            progress=on_chunk,
         )
         if progress is True:
             print(

@@ -54,10 +54,11 @@ def evaluate(
 
 
 class Stability(eqx.Module):
-    """``probes``: the runs' probes (leading axis K); ``vectors``: their unit concept
-    vectors ``(K, d)``; ``mean_abs_cos`` (RAPTOR's Robust) and ``mean_signed_cos``."""
+    """``runs``: each run's :class:`Evaluation` (leading axis K: its probe and scores
+    on the run's splits); ``vectors``: the unit concept vectors ``(K, d)``;
+    ``mean_abs_cos`` (RAPTOR's Robust) and ``mean_signed_cos``."""
 
-    probes: Probe
+    runs: Evaluation
     vectors: Float[Array, "K d"]
     mean_abs_cos: Float[Array, ""]
     mean_signed_cos: Float[Array, ""]
@@ -71,16 +72,16 @@ def stability_runs(
     run_keys: PRNGKeyArray,
     chunk_size: int | None = 4,
 ) -> Stability:
-    """The estimator on each run's splits (leading axis K), ``chunk_size`` runs at once."""
-
-    def one(args):
-        sp, k = args
-        return estimator.fit_with_validation(X, y, sp.train_sub, sp.val, k)
-
-    probes = jax.lax.map(one, (run_splits, run_keys), batch_size=chunk_size)
-    V = jax.vmap(lambda p: p.concept_vector())(probes)
+    """The estimator evaluated on each run's splits (leading axis K), ``chunk_size``
+    runs at once, and the pairwise cosines of the runs' concept vectors."""
+    runs = jax.lax.map(
+        lambda args: evaluate(estimator, X, y, *args),
+        (run_splits, run_keys),
+        batch_size=chunk_size,
+    )
+    V = jax.vmap(lambda p: p.concept_vector())(runs.probe)
     mean_abs, mean_signed = pairwise_cosine_summary(V)
-    return Stability(probes, V, mean_abs, mean_signed)
+    return Stability(runs, V, mean_abs, mean_signed)
 
 
 def fit_key(key: PRNGKeyArray) -> PRNGKeyArray:

@@ -21,11 +21,10 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ..core._checks import as_float_matrix, as_pm1_labels, check_fraction
-from ..core._metrics import pairwise_cosine_summary
 from ..core._rows import Tokens, n_rows
 from ..estimators._base import Estimator
 from ..estimators._raptor import RAPTOR_C_GRID
-from ._evaluate import Stability, evaluate, fit_key, stability_runs
+from ._evaluate import Stability, fit_key, stability_runs
 from ._raptor import RaptorConfig, RaptorResult, check_raptor_inputs, raptor_result
 from ._splits import Splits, check_splits, protocol_splits, resampled_splits
 
@@ -69,7 +68,7 @@ def stability(
 
     **Returns:** :class:`~probejax.protocol.Stability`.
     """
-    X = X if isinstance(X, Tokens) else as_float_matrix(X, "X")
+    X = X.check() if isinstance(X, Tokens) else as_float_matrix(X, "X")
     y, _ = as_pm1_labels(y, n_rows(X))
     k_split, k_runs = jax.random.split(key)
     if splits is None:
@@ -94,13 +93,10 @@ class StabilityResult(eqx.Module):
 
 @eqx.filter_jit
 def _raptor_runs(estimator, X, y, run_splits, run_keys, chunk_size):
-    def one(args):
-        sp, k = args
-        return raptor_result(evaluate(estimator, X, y, sp, k))
-
-    runs = jax.lax.map(one, (run_splits, run_keys), batch_size=chunk_size)
-    V = jax.vmap(lambda p: p.concept_vector())(runs.probe)
-    return StabilityResult(runs, V, *pairwise_cosine_summary(V))
+    st = stability_runs(estimator, X, y, run_splits, run_keys, chunk_size)
+    return StabilityResult(
+        jax.vmap(raptor_result)(st.runs), st.vectors, st.mean_abs_cos, st.mean_signed_cos
+    )
 
 
 def raptor_stability(

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from ..core._metrics import accuracy, auroc, log_loss
+from ..core._metrics import accuracy, auroc, log_loss, pairwise_cosine_summary
 from ..protocol._raptor import RaptorSplits, raptor_splits
 from ._base import SeqProbe
 from ._fitted import FittedSeqProbe, TokenScaler, check_sequences
@@ -197,9 +197,8 @@ def take_member(members: SeqProbe, i) -> SeqProbe:
 def _mean_pairwise_cos(V: np.ndarray, absolute: bool) -> float:
     if V.shape[0] < 2:
         return float("nan")
-    U = V / np.maximum(np.linalg.norm(V, axis=1, keepdims=True), 1e-30)
-    C = (U @ U.T)[np.triu_indices(V.shape[0], 1)]
-    return float(np.mean(np.abs(C) if absolute else C))
+    mean_abs, mean_signed = pairwise_cosine_summary(jnp.asarray(V))
+    return float(mean_abs if absolute else mean_signed)
 
 
 def _concept_stability(members: SeqProbe, scale, idx: np.ndarray) -> float:
