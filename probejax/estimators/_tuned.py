@@ -41,6 +41,15 @@ def select_index(criterion: Float[Array, " L"], lams: Float[Array, " L"]) -> Int
     return jnp.argmax(jnp.where(criterion == best, lams, -jnp.inf))
 
 
+def _path_scores(path, X: Float[Array, "m d"]) -> Float[Array, "m L"]:
+    """Scores of every probe of a path on ``X``, one column per probe (one matrix
+    product for a linear path)."""
+    lin = path.linear()
+    if lin is not None:
+        return X @ lin.w.T + lin.b
+    return jax.vmap(lambda p: p.decision_function(X), out_axes=1)(path)
+
+
 def _scaler(standardize: bool, X):
     return Standardizer.fit(X) if standardize else Standardizer.identity(X.shape[1], X.dtype)
 
@@ -88,9 +97,9 @@ class Tuned(Estimator):
         y_tr, y_val = y_pool[:n_tr], y_pool[n_tr:]
         lams = jnp.asarray(self.lams, X.dtype)
         path = self.inner.path(Xs[:n_tr], y_tr, lams, key)
-        val_scores = jax.vmap(lambda p: p.decision_function(Xs[n_tr:]))(path)
-        crit = jax.vmap(self.criterion, in_axes=(None, 0))(y_val, val_scores)
-        val_acc = jax.vmap(accuracy, in_axes=(None, 0))(y_val, val_scores)
+        val_scores = _path_scores(path, Xs[n_tr:])
+        crit = jax.vmap(self.criterion, in_axes=(None, 1))(y_val, val_scores)
+        val_acc = jax.vmap(accuracy, in_axes=(None, 1))(y_val, val_scores)
         index = select_index(crit, lams)
         lam = lams[index]
         path_info = diagnostics(path)
