@@ -3,9 +3,8 @@
 A results file is ``{"target", "config", "config_hash", ...}``. Its hash is the SHA-256
 of the config's canonical JSON without the output paths (``results_dir``,
 ``figures_dir``), together with the code version (:func:`code_version`: the package
-version and, in a git checkout, the commit and whether the package's files differ from
-it), so moving the outputs does not invalidate a result, and changing any computed
-value or the code does. Arrays are stored as nested lists; non-finite numbers as
+version and a digest of its source files), so moving the outputs does not invalidate a
+result, and changing any computed value or the code does. Arrays are stored as nested lists; non-finite numbers as
 ``null`` (strict JSON), read back as NaN by ``np.asarray(x, float)``.
 """
 
@@ -29,33 +28,43 @@ OUTPUT_KEYS = ("results_dir", "figures_dir")
 
 @functools.cache
 def code_version() -> dict:
-    """``{"probejax": version, "git": commit or None, "dirty": bool}`` for this checkout
-    (``dirty``: the package's files differ from the commit)."""
+    """What identifies the code that computes a result: ``{"probejax": version,
+    "source": SHA-256 of the package's ``.py`` files (paths and contents),
+    "git": the checkout's commit or None}``.
+
+    The source digest changes exactly when the package's code does (a commit that only
+    touches the README or the figures keeps old results valid; an uncommitted edit of
+    the code does not), with or without git; the commit is recorded for provenance.
+    """
     try:
         version = importlib.metadata.version("probejax")
     except importlib.metadata.PackageNotFoundError:
         version = "unknown"
     package = Path(__file__).resolve().parents[1]
-    commit, dirty = None, False
+    h = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        h.update(str(path.relative_to(package)).encode())
+        h.update(path.read_bytes())
+    commit = None
     try:
-        run = lambda *a: subprocess.run(
-            ["git", "-C", str(package), *a], capture_output=True, text=True, timeout=10
+        head = subprocess.run(
+            ["git", "-C", str(package), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
         )
-        head = run("rev-parse", "HEAD")
-        if head.returncode == 0:
-            commit = head.stdout.strip()
-            status = run("status", "--porcelain", "--", str(package))
-            dirty = status.returncode == 0 and bool(status.stdout.strip())
+        commit = head.stdout.strip() if head.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         pass
-    return {"probejax": version, "git": commit, "dirty": dirty}
+    return {"probejax": version, "source": h.hexdigest(), "git": commit}
 
 
 def config_hash(config: dict) -> str:
     """SHA-256 (hex) of the config's canonical JSON, output paths excluded, with the
     :func:`code_version`."""
     core = {k: v for k, v in config.items() if k not in OUTPUT_KEYS}
-    core = {"config": core, "code": code_version()}
+    code = {k: v for k, v in code_version().items() if k != "git"}
+    core = {"config": core, "code": code}
     text = json.dumps(jsonable(core), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -19,7 +19,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..io._results import config_hash as config_hash, read_results, write_json_atomic
+from ..io._results import (
+    code_version,
+    config_hash as config_hash,
+    read_results,
+    write_json_atomic,
+)
 from ._sweeps import (
     optimal_curve as optimal_curve,
     overlap_stability as overlap_stability,
@@ -142,7 +147,11 @@ def run_target(
                 "config_hash": digest,
                 "created": datetime.now(UTC).isoformat(timespec="seconds"),
                 "compute_seconds": round(time.perf_counter() - t0, 1),
-                "versions": {"jax": jax.__version__, "python": platform.python_version()},
+                "versions": {
+                    "jax": jax.__version__,
+                    "python": platform.python_version(),
+                    "code": code_version(),
+                },
                 **results,
             },
         )
