@@ -99,3 +99,21 @@ def test_cli_and_figures_take_a_user_estimator(tiny):  # noqa: F811
     args[args.index("--methods") + 1] = "raptor,no_such_probe"
     bad = CliRunner().invoke(app, args)
     assert bad.exit_code == 1 and "unknown estimator 'no_such_probe'" in bad.output
+
+
+def test_compare_resumes_from_its_stores_and_keeps_changed_settings_apart(tmp_path):
+    X, y = _layers(L=2)
+    est = {"median_diff": MedianDifference()}
+    run = lambda runs: pj.compare(
+        est, X, y, jax.random.key(1), stability_runs=runs, directory=tmp_path, progress=False
+    )
+    first = run(3)
+    stores = sorted(p.name for p in tmp_path.iterdir())
+    assert len(stores) == 2  # fit and stability
+    again = run(3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == stores  # reused, nothing new
+    np.testing.assert_array_equal(
+        again["methods"]["median_diff"]["stability"], first["methods"]["median_diff"]["stability"]
+    )
+    run(4)  # another stability setting: its own store, the fit store is reused
+    assert len(list(tmp_path.iterdir())) == 3

@@ -28,6 +28,7 @@ from ..core._checks import as_pm1_labels
 from ..core._probe import diagnostics
 from ..core._rows import Tokens
 from ..estimators._base import Estimator
+from ..io._results import config_hash
 from ._engine import check_layers, sweep_layers
 from ._evaluate import evaluate, fit_key, stability_runs
 from ._splits import Splits, check_splits, protocol_splits
@@ -134,7 +135,8 @@ def compare(
     - ``fingerprint``: a string standing for the activations in the stores' hashes
       (default: their SHA-256, read once per estimator).
     - ``layer_ids``: names of the layers (default ``0..L-1``); ``directory``: a folder
-      for the resumable stores (one per estimator and measure; ``None``: temporary);
+      for the resumable stores (one per estimator, measure and settings, so a rerun
+      with the same ones resumes and changed ones get their own; ``None``: temporary);
       ``chunk_size`` layers per compiled chunk; ``run_chunk`` stability runs at once;
       ``progress``: a line per chunk; ``log(str)``: a summary line per estimator.
 
@@ -188,19 +190,33 @@ def compare(
     X_rows = X_layers if len(rows) == L else [X_layers[r] for r in rows]
     common = dict(cells_per_device=chunk_size, progress=progress)
 
-    def store(name, what):
-        return None if directory is None else f"{directory}/{name}-{what}"
+    def store(name, what, config, data, rows):
+        """One store per (estimator, measure, settings): a changed setting gets a new
+        store instead of a mismatch, an unchanged one resumes."""
+        if directory is None:
+            return None
+        key = {
+            "config": config,
+            "data": {
+                k: hashlib.sha256(np.ascontiguousarray(v)).hexdigest() for k, v in data.items()
+            },
+            "fingerprint": fingerprint,
+            "rows": rows,
+        }
+        slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:60]
+        return f"{directory}/{slug}-{what}-{config_hash(key)[:12]}"
 
     methods = {}
     for name, est in estimators.items():
         t0 = time.perf_counter()
         desc = describe_estimator(est)
+        fit_config = {"compare": COMPARE_VERSION, "measure": "fit", "estimator": desc}
         fit = sweep_layers(
             _scores(est),
             X_layers,
-            store(name, "fit"),
+            store(name, "fit", fit_config, data, layer_ids),
             data=data,
-            config={"compare": COMPARE_VERSION, "measure": "fit", "estimator": desc},
+            config=fit_config,
             layer_labels=layer_ids,
             fingerprint=fingerprint,
             desc=f"{name} fit",
@@ -211,18 +227,19 @@ def compare(
         nan = np.full(L, np.nan)
         out["stability"], out["stability_signed"], out["stability_seconds"] = nan, nan, nan
         if name in measured and rows:
+            st_config = {
+                "compare": COMPARE_VERSION,
+                "measure": "stability",
+                "estimator": desc,
+                "drop": drop,
+                "runs": stability_runs,
+            }
             st = sweep_layers(
                 _stability(est, run_chunk),
                 X_rows,
-                store(name, "stability"),
+                store(name, "stability", st_config, run_data, [layer_ids[r] for r in rows]),
                 data=run_data,
-                config={
-                    "compare": COMPARE_VERSION,
-                    "measure": "stability",
-                    "estimator": desc,
-                    "drop": drop,
-                    "runs": stability_runs,
-                },
+                config=st_config,
                 layer_labels=[layer_ids[r] for r in rows],
                 fingerprint=None if fingerprint is None else f"{fingerprint}:rows={rows}",
                 desc=f"{name} stability",
