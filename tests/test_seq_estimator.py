@@ -172,3 +172,14 @@ def test_errors_name_the_problem():
     X, mask, y = _one_token_data(6, n=20)
     with pytest.raises(TypeError, match="Tokens"):
         _ep().fit(jnp.asarray(X), jnp.asarray(2.0 * y - 1.0), jax.random.key(0))
+
+
+def test_probe_sweep_runs_a_sequence_probe_over_layers_and_seeds(tmp_path):
+    from probejax.protocol import probe_sweep
+
+    X, mask, y = _one_token_data(3)
+    noise, _, _ = _one_token_data(4, informative=False)
+    r = probe_sweep(np.stack([noise, X]), y, tmp_path, estimator=_ep(), seeds=[0, 1], mask=mask,
+                    progress=False)  # fmt: skip
+    acc = r.values.test_accuracy
+    assert acc.shape == (2, 2) and (acc[1] > acc[0]).all() and (acc[1] > 0.8).all()

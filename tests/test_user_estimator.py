@@ -117,3 +117,10 @@ def test_compare_resumes_from_its_stores_and_keeps_changed_settings_apart(tmp_pa
     )
     run(4)  # another stability setting: its own store, the fit store is reused
     assert len(list(tmp_path.iterdir())) == 3
+
+
+def test_estimators_command_lists_the_registry():
+    result = CliRunner().invoke(app, ["estimators"])
+    assert result.exit_code == 0, result.output
+    for name in ("raptor", "mass_mean", "lda", "pca", "ridge_ls", "gcs", "rfm"):
+        assert name in result.output

@@ -98,6 +98,23 @@ def theory_point(
 
 
 @app.command()
+def estimators() -> None:
+    """List the registered estimators: the names ``--methods`` takes, their labels, and
+    whether their stability is measured by default."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..estimators import registered
+
+    table = Table(title="registered estimators (or give 'file.py:Name' / 'pkg.mod:Name')")
+    for column in ("name", "label", "stability by default"):
+        table.add_column(column)
+    for name, entry in registered().items():
+        table.add_row(name, entry.label, "yes" if entry.stability else "no")
+    Console(width=100).print(table)
+
+
+@app.command()
 def reproduce(
     targets: list[str] = typer.Argument(None, help="targets to run (default: all registered)"),
     quick: bool = typer.Option(False, "--quick", help="the configs' small smoke-test variants"),

@@ -21,6 +21,7 @@ from jax.sharding import Mesh
 from jaxtyping import PRNGKeyArray
 
 from ..core._checks import as_pm1_labels, check_lams
+from ..core._rows import Tokens
 from ..core._scaler import Standardizer
 from ..estimators._base import Estimator
 from ..estimators._raptor import RAPTOR_C_GRID
@@ -106,6 +107,7 @@ def probe_sweep(
     cells_per_device: int | None = None,
     mesh: Mesh | None = None,
     progress: bool | Callable[[ChunkDone], None] = True,
+    mask=None,
 ) -> SweepResult:
     """An estimator on every (layer, seed): the seed's stratified split
     (``protocol_splits(jax.random.key(seed), y)``), ``fit_with_validation``, test metrics.
@@ -128,13 +130,25 @@ def probe_sweep(
       iteration count), ``"vmap"``, or ``"auto"`` (``"map"`` on CPU).
     - ``memory_budget_bytes``, ``cells_per_device``, ``mesh``, ``progress``: as
       :func:`probejax.sweep.run_sweep`.
+    - ``mask``: for token activations ``X_layers`` ``(layers, n, T, d)``, the mask of
+      real tokens ``(n, T)``; the estimator then gets :class:`probejax.core.Tokens`
+      (sequence probes).
 
     **Returns:** a :class:`~probejax.sweep.SweepResult` with leaves of shape
     ``(layers, seeds, ...)``.
     """
-    _, n, _ = check_layers(X_layers)
+    shape = check_layers(X_layers)
+    n = shape[1]
     y_pm1, _ = as_pm1_labels(y, n)
     y_np = np.asarray(y)
+    data = {"y": np.asarray(y_pm1)}
+    if mask is not None:
+        data["mask"] = np.asarray(mask, bool)
+        if data["mask"].shape != tuple(shape[1:3]):
+            raise ValueError(
+                f"mask has shape {data['mask'].shape}; X_layers' examples need (n, T) = "
+                f"{tuple(shape[1:3])}."
+            )
     if estimator is None:
         lams = np.asarray(1.0 / np.asarray(check_lams(np.asarray(Cs, float), "Cs"), float))
         estimator = eqx.tree_at(lambda e: e.lams, config.estimator(), lams)
@@ -149,13 +163,14 @@ def probe_sweep(
     def fn(X, cell, data):
         key = jax.random.key(cell["seed"])
         splits = protocol_splits(key, y_np, test_fraction=test_fraction, val_fraction=val_fraction)
-        return report(evaluate(estimator, X, data["y"], splits, fit_key(key)))
+        inputs = Tokens(X, data["mask"]) if "mask" in data else X
+        return report(evaluate(estimator, inputs, data["y"], splits, fit_key(key)))
 
     out = sweep_layers(
         fn,
         X_layers,
         directory,
-        data={"y": np.asarray(y_pm1)},
+        data=data,
         config={
             "sweep": PROBE_SWEEP_VERSION,
             "estimator": describe_estimator(estimator),
