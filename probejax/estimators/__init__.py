@@ -3,7 +3,11 @@
 and the registry that names them for the command line."""
 
 from ._bagged import Bagged as Bagged, gcs as gcs
-from ._base import Estimator as Estimator, PathEstimator as PathEstimator
+from ._base import (
+    Estimator as Estimator,
+    PathEstimator as PathEstimator,
+    ValidatedEstimator as ValidatedEstimator,
+)
 from ._lda import LDA as LDA
 from ._logistic_ridge import LogisticRidge as LogisticRidge
 from ._mass_mean import MassMean as MassMean

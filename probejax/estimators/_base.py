@@ -24,6 +24,7 @@ figures) takes any estimator; a new one needs nothing but this file's protocol.
 from __future__ import annotations
 
 import abc
+import math
 
 import equinox as eqx
 import jax
@@ -31,7 +32,8 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from ..core._probe import Probe
-from ..core._rows import rows
+from ..core._rows import n_rows, rows
+from ..core._splits import traced_stratified_split
 
 
 class Estimator(eqx.Module):
@@ -75,3 +77,21 @@ class PathEstimator(Estimator):
         """Probes for every ``lam`` of the grid, stacked on a leading axis (default: a
         ``vmap`` of ``fit``; computations that do not depend on ``lam`` run once)."""
         return jax.vmap(lambda lam: self.with_lam(lam).fit(X, y, key))(lams)
+
+
+class ValidatedEstimator(Estimator):
+    """An estimator that selects on a validation split (tuning, early stopping): it
+    implements ``fit_with_validation``; ``fit`` holds out a stratified ``val_fraction``
+    of the examples inside the trace
+    (:func:`probejax.core._splits.traced_stratified_split`) and calls it. Subclasses
+    have a static ``val_fraction`` field (declared there, so that it can follow their
+    own fields without defaults)."""
+
+    def fit(self, X, y, key):
+        n_val = math.ceil(self.val_fraction * n_rows(X))
+        train, val = traced_stratified_split(key, y, n_val)
+        return self.fit_with_validation(X, y, train, val, key)
+
+    @abc.abstractmethod
+    def fit_with_validation(self, X, y, train, val, key) -> Probe:
+        """Fit on ``train``, selecting on ``val`` (index arrays into ``X``)."""

@@ -37,8 +37,6 @@ coordinates it is divided by the feature scales and renormalised.
 
 from __future__ import annotations
 
-import math
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -47,8 +45,7 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 from ..core._metrics import accuracy
 from ..core._probe import Diagnosed, Probe, unit
 from ..core._scaler import Standardizer
-from ..core._splits import traced_stratified_split
-from ._base import Estimator
+from ._base import ValidatedEstimator
 
 _HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -158,7 +155,7 @@ class RFMProbe(Probe):
         return self.direction
 
 
-class RFM(Estimator):
+class RFM(ValidatedEstimator):
     """RFM tuned as RAPTOR tunes xRFM (module docstring): ``bandwidths`` and
     ``center_grads`` grids, ridge ``reg``, ``iters`` rounds each, features standardised
     on the train part (``standardize``), ``val_fraction`` held out when ``fit`` makes the
@@ -180,11 +177,6 @@ class RFM(Estimator):
                 f"iters={self.iters}, bandwidths={self.bandwidths}, "
                 f"center_grads={self.center_grads}."
             )
-
-    def fit(self, X, y, key):
-        n = X.shape[0]
-        train, val = traced_stratified_split(key, y, math.ceil(self.val_fraction * n))
-        return self.fit_with_validation(X, y, train, val, key)
 
     def fit_with_validation(
         self,

@@ -15,7 +15,6 @@ and ``val_accuracy`` (per grid point), ``path_converged`` and ``refit_converged`
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import equinox as eqx
@@ -26,8 +25,7 @@ from jaxtyping import Array, Float, Int
 from ..core._metrics import accuracy, log_loss
 from ..core._probe import Diagnosed, bare, diagnostics
 from ..core._scaler import Standardizer
-from ..core._splits import traced_stratified_split
-from ._base import Estimator, PathEstimator
+from ._base import Estimator, PathEstimator, ValidatedEstimator
 
 
 def neg_log_loss(y, scores):
@@ -66,7 +64,7 @@ class Standardized(Estimator):
         return self.inner.fit(Xs, y, key).unstandardize(scaler)
 
 
-class Tuned(Estimator):
+class Tuned(ValidatedEstimator):
     """``inner`` tuned over ``lams`` on a validation split (module docstring).
 
     ``criterion(y, scores) -> scalar`` (larger is better; default accuracy),
@@ -80,11 +78,6 @@ class Tuned(Estimator):
     standardize: bool = eqx.field(default=True, static=True)
     refit: bool = eqx.field(default=True, static=True)
     val_fraction: float = eqx.field(default=0.2, static=True)
-
-    def fit(self, X, y, key):
-        n = X.shape[0]
-        train, val = traced_stratified_split(key, y, math.ceil(self.val_fraction * n))
-        return self.fit_with_validation(X, y, train, val, key)
 
     def fit_with_validation(self, X, y, train, val, key):
         n_tr = train.shape[0]

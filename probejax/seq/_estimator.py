@@ -45,7 +45,6 @@ the early-stopping criterion), ``val_accuracy``, ``val_auroc``, ``best_step``, `
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -57,9 +56,8 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from ..core._checks import check_fraction
 from ..core._probe import Diagnosed, Probe, unit
-from ..core._rows import Tokens, n_rows
-from ..core._splits import traced_stratified_split
-from ..estimators._base import Estimator
+from ..core._rows import Tokens
+from ..estimators._base import ValidatedEstimator
 from ._base import SeqProbe
 from ._fit import (
     CRITERIA,
@@ -145,7 +143,7 @@ def concept_direction(fitted: FittedSeqProbe, train: SeqData) -> tuple[Array, bo
     return unit(g / fitted.scaler.scale), False
 
 
-class SeqEstimator(Estimator):
+class SeqEstimator(ValidatedEstimator):
     """A sequence-probe family trained as a vmapped ensemble (module docstring).
 
     **Fields** (all static: changing one recompiles):
@@ -189,11 +187,6 @@ class SeqEstimator(Estimator):
         """``key -> SeqProbe`` for token width ``d`` (what ``fit_seq_probe`` takes)."""
         family, options = self.family, dict(self.options)
         return lambda key: family(d, key=key, **options)
-
-    def fit(self, X: Tokens, y: Float[Array, " n"], key: PRNGKeyArray) -> Probe:
-        n = n_rows(_tokens(X))
-        train, val = traced_stratified_split(key, y, math.ceil(self.val_fraction * n))
-        return self.fit_with_validation(X, y, train, val, key)
 
     def fit_with_validation(self, X: Tokens, y, train, val, key) -> Probe:
         X = _tokens(X)
