@@ -73,10 +73,21 @@ class PathEstimator(Estimator):
         y: Float[Array, " n"],
         lams: Float[Array, " L"],
         key: PRNGKeyArray,
+        shared=None,
     ) -> Probe:
         """Probes for every ``lam`` of the grid, stacked on a leading axis (default: a
-        ``vmap`` of ``fit``; computations that do not depend on ``lam`` run once)."""
+        ``vmap`` of ``fit``; computations that do not depend on ``lam`` run once).
+        ``shared``: :meth:`shared` of a pool whose first rows are ``X``."""
         return jax.vmap(lambda lam: self.with_lam(lam).fit(X, y, key))(lams)
+
+    def shared(self, X: Float[Array, "n d"], n_train: int):
+        """Work on a pool ``X`` that the path on its first ``n_train`` rows and the refit
+        on all of them can share (e.g. a Gram matrix); default ``None``."""
+        return None
+
+    def refit(self, X: Float[Array, "n d"], y: Float[Array, " n"], key, shared=None) -> Probe:
+        """``fit`` on the pool ``X`` that ``shared`` was computed on (default: ``fit``)."""
+        return self.fit(X, y, key)
 
 
 class ValidatedEstimator(Estimator):

@@ -8,7 +8,9 @@ r"""L2-regularised logistic regression as an estimator.
 (scikit-learn's ``C = 1/lam``; the intercept is not penalised). ``fit`` solves one
 problem (damped Newton unless ``solver`` says otherwise); ``path`` solves a grid with
 one Gram matrix or eigendecomposition shared by the grid (L-BFGS on the eigen-reduced
-design for grids on problems with ``min(n, d) > 64`` when ``solver="auto"``). The
+design for grids on problems with ``min(n, d) > 64`` when ``solver="auto"``); under
+:class:`~probejax.estimators.Tuned` the path and the refit share the pool's Gram
+matrix when the problems are wide. The
 probe carries ``lam``, the solver's ``converged`` flag and iteration count.
 """
 
@@ -52,8 +54,19 @@ class LogisticRidge(PathEstimator):
         n, d = X.shape
         return self._solve(X, y, self.lam, resolve_solver(self.solver, n, d, 1), None)
 
-    def path(self, X, y, lams, key=None):
+    def shared(self, X, n_train):
+        """The pool's Gram matrix when the path's problems are wide (``n_train < d``)."""
+        return X @ X.T if n_train < X.shape[1] else None
+
+    def path(self, X, y, lams, key=None, shared=None):
         n, d = X.shape
         solver = resolve_solver(self.solver, n, d, lams.shape[0])
-        gram = X @ X.T if n < d else None
+        if shared is not None:
+            gram = shared[:n, :n]
+        else:
+            gram = X @ X.T if n < d else None
         return jax.vmap(lambda lam: self._solve(X, y, lam, solver, gram))(lams)
+
+    def refit(self, X, y, key=None, shared=None):
+        n, d = X.shape
+        return self._solve(X, y, self.lam, resolve_solver(self.solver, n, d, 1), shared)

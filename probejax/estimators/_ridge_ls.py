@@ -26,5 +26,5 @@ class RidgeLS(PathEstimator):
     def fit(self, X, y, key=None):
         return ridge_ls_core(X, y, jnp.asarray(self.lam, X.dtype))
 
-    def path(self, X, y, lams, key=None):
+    def path(self, X, y, lams, key=None, shared=None):
         return ridge_ls_path_core(X, y, jnp.asarray(lams, X.dtype))

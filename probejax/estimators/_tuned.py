@@ -89,7 +89,10 @@ class Tuned(ValidatedEstimator):
         Xs = jax.lax.optimization_barrier(scaler.transform(X_pool))
         y_tr, y_val = y_pool[:n_tr], y_pool[n_tr:]
         lams = jnp.asarray(self.lams, X.dtype)
-        path = self.inner.path(Xs[:n_tr], y_tr, lams, key)
+        shared = self.inner.shared(Xs, n_tr)
+        # a user's path may not take ``shared``: pass it only when there is one
+        extra = () if shared is None else (shared,)
+        path = self.inner.path(Xs[:n_tr], y_tr, lams, key, *extra)
         val_scores = _path_scores(path, Xs[n_tr:])
         crit = jax.vmap(self.criterion, in_axes=(None, 1))(y_val, val_scores)
         val_acc = jax.vmap(accuracy, in_axes=(None, 1))(y_val, val_scores)
@@ -97,7 +100,7 @@ class Tuned(ValidatedEstimator):
         lam = lams[index]
         path_info = diagnostics(path)
         if self.refit:
-            chosen = self.inner.with_lam(lam).fit(Xs, y_pool, key)
+            chosen = self.inner.with_lam(lam).refit(Xs, y_pool, key, *extra)
         else:
             chosen = jax.tree.map(lambda a: a[index], path)
         refit_ok = diagnostics(chosen).get("converged", jnp.asarray(True))
