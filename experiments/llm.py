@@ -8,7 +8,8 @@ Outputs:   results/llm/results.json, results/llm/<dataset>_probes.npz, figures
            figures/llm_<dataset>_{accuracy,stability,cost}.png (quick: under
            results/llm_quick/).
 
-Expected result (measured 2026-11-21, 41 minutes on a loaded 2-core CPU): RAPTOR best
+Expected result (measured 2026-11-26, 12.3 minutes on 2 CPU cores with the activation
+cache filled; 2026-11-21 under heavy load: 41 minutes): RAPTOR best
 layer 16 on cities, test accuracy 0.913 (AUROC 0.969; >= 0.88 at every layer from 10),
 and layer 29 on sentiment, 0.853 (AUROC 0.909); stability 0.77-0.86 (cities) and
 0.74-0.88 (sentiment) at layers 9-29. The steering demo's re-encoded probabilities are
