@@ -108,10 +108,12 @@ def test_compare_resumes_from_its_stores_and_keeps_changed_settings_apart(tmp_pa
         est, X, y, jax.random.key(1), stability_runs=runs, directory=tmp_path, progress=False
     )
     first = run(3)
+    assert (first["methods"]["median_diff"]["fit_seconds"] > 0).all()
     stores = sorted(p.name for p in tmp_path.iterdir())
     assert len(stores) == 2  # fit and stability
     again = run(3)
     assert sorted(p.name for p in tmp_path.iterdir()) == stores  # reused, nothing new
+    assert (again["methods"]["median_diff"]["fit_seconds"] == 0).all()  # nothing computed
     np.testing.assert_array_equal(
         again["methods"]["median_diff"]["stability"], first["methods"]["median_diff"]["stability"]
     )

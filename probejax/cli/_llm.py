@@ -51,10 +51,10 @@ def sweep(
         None, help="layers whose stability is measured: 'all' (default), '3,5,7' or '10-14'"
     ),
     methods: str = typer.Option(
-        "raptor,mass_mean,lda,pca,ridge_ls,gcs",
-        help="comma-separated estimators: registered names (probejax.estimators.registered()) "
-        "or import paths 'package.module:name' / 'file.py:name' of an Estimator or a "
-        "function returning one",
+        None,
+        help="comma-separated estimators (default: RAPTOR and its five baselines): "
+        "registered names ('probejax estimators' lists them) or import paths "
+        "'package.module:name' / 'file.py:name' of an Estimator or a function returning one",
     ),
     sklearn: bool = typer.Option(True, help="time the authors' scikit-learn loop per layer"),
     seed: int = typer.Option(0, help="seed of the subsample, splits and stability runs"),
@@ -66,7 +66,7 @@ def sweep(
     from rich.table import Table
 
     from ..llm._plots import plot_sweep
-    from ..llm._sweep import layer_table, llm_sweep
+    from ..llm._sweep import DEFAULT_METHODS, layer_table, llm_sweep
 
     try:
         res = llm_sweep(
@@ -79,7 +79,7 @@ def sweep(
             batch_size=batch_size,
             max_examples=max_examples,
             seed=seed,
-            methods=methods,
+            methods=methods or DEFAULT_METHODS,
             stability_runs=runs,
             stability_layers=parse_layers(stability_layers),
             stability_of=None

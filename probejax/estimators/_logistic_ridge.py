@@ -51,8 +51,7 @@ class LogisticRidge(PathEstimator):
         return Diagnosed(LinearProbe(sol.w, sol.b), info)
 
     def fit(self, X, y, key=None):
-        n, d = X.shape
-        return self._solve(X, y, self.lam, resolve_solver(self.solver, n, d, 1), None)
+        return self.refit(X, y, key)
 
     def shared(self, X, n_train):
         """The pool's Gram matrix when the path's problems are wide (``n_train < d``)."""

@@ -1,8 +1,12 @@
 """The protocol layer, written once for every estimator: splits, fit-and-score,
 stability, comparison, and the one engine that runs them over layers."""
 
-from ._compare import compare as compare, describe_estimator as describe_estimator
-from ._engine import LayerSweep as LayerSweep, sweep_layers as sweep_layers
+from ._compare import compare as compare
+from ._engine import (
+    LayerSweep as LayerSweep,
+    describe_estimator as describe_estimator,
+    sweep_layers as sweep_layers,
+)
 from ._evaluate import Evaluation as Evaluation, Stability as Stability, evaluate as evaluate
 from ._layers import (
     path_sweep as path_sweep,

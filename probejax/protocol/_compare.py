@@ -18,7 +18,6 @@ import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -26,10 +25,17 @@ from jaxtyping import PRNGKeyArray
 
 from ..core._checks import as_pm1_labels
 from ..core._probe import diagnostics
-from ..core._rows import Tokens
 from ..estimators._base import Estimator
 from ..io._results import config_hash
-from ._engine import check_layers, sweep_layers
+from ..sweep._grid import Axis, content_sha256
+from ._engine import (
+    check_layers,
+    check_mask,
+    describe_estimator,
+    layer_axis,
+    layer_inputs,
+    sweep_layers,
+)
 from ._evaluate import evaluate, fit_key, stability_runs
 from ._splits import Splits, check_splits, protocol_splits
 from ._stability import run_splits_and_keys
@@ -37,35 +43,10 @@ from ._stability import run_splits_and_keys
 COMPARE_VERSION = "compare/1"
 
 
-def describe_estimator(estimator: Estimator) -> dict:
-    """What identifies an estimator in a results hash: its printed form (class, fields
-    that differ from the defaults) and the SHA-256 of its array leaves."""
-    h = hashlib.sha256()
-    for leaf in jax.tree.leaves(eqx.filter(estimator, eqx.is_array)):
-        a = np.asarray(leaf)
-        h.update(str((a.dtype, a.shape)).encode())
-        h.update(np.ascontiguousarray(a).tobytes())
-    cls = type(estimator)
-    return {
-        "class": f"{cls.__module__}.{cls.__qualname__}",
-        "repr": eqx.tree_pformat(estimator, short_arrays=True),
-        "leaves": h.hexdigest(),
-    }
-
-
-def _split_data(splits: Splits) -> dict:
-    return {k: np.asarray(getattr(splits, k)) for k in ("train_sub", "val", "test")}
-
-
-def _inputs(X, data):
-    return Tokens(X, data["mask"]) if "mask" in data else X
-
-
 def _scores(estimator):
     def fn(X, cell, data):
-        splits = Splits(data["train_sub"], data["val"], data["test"])
         key = jax.random.wrap_key_data(data["key"])
-        ev = evaluate(estimator, _inputs(X, data), data["y"], splits, key)
+        ev = evaluate(estimator, layer_inputs(X, data), data["y"], Splits.from_arrays(data), key)
         lin = ev.probe.linear()
         v = ev.probe.concept_vector()
         nan = jnp.asarray(jnp.nan, X.dtype)
@@ -84,9 +65,9 @@ def _scores(estimator):
 
 def _stability(estimator, run_chunk):
     def fn(X, cell, data):
-        runs = Splits(data["run_train_sub"], data["run_val"], data["run_test"])
+        runs = Splits.from_arrays(data, "run_")
         keys = jax.random.wrap_key_data(data["run_keys"])
-        st = stability_runs(estimator, _inputs(X, data), data["y"], runs, keys, run_chunk)
+        st = stability_runs(estimator, layer_inputs(X, data), data["y"], runs, keys, run_chunk)
         return {"stability": st.mean_abs_cos, "stability_signed": st.mean_signed_cos}
 
     return fn
@@ -133,7 +114,7 @@ def compare(
       measured (default all); ``stability_rows``: the rows of ``X_layers`` where it is
       (default all; each costs K refits).
     - ``fingerprint``: a string standing for the activations in the stores' hashes
-      (default: their SHA-256, read once per estimator).
+      (default: their SHA-256, read once).
     - ``layer_ids``: names of the layers (default ``0..L-1``); ``directory``: a folder
       for the resumable stores (one per estimator, measure and settings, so a rerun
       with the same ones resumes and changed ones get their own; ``None``: temporary);
@@ -151,7 +132,8 @@ def compare(
     for name, est in estimators.items():
         if not isinstance(est, Estimator):
             raise TypeError(f"estimators[{name!r}] is {type(est).__name__}, not an Estimator.")
-    L, n = check_layers(X_layers)[:2]
+    shape = check_layers(X_layers)
+    L, n = shape[:2]
     y_pm1, _ = as_pm1_labels(y, n)
     y_np = np.asarray(y_pm1)
     k_split, k_runs = jax.random.split(key)
@@ -168,15 +150,9 @@ def compare(
     unknown = [m for m in measured if m not in estimators]
     if unknown:
         raise ValueError(f"stability_of names {unknown}, which are not among {list(estimators)}.")
-    data = {"y": y_np, "key": np.asarray(jax.random.key_data(fit_key(key))), **_split_data(splits)}
+    data = {"y": y_np, "key": np.asarray(jax.random.key_data(fit_key(key))), **splits.arrays()}
     if mask is not None:
-        mask = np.asarray(mask, bool)
-        if mask.shape != tuple(check_layers(X_layers)[1:3]):
-            raise ValueError(
-                f"mask has shape {mask.shape}; X_layers' examples need (n, T) = "
-                f"{tuple(check_layers(X_layers)[1:3])}."
-            )
-        data["mask"] = mask
+        data["mask"] = check_mask(mask, shape)
     if measured and rows:
         run_splits, run_keys = run_splits_and_keys(
             k_runs, y_np, splits, stability_runs, drop, val_fraction
@@ -185,24 +161,34 @@ def compare(
             **({"mask": data["mask"]} if "mask" in data else {}),
             "y": y_np,
             "run_keys": np.asarray(jax.random.key_data(run_keys)),
-            **{f"run_{k}": v for k, v in _split_data(run_splits).items()},
+            **run_splits.arrays("run_"),
         }
-    X_rows = X_layers if len(rows) == L else [X_layers[r] for r in rows]
+    # the layers are checked and hashed once, not once per estimator and measure
+    fingerprint = fingerprint or content_sha256(X_layers)
+    fit_axis = layer_axis(X_layers, L, fingerprint, layer_ids)
+    stability_axis = (
+        fit_axis
+        if len(rows) == L
+        else Axis(
+            "layer",
+            [X_layers[r] for r in rows],
+            fingerprint=f"{fingerprint}:rows={rows}",
+            labels=[layer_ids[r] for r in rows],
+        )
+    )
     common = dict(cells_per_device=chunk_size, progress=progress)
 
-    def store(name, what, config, data, rows):
+    digest = lambda d: {
+        k: hashlib.sha256(np.ascontiguousarray(v)).hexdigest() for k, v in d.items()
+    }
+    digests = {"fit": digest(data), "stability": digest(run_data) if measured and rows else None}
+
+    def store(name, what, config, rows):
         """One store per (estimator, measure, settings): a changed setting gets a new
         store instead of a mismatch, an unchanged one resumes."""
         if directory is None:
             return None
-        key = {
-            "config": config,
-            "data": {
-                k: hashlib.sha256(np.ascontiguousarray(v)).hexdigest() for k, v in data.items()
-            },
-            "fingerprint": fingerprint,
-            "rows": rows,
-        }
+        key = {"config": config, "data": digests[what], "fingerprint": fingerprint, "rows": rows}
         slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:60]
         return f"{directory}/{slug}-{what}-{config_hash(key)[:12]}"
 
@@ -213,12 +199,10 @@ def compare(
         fit_config = {"compare": COMPARE_VERSION, "measure": "fit", "estimator": desc}
         fit = sweep_layers(
             _scores(est),
-            X_layers,
-            store(name, "fit", fit_config, data, layer_ids),
+            fit_axis,
+            store(name, "fit", fit_config, layer_ids),
             data=data,
             config=fit_config,
-            layer_labels=layer_ids,
-            fingerprint=fingerprint,
             desc=f"{name} fit",
             **common,
         )
@@ -236,12 +220,10 @@ def compare(
             }
             st = sweep_layers(
                 _stability(est, run_chunk),
-                X_rows,
-                store(name, "stability", st_config, run_data, [layer_ids[r] for r in rows]),
+                stability_axis,
+                store(name, "stability", st_config, [layer_ids[r] for r in rows]),
                 data=run_data,
                 config=st_config,
-                layer_labels=[layer_ids[r] for r in rows],
-                fingerprint=None if fingerprint is None else f"{fingerprint}:rows={rows}",
                 desc=f"{name} stability",
                 **common,
             )

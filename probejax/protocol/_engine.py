@@ -12,6 +12,7 @@ store is a temporary folder removed afterwards.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import sys
 import tempfile
@@ -19,9 +20,12 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
+import equinox as eqx
+import jax
 import numpy as np
 
 from ..core._checks import check_finite, float_dtype
+from ..core._rows import Tokens
 from ..sweep._grid import Axis, Grid, take
 from ..sweep._runner import ChunkDone, SweepResult, batching, run_sweep
 
@@ -50,6 +54,39 @@ def check_layers(X_layers) -> tuple[int, ...]:
     return tuple(int(s) for s in X_layers.shape)
 
 
+def check_mask(mask, shape: tuple[int, ...]) -> np.ndarray:
+    """The mask of real tokens ``(n, T)`` for token activations of ``shape``
+    ``(L, n, T, d)`` (errors name both shapes)."""
+    mask = np.asarray(mask, bool)
+    if mask.shape != tuple(shape[1:3]):
+        raise ValueError(
+            f"mask has shape {mask.shape}; X_layers' examples need (n, T) = {tuple(shape[1:3])}."
+        )
+    return mask
+
+
+def layer_inputs(X, data: dict):
+    """What an estimator gets for one layer: the activations, or
+    :class:`~probejax.core.Tokens` with ``data["mask"]`` when the sweep has one."""
+    return Tokens(X, data["mask"]) if "mask" in data else X
+
+
+def describe_estimator(estimator) -> dict:
+    """What identifies an estimator in a results hash: its class, its printed form
+    (fields that differ from the defaults) and the SHA-256 of its array leaves."""
+    h = hashlib.sha256()
+    for leaf in jax.tree.leaves(eqx.filter(estimator, eqx.is_array)):
+        a = np.asarray(leaf)
+        h.update(str((a.dtype, a.shape)).encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    cls = type(estimator)
+    return {
+        "class": f"{cls.__module__}.{cls.__qualname__}",
+        "repr": eqx.tree_pformat(estimator, short_arrays=True),
+        "leaves": h.hexdigest(),
+    }
+
+
 def layer_axis(X_layers, L: int, fingerprint=None, layer_labels=None) -> Axis:
     """The ``layer`` shard axis, after checking every layer is finite (errors name it)."""
     for i in range(L):
@@ -61,7 +98,8 @@ def layer_axis(X_layers, L: int, fingerprint=None, layer_labels=None) -> Axis:
 class LayerSweep(NamedTuple):
     """``values``: the per-cell pytree (leading axes: layers, then any extra axes);
     ``seconds``: compute wall time per layer (its chunk's time shared among the chunk's
-    cells; compilation is in ``result.seconds_compile``); ``result``: the run's
+    cells; 0 for cells reused from the store; compilation is in
+    ``result.seconds_compile``); ``result``: the run's
     :class:`~probejax.sweep.SweepResult`."""
 
     values: Any
@@ -89,7 +127,9 @@ def sweep_layers(
     """Run ``fn(X_layer, cell, data) -> pytree`` on every layer (module docstring).
 
     **Arguments:** ``fn`` (traceable; ``X_layer`` ``(n, d)`` in the default float
-    dtype, ``cell`` the dict of the extra axes' values); ``X_layers``; ``directory`` of
+    dtype, ``cell`` the dict of the extra axes' values); ``X_layers`` (or the
+    :func:`layer_axis` built from them, to check and hash them once for many sweeps,
+    which then ignore ``layer_labels`` and ``fingerprint``); ``directory`` of
     the results store (``None``: a temporary one); ``data`` shared by every cell;
     ``config``: everything else ``fn``'s output depends on (it enters the hash);
     ``extra_axes`` after the layer axis; ``layer_labels``, ``fingerprint`` of the
@@ -97,15 +137,18 @@ def sweep_layers(
     ``mesh``, ``cell_batching``, ``progress``: as :func:`probejax.sweep.run_sweep`
     (``True`` prints a line per chunk naming ``desc``).
     """
-    L = check_layers(X_layers)[0]
-    grid = Grid([layer_axis(X_layers, L, fingerprint, layer_labels), *extra_axes])
+    if isinstance(X_layers, Axis):  # built (and checked) once by a caller running many sweeps
+        axis = X_layers
+    else:
+        axis = layer_axis(X_layers, check_layers(X_layers)[0], fingerprint, layer_labels)
+    L = len(axis)
+    grid = Grid([axis, *extra_axes])
     dtype = float_dtype()
     per_layer = int(np.prod([len(a) for a in extra_axes if a.kind == "shard"], dtype=int))
-    seconds = np.zeros(L)
-    timeline: list[tuple[int, float]] = []
+    cell_seconds = np.zeros(grid.n_cells)
 
     def on_chunk(event: ChunkDone):
-        timeline.append((event.cells, event.seconds))
+        cell_seconds[event.cell_ids] = event.seconds / event.cells
         if callable(progress):
             progress(event)
         elif progress:
@@ -143,11 +186,4 @@ def sweep_layers(
                 file=sys.stderr,
                 flush=True,
             )
-    total_cells = sum(c for c, _ in timeline)
-    if total_cells:
-        # chunks run the not-yet-done cells in order; spread each chunk's time on them
-        per_cell = np.concatenate([np.full(c, s / c) for c, s in timeline])
-        cell_seconds = np.zeros(grid.n_cells)
-        cell_seconds[grid.n_cells - total_cells :] = per_cell
-        seconds = cell_seconds.reshape(L, per_layer).sum(axis=1)
-    return LayerSweep(res.values, seconds, res)
+    return LayerSweep(res.values, cell_seconds.reshape(L, per_layer).sum(axis=1), res)

@@ -21,15 +21,13 @@ from jax.sharding import Mesh
 from jaxtyping import PRNGKeyArray
 
 from ..core._checks import as_pm1_labels, check_lams
-from ..core._rows import Tokens
 from ..core._scaler import Standardizer
 from ..estimators._base import Estimator
 from ..estimators._raptor import RAPTOR_C_GRID
 from ..solvers._ridge_logistic import resolve_solver, solve_ridge_logistic
 from ..sweep._grid import Axis
 from ..sweep._runner import ChunkDone, SweepResult
-from ._compare import describe_estimator
-from ._engine import check_layers, sweep_layers
+from ._engine import check_layers, check_mask, describe_estimator, layer_inputs, sweep_layers
 from ._evaluate import evaluate, fit_key
 from ._raptor import RaptorConfig, RaptorResult, check_raptor_inputs, raptor_result
 from ._splits import Splits, protocol_splits
@@ -67,20 +65,16 @@ def raptor_layers(
     L, _, _ = check_layers(X_layers)
     X0 = np.asarray(X_layers[0])
     _, y_pm1, lams, splits = check_raptor_inputs(X0, y, Cs, splits, key, config)
-    est = eqx.tree_at(lambda e: e.lams, config.estimator(), lams)
+    est = config.estimator_at(lams)
 
     def fn(X, cell, data):
-        sp = Splits(data["train_sub"], data["val"], data["test"])
-        return raptor_result(evaluate(est, X, data["y"], sp, None))
+        return raptor_result(evaluate(est, X, data["y"], Splits.from_arrays(data), None))
 
     out = sweep_layers(
         fn,
         X_layers,
         directory,
-        data={
-            "y": np.asarray(y_pm1),
-            **{k: np.asarray(getattr(splits, k)) for k in ("train_sub", "val", "test")},
-        },
+        data={"y": np.asarray(y_pm1), **splits.arrays()},
         config={"sweep": RAPTOR_LAYERS_VERSION, "estimator": describe_estimator(est)},
         cells_per_device=min(int(chunk_size), L),
         progress=progress,
@@ -143,15 +137,10 @@ def probe_sweep(
     y_np = np.asarray(y)
     data = {"y": np.asarray(y_pm1)}
     if mask is not None:
-        data["mask"] = np.asarray(mask, bool)
-        if data["mask"].shape != tuple(shape[1:3]):
-            raise ValueError(
-                f"mask has shape {data['mask'].shape}; X_layers' examples need (n, T) = "
-                f"{tuple(shape[1:3])}."
-            )
+        data["mask"] = check_mask(mask, shape)
     if estimator is None:
         lams = np.asarray(1.0 / np.asarray(check_lams(np.asarray(Cs, float), "Cs"), float))
-        estimator = eqx.tree_at(lambda e: e.lams, config.estimator(), lams)
+        estimator = config.estimator_at(lams)
         report = raptor_result
         test_fraction, val_fraction = config.test_fraction, config.val_fraction
     else:
@@ -163,7 +152,7 @@ def probe_sweep(
     def fn(X, cell, data):
         key = jax.random.key(cell["seed"])
         splits = protocol_splits(key, y_np, test_fraction=test_fraction, val_fraction=val_fraction)
-        inputs = Tokens(X, data["mask"]) if "mask" in data else X
+        inputs = layer_inputs(X, data)
         return report(evaluate(estimator, inputs, data["y"], splits, fit_key(key)))
 
     out = sweep_layers(

@@ -79,6 +79,11 @@ class RaptorConfig:
             max_iter=self.max_iter,
         )
 
+    def estimator_at(self, lams) -> Tuned:
+        """The same estimator over a ridge grid ``lams = 1/C`` already checked (an array,
+        possibly traced: a new grid of the same length reuses the compilation)."""
+        return eqx.tree_at(lambda e: e.lams, self.estimator(), lams)
+
 
 class RaptorResult(eqx.Module):
     """Outcome of the protocol on one activation matrix (leading axes when vmapped).
@@ -134,8 +139,7 @@ def raptor_fit_split(
     config: RaptorConfig = RaptorConfig(),
 ) -> RaptorResult:
     """The traceable protocol on given splits (``y`` in +-1 floats, ``lams = 1/C``)."""
-    est = eqx.tree_at(lambda e: e.lams, config.estimator(), lams)
-    return raptor_result(evaluate(est, X, y, splits, None))
+    return raptor_result(evaluate(config.estimator_at(lams), X, y, splits, None))
 
 
 _raptor_jit = eqx.filter_jit(raptor_fit_split)

@@ -17,6 +17,8 @@ from jaxtyping import Array, Int, PRNGKeyArray
 from ..core._checks import check_two_classes
 from ..core._splits import stratified_partition
 
+PARTS = ("train_sub", "val", "test")
+
 
 class Splits(eqx.Module):
     """Index arrays into the examples: ``train_sub``, ``val``, ``test``."""
@@ -25,9 +27,14 @@ class Splits(eqx.Module):
     val: Int[Array, " n_val"]
     test: Int[Array, " n_te"]
 
-    def pool(self) -> Int[Array, " n_pool"]:
-        """``train_sub`` then ``val``: the examples an estimator may see."""
-        return jnp.concatenate([self.train_sub, self.val])
+    def arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
+        """The parts as NumPy arrays named ``<prefix>train_sub``, ... (sweep data)."""
+        return {prefix + k: np.asarray(getattr(self, k)) for k in PARTS}
+
+    @classmethod
+    def from_arrays(cls, data: dict, prefix: str = "") -> Splits:
+        """The splits :meth:`arrays` wrote into ``data``."""
+        return cls(*(data[prefix + k] for k in PARTS))
 
 
 def protocol_splits(
@@ -54,7 +61,7 @@ def resampled_splits(
 
 def check_splits(splits: Splits, y_pm1: np.ndarray, n: int) -> Splits:
     """Each part a non-empty 1-D index array within ``[0, n)`` holding both classes."""
-    for name in ("train_sub", "val", "test"):
+    for name in PARTS:
         idx = np.asarray(getattr(splits, name))
         if idx.ndim != 1 or idx.size == 0:
             raise ValueError(f"splits.{name} must be a non-empty 1-D index array.")

@@ -91,14 +91,6 @@ class StabilityResult(eqx.Module):
     mean_signed_cos: Float[Array, ""]
 
 
-@eqx.filter_jit
-def _raptor_runs(estimator, X, y, run_splits, run_keys, chunk_size):
-    st = stability_runs(estimator, X, y, run_splits, run_keys, chunk_size)
-    return StabilityResult(
-        jax.vmap(raptor_result)(st.runs), st.vectors, st.mean_abs_cos, st.mean_signed_cos
-    )
-
-
 def raptor_stability(
     X,
     y,
@@ -113,8 +105,17 @@ def raptor_stability(
 ) -> StabilityResult:
     """:func:`stability` of RAPTOR (``config.estimator(Cs)``), reporting each run as a
     :class:`RaptorResult` (the chosen C, validation curves and test metrics per run)."""
-    k_split, k_runs = jax.random.split(key)
-    X, y, lams, base = check_raptor_inputs(X, y, Cs, splits, k_split, config)
-    run_splits, run_keys = run_splits_and_keys(k_runs, y, base, n_runs, drop, config.val_fraction)
-    est = eqx.tree_at(lambda e: e.lams, config.estimator(), lams)
-    return _raptor_runs(est, X, y, run_splits, run_keys, chunk_size)
+    X, y, lams, base = check_raptor_inputs(X, y, Cs, splits, jax.random.split(key)[0], config)
+    st = stability(
+        config.estimator_at(lams),
+        X,
+        y,
+        key,
+        n_runs=n_runs,
+        drop=drop,
+        splits=base,
+        val_fraction=config.val_fraction,
+        chunk_size=chunk_size,
+    )
+    runs = jax.vmap(raptor_result)(st.runs)
+    return StabilityResult(runs, st.vectors, st.mean_abs_cos, st.mean_signed_cos)

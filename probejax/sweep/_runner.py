@@ -54,8 +54,9 @@ _CELL = "_cell"  # the flat cell index travels with every chunk (batch axis with
 
 class ChunkDone(NamedTuple):
     """A progress event: chunk ``chunk`` (0-based) of the ``n_chunks`` this process
-    computes in this run finished ``cells`` cells in ``seconds`` and wrote ``path``;
-    ``done_cells`` of ``n_cells`` are now finished (as far as this process knows)."""
+    computes in this run finished ``cells`` cells (flat grid indices ``cell_ids``) in
+    ``seconds`` and wrote ``path``; ``done_cells`` of ``n_cells`` are now finished (as
+    far as this process knows)."""
 
     chunk: int
     n_chunks: int
@@ -64,6 +65,7 @@ class ChunkDone(NamedTuple):
     n_cells: int
     seconds: float
     path: Path
+    cell_ids: np.ndarray | None = None
 
 
 class SweepResult(NamedTuple):
@@ -382,7 +384,9 @@ def run_sweep(
         del out
         path = store.write_chunk(cells, host)
         known += cells.size
-        event = ChunkDone(i, len(todo), cells.size, known, n_cells, time.perf_counter() - tc, path)
+        event = ChunkDone(
+            i, len(todo), cells.size, known, n_cells, time.perf_counter() - tc, path, cells
+        )
         if report is not None:
             report(event, t1, reused)
         if callback is not None:
