@@ -128,6 +128,9 @@ def bare(probe: Probe) -> Probe:
 
 
 def unit(v: Float[Array, "... d"]) -> Float[Array, "... d"]:
-    """``v / |v|`` along the last axis; zero vectors stay zero."""
+    """``v / |v|`` along the last axis; zero vectors stay zero. The norm is taken of
+    ``v / max|v|``, so it neither overflows nor underflows at any scale of ``v``."""
+    m = jnp.max(jnp.abs(v), axis=-1, keepdims=True)
+    v = v / jnp.where(m > 0, m, 1.0)
     norm = jnp.linalg.norm(v, axis=-1, keepdims=True)
     return v / jnp.where(norm > 0, norm, 1.0)

@@ -49,6 +49,7 @@ from jaxtyping import Array, Float
 
 from ..core._checks import as_float_matrix, as_pm1_labels
 from ..core._probe import LinearProbe
+from ..core._scaler import Standardizer
 from ..solvers._design import reduce_design
 from ._base import Estimator
 from ._calibrate import platt_core
@@ -101,10 +102,13 @@ def shrunk_whiten(
 def lda_core(
     X: Float[Array, "n d"], y: Float[Array, " n"], gamma: Float[Array, ""], *, ledoit_wolf: bool
 ) -> LinearProbe:
-    """The traceable core of :func:`fit_lda`; ``gamma`` is ignored when ``ledoit_wolf``."""
+    """The traceable core of :func:`fit_lda`; ``gamma`` is ignored when ``ledoit_wolf``.
+    Computed on ``X`` divided by a power of two (exact; any input scale works)."""
+    scaler = Standardizer.binary(X)
+    X = scaler.transform(X)
     Z, delta = within_class_centred(X, y)
     gamma = ledoit_wolf_coefficient(Z) if ledoit_wolf else gamma
-    return platt_core(shrunk_whiten(Z, delta, gamma), X, y)
+    return platt_core(shrunk_whiten(Z, delta, gamma), X, y).unstandardize(scaler)
 
 
 @jax.jit

@@ -22,7 +22,11 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from ..core._probe import Diagnosed, LinearProbe
-from ..solvers._ridge_logistic import resolve_solver, solve_ridge_logistic
+from ..solvers._ridge_logistic import (
+    resolve_solver,
+    solve_ridge_logistic,
+    solve_ridge_logistic_path,
+)
 from ._base import PathEstimator
 
 
@@ -47,7 +51,11 @@ class LogisticRidge(PathEstimator):
             max_iter=self.max_iter,
             gram=gram,
         )
-        info = {"lam": jnp.asarray(lam, X.dtype), "converged": sol.converged, "n_iter": sol.n_iter}
+        return self._wrap(sol)
+
+    @staticmethod
+    def _wrap(sol):
+        info = {"lam": sol.lam, "converged": sol.converged, "n_iter": sol.n_iter}
         return Diagnosed(LinearProbe(sol.w, sol.b), info)
 
     def fit(self, X, y, key=None):
@@ -64,7 +72,17 @@ class LogisticRidge(PathEstimator):
             gram = shared[:n, :n]
         else:
             gram = X @ X.T if n < d else None
-        return jax.vmap(lambda lam: self._solve(X, y, lam, solver, gram))(lams)
+        sol = solve_ridge_logistic_path(
+            X,
+            y,
+            jnp.asarray(lams, X.dtype),
+            fit_intercept=self.fit_intercept,
+            solver=solver,
+            tol=self.tol,
+            max_iter=self.max_iter,
+            gram=gram,
+        )
+        return self._wrap(sol)
 
     def refit(self, X, y, key=None, shared=None):
         n, d = X.shape

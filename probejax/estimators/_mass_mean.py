@@ -21,6 +21,7 @@ from jaxtyping import Array, Float
 
 from ..core._checks import as_float_matrix, as_pm1_labels
 from ..core._probe import LinearProbe
+from ..core._scaler import Standardizer
 from ._base import Estimator
 from ._calibrate import platt_core
 
@@ -35,9 +36,12 @@ def class_means(
 
 
 def mass_mean_core(X: Float[Array, "n d"], y: Float[Array, " n"]) -> LinearProbe:
-    """The traceable core of :func:`fit_mass_mean`: no input checks, ``y`` in +-1."""
+    """The traceable core of :func:`fit_mass_mean`: no input checks, ``y`` in +-1.
+    Computed on ``X`` divided by a power of two (exact; any input scale works)."""
+    scaler = Standardizer.binary(X)
+    X = scaler.transform(X)
     mu_pos, mu_neg = class_means(X, y)
-    return platt_core(mu_pos - mu_neg, X, y)
+    return platt_core(mu_pos - mu_neg, X, y).unstandardize(scaler)
 
 
 _mass_mean_jit = jax.jit(mass_mean_core)

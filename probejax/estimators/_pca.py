@@ -24,6 +24,7 @@ from jaxtyping import Array, Float
 
 from ..core._checks import as_float_matrix, as_pm1_labels
 from ..core._probe import LinearProbe
+from ..core._scaler import Standardizer
 from ..solvers._design import reduce_design
 from ._base import Estimator
 from ._calibrate import platt_core
@@ -38,11 +39,14 @@ def top_principal_direction(X: Float[Array, "n d"]) -> Float[Array, " d"]:
 
 
 def pca_core(X: Float[Array, "n d"], y: Float[Array, " n"]) -> LinearProbe:
-    """The traceable core of :func:`fit_pca_probe`: no input checks, ``y`` in +-1."""
+    """The traceable core of :func:`fit_pca_probe`: no input checks, ``y`` in +-1.
+    Computed on ``X`` divided by a power of two (exact; any input scale works)."""
+    scaler = Standardizer.binary(X)
+    X = scaler.transform(X)
     v = top_principal_direction(X)
     mu_pos, mu_neg = class_means(X, y)
     v = jnp.where(jnp.dot(mu_pos - mu_neg, v) < 0, -v, v)
-    return platt_core(v, X, y)
+    return platt_core(v, X, y).unstandardize(scaler)
 
 
 _pca_jit = jax.jit(pca_core)

@@ -31,7 +31,7 @@ from jaxtyping import Array, Float
 
 from ..core._checks import as_float_matrix, as_pm1_labels, check_lams
 from ._design import reduce_design
-from ._lbfgs import lbfgs_solve
+from ._lbfgs import lbfgs_path, lbfgs_solve
 from ._logistic import RidgeLogisticSolution
 from ._newton import newton_form, newton_solve
 
@@ -77,6 +77,41 @@ def solve_ridge_logistic(
     )
 
 
+def solve_ridge_logistic_path(
+    X: Float[Array, "n d"],
+    y: Float[Array, " n"],
+    lams: Float[Array, " L"],
+    *,
+    fit_intercept: bool = True,
+    solver: str = "newton",
+    tol: float | None = None,
+    max_iter: int | None = None,
+    gram: Float[Array, "n n"] | None = None,
+) -> RidgeLogisticSolution:
+    """The traceable core of a grid (leading axis ``len(lams)`` on every field).
+
+    ``"newton"``: :func:`solve_ridge_logistic` vmapped over ``lams`` (one Gram matrix).
+    ``"lbfgs"``: one reduced design for the grid, then the warm-started continuation
+    :func:`probejax.solvers._lbfgs.lbfgs_path`. Every ridge has the stopping rule of a
+    single fit.
+    """
+    if solver == "lbfgs":
+        tol = default_tol(X.dtype) if tol is None else tol
+        max_iter = default_max_iter(solver) if max_iter is None else max_iter
+        return lbfgs_path(
+            reduce_design(X, gram), y, lams, fit_intercept=fit_intercept, tol=tol, max_iter=max_iter
+        )
+    one = partial(
+        solve_ridge_logistic,
+        fit_intercept=fit_intercept,
+        solver=solver,
+        tol=tol,
+        max_iter=max_iter,
+        gram=gram,
+    )
+    return jax.vmap(lambda lam: one(X, y, lam))(lams)
+
+
 def resolve_solver(solver: str, n: int, d: int, grid_size: int) -> str:
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}.")
@@ -94,14 +129,9 @@ def _fit_jit(X, y, lam, *, fit_intercept, solver, tol, max_iter):
 
 @partial(jax.jit, static_argnames=("fit_intercept", "solver", "tol", "max_iter"))
 def _path_jit(X, y, lams, *, fit_intercept, solver, tol, max_iter):
-    one = partial(
-        solve_ridge_logistic,
-        fit_intercept=fit_intercept,
-        solver=solver,
-        tol=tol,
-        max_iter=max_iter,
+    return solve_ridge_logistic_path(
+        X, y, lams, fit_intercept=fit_intercept, solver=solver, tol=tol, max_iter=max_iter
     )
-    return jax.vmap(one, in_axes=(None, None, 0))(X, y, lams)
 
 
 def _checked(X, y, lams, name, solver, *, scalar):
