@@ -48,7 +48,9 @@ def sweep(
         "costly ones, GCS and RFM)",
     ),
     stability_layers: str = typer.Option(
-        None, help="layers whose stability is measured: 'all' (default), '3,5,7' or '10-14'"
+        None,
+        help="layers whose stability is measured: 'all', '3,5,7' or '10-14' (default: 8 "
+        "layers spread over the depth; stability costs 20 refits per layer and method)",
     ),
     methods: str = typer.Option(
         None,
@@ -56,7 +58,12 @@ def sweep(
         "registered names ('probejax estimators' lists them) or import paths "
         "'package.module:name' / 'file.py:name' of an Estimator or a function returning one",
     ),
-    sklearn: bool = typer.Option(True, help="time the authors' scikit-learn loop per layer"),
+    sklearn: bool = typer.Option(
+        False, help="time the authors' scikit-learn loop on every layer (10-100 s each)"
+    ),
+    sklearn_layers: str = typer.Option(
+        None, help="time the authors' scikit-learn loop on these layers only, e.g. '5,15,25'"
+    ),
     seed: int = typer.Option(0, help="seed of the subsample, splits and stability runs"),
     cache: str = typer.Option(None, help="activation cache root (default ~/.cache/probejax)"),
 ) -> None:
@@ -81,11 +88,15 @@ def sweep(
             seed=seed,
             methods=methods or DEFAULT_METHODS,
             stability_runs=runs,
-            stability_layers=parse_layers(stability_layers),
+            stability_layers=(
+                "all"
+                if stability_layers is not None and stability_layers.strip().lower() == "all"
+                else parse_layers(stability_layers)
+            ),
             stability_of=None
             if stability_of is None
             else [m.strip() for m in stability_of.split(",") if m.strip()],
-            sklearn_reference=sklearn,
+            sklearn_reference=True if sklearn else (parse_layers(sklearn_layers) or False),
             cache_root=cache,
             log=typer.echo,
         )

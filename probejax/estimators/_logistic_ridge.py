@@ -17,7 +17,6 @@ probe carries ``lam``, the solver's ``converged`` flag and iteration count.
 from __future__ import annotations
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 

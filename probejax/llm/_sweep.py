@@ -37,6 +37,18 @@ from ._datasets import TextDataset, load_dataset
 from ._model import LoadedModel, cache_root as user_cache_root, load_model
 
 DEFAULT_METHODS = ("raptor", "mass_mean", "lda", "pca", "ridge_ls", "gcs")
+# Stability (20 refits per layer and method) dominates a sweep's cost: by default it
+# is measured on this many layers spread over the depth (``"all"`` for every layer).
+DEFAULT_STABILITY_LAYERS = 8
+
+
+def spread_layers(layers: list[int], k: int) -> list[int]:
+    """``k`` of ``layers`` evenly spread over the list, the first and the last included
+    (all of them when there are at most ``k``)."""
+    if len(layers) <= k:
+        return list(layers)
+    picks = np.unique(np.round(np.linspace(0, len(layers) - 1, k)).astype(int))
+    return [layers[i] for i in picks]
 
 
 def _slug(s: str) -> str:
@@ -110,8 +122,8 @@ def llm_sweep(
     stability_runs: int = 20,
     drop: float = 0.2,
     stability_of: list[str] | None = None,
-    sklearn_reference: bool | list[int] = True,
-    stability_layers: list[int] | None = None,
+    sklearn_reference: bool | list[int] = False,
+    stability_layers: list[int] | str | None = None,
     cache_root: str | Path | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
@@ -129,9 +141,11 @@ def llm_sweep(
     stability runs; ``stability_of``: names whose stability is measured (default: every
     method but those registered as costly, e.g. GCS);
     ``sklearn_reference``: time the authors' loop on every layer (``True``), on the
-    listed layers (a list: it takes 10-100 s per layer on a 2-core CPU), or not at all; ``cache_root`` for
-    activations (default ``$PROBEJAX_CACHE`` or ``~/.cache/probejax``); ``stability_layers``: layers whose
-    stability is measured (default all swept layers).
+    listed layers (a list: it takes 10-100 s per layer on a 2-core CPU), or not at all
+    (``False``, the default); ``cache_root`` for activations (default
+    ``$PROBEJAX_CACHE`` or ``~/.cache/probejax``); ``stability_layers``: layers whose
+    stability is measured (a list, ``"all"``, or ``None``: ``DEFAULT_STABILITY_LAYERS``
+    of the swept layers spread over the depth, :func:`spread_layers`).
 
     With ``out``, every (method, layer) result is kept in resumable stores under
     ``out/store`` (:func:`probejax.compare`): an interrupted sweep resumes, and a changed
@@ -170,6 +184,10 @@ def llm_sweep(
     log(f"activations {tuple(X.shape)} from {cache} ({t_extract:.1f} s)")
     y = np.asarray(dataset.labels)
     if stability_layers is None:
+        stability_layers = spread_layers(layers, DEFAULT_STABILITY_LAYERS)
+    if isinstance(stability_layers, str):
+        if stability_layers != "all":
+            raise ValueError(f"stability_layers must be a list or 'all', got {stability_layers!r}.")
         stab_rows = None
     else:
         missing = [i for i in stability_layers if i not in layers]
@@ -243,7 +261,11 @@ def llm_sweep(
         "point": point,
         "layers": layers,
         "splits": {k: len(np.asarray(getattr(splits, k))) for k in ("train_sub", "val", "test")},
-        "stability": {"runs": stability_runs, "drop": drop},
+        "stability": {
+            "runs": stability_runs,
+            "drop": drop,
+            "layers": layers if stab_rows is None else [layers[r] for r in stab_rows],
+        },
         "labels": labels,
         "extract_seconds": t_extract,
         "cache": str(cache),

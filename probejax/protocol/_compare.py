@@ -28,6 +28,7 @@ from ..core._probe import diagnostics
 from ..estimators._base import Estimator
 from ..io._results import config_hash
 from ..sweep._grid import Axis, content_sha256
+from ..sweep._runner import batching
 from ._engine import (
     check_layers,
     check_mask,
@@ -225,7 +226,10 @@ def compare(
                 data=run_data,
                 config=st_config,
                 desc=f"{name} stability",
-                **common,
+                # on CPU the cells of a chunk run one after another anyway: one layer
+                # per chunk costs nothing and reports progress per layer
+                cells_per_device=1 if batching("auto") == "map" else chunk_size,
+                progress=progress,
             )
             for k in ("stability", "stability_signed"):
                 out[k] = nan.copy()

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..core._checks import check_finite, float_dtype
 from ..core._rows import Tokens
+from ..io._progress import progress_bar
 from ..sweep._grid import Axis, Grid, take
 from ..sweep._runner import ChunkDone, SweepResult, batching, run_sweep
 
@@ -147,22 +148,21 @@ def sweep_layers(
     per_layer = int(np.prod([len(a) for a in extra_axes if a.kind == "shard"], dtype=int))
     cell_seconds = np.zeros(grid.n_cells)
 
+    labels = np.asarray(axis.labels if axis.labels is not None else range(L))
+
     def on_chunk(event: ChunkDone):
         cell_seconds[event.cell_ids] = event.seconds / event.cells
         if callable(progress):
             progress(event)
         elif progress:
-            print(
-                f"  {desc}: {event.done_cells}/{event.n_cells} cells "
-                f"(chunk {event.chunk + 1}/{event.n_chunks}, {event.seconds:.1f} s)",
-                file=sys.stderr,
-                flush=True,
-            )
+            layers = sorted({str(labels[i // per_layer]) for i in np.asarray(event.cell_ids)})
+            update(event.done_cells, f"layer {','.join(layers)}")
 
     def cell_fn(cell, data):
         return fn(cell["layer"].astype(dtype), cell, data)
 
     with contextlib.ExitStack() as stack:
+        update = stack.enter_context(progress_bar(desc, grid.n_cells, enabled=progress is True))
         if directory is None:
             directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="probejax-"))
         t0 = time.perf_counter()

@@ -59,8 +59,7 @@ def compute(config: dict, log: Callable[[str], None] = print) -> dict:
             stability_runs=config["compare"]["stability_runs"],
             drop=config["compare"]["drop"],
             sklearn_reference=config["sklearn_reference"],
-            stability_layers=config.get("stability_layers"),
-            progress=False,
+            stability_layers=config.get("stability_layers", "all"),
             log=lambda s, n=name: log(f"  {s}"),
         )
         write_npz_atomic(
