@@ -100,3 +100,44 @@ def test_notebook_executes(tmp_path):
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs)
+
+
+def test_default_runs_the_headline_and_all_the_rest(monkeypatch, quick_run):
+    out, _, _ = quick_run
+    stored = json.loads((out / "results" / "theory" / "results.json").read_text())
+    ran = []
+
+    llm = {
+        "datasets": {
+            "cities": {
+                "model": {"id": "tiny"},
+                "layers": [0, 1],
+                "labels": {"raptor": "RAPTOR"},
+                "methods": {"raptor": {"test_accuracy": [0.6, 0.875], "stability": [None, 0.5]}},
+            }
+        }
+    }
+    llm_path = out / "fake_llm.json"
+    llm_path.write_text(json.dumps(llm))
+
+    def fake_run_target(name, **kw):
+        ran.append(name)
+        path = out / "results" / "theory" / "results.json"
+        path = llm_path if "llm" in rp.TARGETS[name].runner else path
+        return rp.Outputs(path, [out / "figures" / "theory_accuracy.png"], True, 0.0)
+
+    monkeypatch.setattr(rp, "run_target", fake_run_target)
+    result = CliRunner().invoke(app, ["reproduce"])
+    assert result.exit_code == 0, result.output
+    assert ran == list(rp.HEADLINE)
+    # the theory runner's headline lines are printed from the results file
+    peak = stored["summary"]["accuracy_peak_on_grid"]["acc"][0]
+    assert f"{peak:.3f}" in result.output
+    assert "best layer  1, test accuracy 0.875, stability 0.50" in result.output
+    ran.clear()
+    result = CliRunner().invoke(app, ["reproduce", "--all"])
+    assert result.exit_code == 0, result.output
+    assert ran == [t for t in rp.TARGETS if t not in rp.HEADLINE] and "llm" in ran
+    for name in rp.HEADLINE:  # the headline configs load and name their own outputs
+        cfg = rp.load_config(name)
+        assert cfg["target"] == name and "headline" in cfg["results_dir"]

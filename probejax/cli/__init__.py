@@ -116,7 +116,12 @@ def estimators() -> None:
 
 @app.command()
 def reproduce(
-    targets: list[str] = typer.Argument(None, help="targets to run (default: all registered)"),
+    targets: list[str] = typer.Argument(
+        None, help="targets to run (default: the headline, headline-llm and headline-theory)"
+    ),
+    all_targets: bool = typer.Option(
+        False, "--all", help="the full reproduction: every target but the headline ones"
+    ),
     quick: bool = typer.Option(False, "--quick", help="the configs' small smoke-test variants"),
     force: bool = typer.Option(False, "--force", help="recompute even if results are current"),
     results_dir: str = typer.Option(
@@ -125,14 +130,23 @@ def reproduce(
     figures_dir: str = typer.Option(None, help="figures folder (default: the config's, figures/)"),
 ) -> None:
     """Run reproduction targets: config (experiments/) -> results file -> figures."""
+    import importlib
+    import json
+
     import jax
 
-    from ..reproduce import TARGETS, run_target
+    from ..reproduce import HEADLINE, TARGETS, run_target
 
-    names = list(targets) if targets else list(TARGETS)
+    if targets and all_targets:
+        raise typer.BadParameter("give target names or --all, not both.")
+    if all_targets:
+        names = [t for t in TARGETS if t not in HEADLINE]
+    else:
+        names = list(targets) if targets else list(HEADLINE)
     unknown = [t for t in names if t not in TARGETS]
     if unknown:
         raise typer.BadParameter(f"unknown target(s) {unknown}; registered: {sorted(TARGETS)}.")
+    summaries = []
     for name in names:
         typer.echo(f"[{name}] {TARGETS[name].description}")
         out_dir = None if results_dir is None else f"{results_dir}/{name}"
@@ -153,6 +167,15 @@ def reproduce(
             f"[{name}] done in {out.seconds:.1f} s{' (results reused)' if out.reused else ''}: "
             f"results {out.results}, figures in {out.figures[0].parent}"
         )
+        summaries.append((name, out))
+    for name, out in summaries:
+        runner = importlib.import_module(TARGETS[name].runner)
+        if hasattr(runner, "headline"):
+            typer.echo(f"\n[{name}] headline ({out.results}):")
+            for line in runner.headline(json.loads(out.results.read_text())):
+                typer.echo(f"  {line}")
+            for figure in out.figures:
+                typer.echo(f"  figure: {figure}")
 
 
 if __name__ == "__main__":

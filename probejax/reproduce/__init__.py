@@ -63,7 +63,23 @@ TARGETS: dict[str, Target] = {
         "experiments/steer.py",
         "steering SmolLM2 with the llm target's sentiment probes, layer by layer",
     ),
+    "headline-theory": Target(
+        "headline-theory",
+        "probejax.reproduce._theory",
+        "experiments/headline_theory.py",
+        "the theory target on smaller simulations: theory curves against simulation",
+        x64=True,
+    ),
+    "headline-llm": Target(
+        "headline-llm",
+        "probejax.reproduce._llm",
+        "experiments/headline_llm.py",
+        "SmolLM2-135M on true/false city statements: RAPTOR's layer profile and baselines",
+    ),
 }
+# What `probejax reproduce` runs without arguments: the headline in minutes. `--all`
+# runs every other target (the full reproduction).
+HEADLINE = ("headline-llm", "headline-theory")
 
 
 @dataclasses.dataclass(frozen=True)

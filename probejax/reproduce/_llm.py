@@ -16,7 +16,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["compute", "plot"]
+__all__ = ["compute", "headline", "plot"]
 
 
 def _steering(loaded, cfg: dict, sweep, log) -> list[dict]:
@@ -66,7 +66,9 @@ def compute(config: dict, log: Callable[[str], None] = print) -> dict:
             results_dir / f"{name}_probes.npz", probe_arrays(sweep.results["layers"], sweep.probes)
         )
         datasets[name], sweeps[name] = sweep.results, sweep
-    steer_cfg = config["steer"]
+    steer_cfg = config.get("steer")
+    if not steer_cfg:  # e.g. the headline run: the layer profile alone
+        return {"datasets": datasets}
     steering = _steering(loaded, steer_cfg, sweeps[steer_cfg["dataset"]], log)
     return {"datasets": datasets, "steering": steering}
 
@@ -82,3 +84,22 @@ def plot(results: Path | str | dict, figures_dir: Path | str) -> list[Path]:
     for name, res in results["datasets"].items():
         paths += plot_sweep_results(res, figures_dir, prefix=f"llm_{name}")
     return paths
+
+
+def headline(results: dict) -> list[str]:
+    """The lines ``probejax reproduce`` prints at the end: per dataset and method, the
+    best layer and its test accuracy, and the stability there when measured."""
+    lines = []
+    for name, res in results["datasets"].items():
+        lines.append(f"{name} ({res['model']['id']}, {len(res['layers'])} layers):")
+        for method, r in res["methods"].items():
+            acc = [float("nan") if v is None else v for v in r["test_accuracy"]]
+            best = max(range(len(acc)), key=lambda i: acc[i])
+            stab = r["stability"][best]
+            tail = "" if stab is None or stab != stab else f", stability {stab:.2f}"
+            label = res.get("labels", {}).get(method, method)
+            lines.append(
+                f"  {label:>24}: best layer {res['layers'][best]:>2}, "
+                f"test accuracy {acc[best]:.3f}{tail}"
+            )
+    return lines

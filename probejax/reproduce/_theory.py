@@ -42,7 +42,7 @@ from ._sweeps import (
 )
 from ._theory_plot import plot as plot
 
-__all__ = ["compute", "plot"]
+__all__ = ["compute", "headline", "plot"]
 
 
 def _at(lams_theory, curve, lams):
@@ -212,3 +212,24 @@ def compute(config: dict, log: Callable[[str], None] = lambda s: None) -> dict:
         "summary": summary,
         "timing_s": timing,
     }
+
+
+def headline(results: dict) -> list[str]:
+    """The lines ``probejax reproduce`` prints at the end: the accuracy peak per alpha
+    and how far the simulations are from the theory."""
+    s = results["summary"]
+    peak = s["accuracy_peak_on_grid"]
+    lines = [
+        "theory accuracy peak: "
+        + ", ".join(
+            f"alpha {a:g}: {acc:.3f} at lam {lam:.3g}"
+            for a, lam, acc in zip(peak["alpha"], peak["lam"], peak["acc"], strict=True)
+        )
+    ]
+    for field in ("acc", "cos", "stability_independent"):
+        z = s["sim_vs_theory"][field]
+        lines.append(
+            f"simulation vs theory, {field}: median |z| {z['median_abs_z']:.2f}, "
+            f"max {z['max_abs_z']:.2f} over {z['points']} points"
+        )
+    return lines

@@ -1,0 +1,49 @@
+"""The headline on the embedded model: RAPTOR's layer profile against the baselines.
+
+Command:   probejax reproduce                 (with headline-theory; the README's
+           first command) or probejax reproduce headline-llm
+Runtime:   see the README (the first run adds the model conversion, ~30 s, and the
+           extraction of the 1500 city statements, ~45 s, on 2 CPU cores).
+Outputs:   results/headline/llm/results.json, results/headline/llm/cities_probes.npz,
+           figures/headline/llm_cities_{accuracy,stability}.png.
+
+SmolLM2-135M-Instruct, true/false city statements, last-token block outputs of all 30
+layers; RAPTOR, mass-mean, LDA, PCA, tuned ridge least squares and GCS on one shared
+split, stability (20 runs dropping 20% of train+val) on 8 layers
+spread over the depth. The full reproduction (`probejax reproduce --all`) adds the
+sentiment dataset, stability on more layers, the scikit-learn cost reference and
+steering.
+
+Expected result: RAPTOR's best layer is in the middle of the network (16 in the full
+run, test accuracy 0.91); accuracy >= 0.88 from layer 10 on.
+"""
+
+from __future__ import annotations
+
+
+def get_config(quick: bool = False) -> dict:
+    """As ``experiments/llm.py`` (same keys), restricted to the headline."""
+    methods = {
+        "raptor": {},
+        "mass_mean": {},
+        "lda": {},
+        "pca": {},
+        "ridge_ls": {},
+        "gcs": {},
+    }
+    return {
+        "target": "headline-llm",
+        "model": "default",
+        "pooling": "last",
+        "point": "block_output",
+        "batch_size": 16,
+        "seed": 0,
+        "results_dir": "results/headline_quick/llm" if quick else "results/headline/llm",
+        "figures_dir": "results/headline_quick/figures" if quick else "figures/headline",
+        "datasets": ["cities"],
+        "max_examples": 160 if quick else 1500,
+        "layers": [4, 10, 16, 22] if quick else None,
+        "compare": {"methods": methods, "stability_runs": 3 if quick else 20, "drop": 0.2},
+        "sklearn_reference": False,
+        "stability_layers": None,  # the sweep's default: 8 layers spread over the depth
+    }
