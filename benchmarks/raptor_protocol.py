@@ -31,7 +31,7 @@ import numpy as np
 import probejax as pj
 from probejax.estimators import select_index
 from probejax.protocol._sklearn_reference import sklearn_raptor
-from probejax.solvers._ridge_logistic import solve_ridge_logistic
+from probejax.solvers._ridge_logistic import solve_ridge_logistic_path
 
 
 def make_data(seed: int, n: int, d: int, signal: float):
@@ -49,9 +49,7 @@ def probejax_sweep(X, y, splits, lams):
     """The sweep alone: standardise, fit the grid, select on validation accuracy."""
     Xtr, ytr = X[splits.train_sub], y[splits.train_sub]
     sc = pj.Standardizer.fit(Xtr)
-    path = jax.vmap(lambda lam: solve_ridge_logistic(sc.transform(Xtr), ytr, lam, solver="lbfgs"))(
-        lams
-    )
+    path = solve_ridge_logistic_path(sc.transform(Xtr), ytr, lams, solver="lbfgs")
     scores = sc.transform(X[splits.val]) @ path.w.T + path.b
     val_acc = jnp.mean((scores > 0) == (y[splits.val] > 0)[:, None], axis=0)
     return lams[select_index(val_acc, lams)]
