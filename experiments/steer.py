@@ -35,19 +35,19 @@ BEHAVIOURS = [
 
 
 def get_config(quick: bool = False) -> dict:
-    """``layers``: steered blocks (one at a time); ``strengths``: signed k (push = k x
-    median residual norm); ``estimators``: registered estimators whose concept vectors
-    steer, fitted on ``probe_examples`` cached sentiment activations (``cache_layers``:
-    the layers that cache holds, None for all); ``n_prompts`` neutral prompts x
-    ``seeds``; ``generation``; ``edit_targets``: RAPTOR's minimal edit arm; ``ab``: the
-    A/B behaviour evaluation (None to skip)."""
+    """``grid``: cells of steered blocks (one at a time) and signed strengths k (push =
+    k x median residual norm); ``estimators``: registered estimators whose concept
+    vectors steer, fitted on ``probe_examples`` cached sentiment activations
+    (``cache_layers``: the layers that cache holds, None for all); ``n_prompts`` neutral
+    prompts x ``seeds``; ``generation``; ``edit_layers`` x ``edit_targets``: RAPTOR's
+    minimal edit arm; ``batch_size``: rows per generation loop; ``ab``: the A/B
+    behaviour evaluation (None to skip)."""
     base = {
         "target": "steer",
         "model": "default",
         "threads": 1,
         "seed": 0,
         "positions": "all",
-        "generation": {"max_new_tokens": 24, "temperature": 0.8, "top_p": 0.95},
         "edit_targets": [0.9999, 0.0001],
     }
     if quick:
@@ -58,8 +58,8 @@ def get_config(quick: bool = False) -> dict:
             "probe_examples": 160,
             "cache_layers": [4, 10, 16, 22],
             "estimators": {"raptor": {}, "mass_mean": {}},
-            "layers": [10],
-            "strengths": [-0.3, 0.3],
+            "grid": [{"layers": [10], "strengths": [-0.3, 0.3]}],
+            "edit_layers": [10],
             "n_prompts": 8,
             "seeds": [0],
             "generation": {"max_new_tokens": 10, "temperature": 0.8, "top_p": 0.95},
@@ -71,7 +71,6 @@ def get_config(quick: bool = False) -> dict:
                 "n_test": 8,
                 "max_chars": 400,
                 "multipliers": [-0.5, 0.0, 0.5],
-                "positions": "all",
             },
         }
     return {
@@ -81,18 +80,21 @@ def get_config(quick: bool = False) -> dict:
         "probe_examples": 1500,
         "cache_layers": None,
         "estimators": {"raptor": {}, "mass_mean": {}, "rfm": {}},
-        "layers": [8, 15, 22],
-        "strengths": [-0.6, -0.3, -0.15, 0.15, 0.3, 0.6],
-        "n_prompts": 64,
+        "grid": [
+            {"layers": [8, 15, 22], "strengths": [-0.25, -0.1, 0.1, 0.25]},
+            {"layers": [15], "strengths": [-0.5, 0.5]},
+        ],
+        "edit_layers": [15],
+        "n_prompts": 60,
         "seeds": [0, 1],
-        "batch_size": 128,
+        "generation": {"max_new_tokens": 16, "temperature": 0.8, "top_p": 0.95},
+        "batch_size": 240,
         "ab": {
             "behaviours": BEHAVIOURS,
             "layer": 10,
-            "n_train": 64,
+            "n_train": 32,
             "n_test": 40,
-            "max_chars": 600,
+            "max_chars": 500,
             "multipliers": [-1.0, -0.5, 0.0, 0.5, 1.0],
-            "positions": "all",
         },
     }

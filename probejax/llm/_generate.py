@@ -355,3 +355,82 @@ def ab_probabilities(
         za, zb = z[r, torch.tensor(a)], z[r, torch.tensor(b)]
         out[sl] = torch.sigmoid(za - zb).numpy()
     return out
+
+
+def ab_sweep(
+    lm,
+    prompts: Sequence[str],
+    match: Sequence[str],
+    other: Sequence[str],
+    arms: Sequence[tuple],
+    *,
+    batch_size: int = 8,
+) -> np.ndarray:
+    r""":func:`ab_probabilities` for many steering arms at once, each applied after the
+    prompt (CAA's placement: only the prompt's last token, where the answer letter is
+    read). The unsteered prefix (every prompt token but the last) runs once per question
+    and its KV cache is shared by all arms; each arm then costs one token per question.
+
+    **Arguments:**
+
+    - `prompts`, `match`, `other`: as for :func:`ab_probabilities`.
+    - `arms`: ``(SteeringVector | None, multiplier)`` pairs (``None``: unsteered).
+    - `batch_size`: questions per prefix pass (each expands to ``len(arms)`` rows).
+
+    **Returns:** shape ``(len(arms), n)``, float64; equal (up to float rounding) to
+    ``ab_probabilities`` with ``RowSteering.constant(v, m, positions="after_prompt")``.
+    """
+    import torch
+
+    from ._rowsteer import RowSteering
+
+    model, tok = _unpack(lm)
+    n, R = len(prompts), len(arms)
+    if not n == len(match) == len(other):
+        raise ValueError(f"{n} prompts, {len(match)} match and {len(other)} other letters.")
+    if R == 0:
+        raise ValueError("arms is empty.")
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    ckw = _cache_kw(model)
+    out = np.empty((R, n))
+    for s in range(0, n, batch_size):
+        sl = list(range(s, min(s + batch_size, n)))
+        rows = [tok(prompts[i]).input_ids for i in sl]
+        if min(len(r) for r in rows) < 2:
+            raise ValueError("every prompt needs at least two tokens (a prefix and a last one).")
+        a = [letter_token(tok, prompts[i], match[i]) for i in sl]
+        b = [letter_token(tok, prompts[i], other[i]) for i in sl]
+        ids, att, pos = _left_pad([r[:-1] for r in rows], pad)
+        B = len(sl)
+        with torch.no_grad():
+            cache = _out_cache(
+                model(input_ids=ids, attention_mask=att, position_ids=pos, use_cache=True)
+            )
+            cache.batch_repeat_interleave(R)
+            last = torch.tensor([r[-1] for r in rows]).repeat_interleave(R)[:, None]
+            att2 = torch.cat([att, torch.ones(B, 1, dtype=att.dtype)], 1).repeat_interleave(R, 0)
+            pos2 = (pos[:, -1:] + 1).repeat_interleave(R, 0)
+            vecs = [arms[r][0] for _ in sl for r in range(R)]
+            mults = [arms[r][1] for _ in sl for r in range(R)]
+            spec = (
+                None
+                if all(v is None for v in vecs)
+                else RowSteering.rows(vecs, mults, positions="after_prompt")
+            )
+            with _hooks(model, spec):
+                z = (
+                    model(
+                        input_ids=last,
+                        attention_mask=att2,
+                        position_ids=pos2,
+                        use_cache=True,
+                        **{ckw: cache},
+                    )
+                    .logits[:, -1]
+                    .double()
+                )
+        z = z.reshape(B, R, -1)
+        za = z[torch.arange(B), :, torch.tensor(a)]
+        zb = z[torch.arange(B), :, torch.tensor(b)]
+        out[:, sl] = torch.sigmoid(za - zb).numpy().T
+    return out

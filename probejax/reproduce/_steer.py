@@ -45,10 +45,10 @@ def _sentiment_directions(lm, config, layers, log) -> tuple[dict, dict]:
     from ..estimators import get_estimator
     from ..llm._cache import cached_activations
     from ..llm._datasets import load_dataset
+    from ..llm._model import cache_root
     from ..llm._steer_data import SENTIMENT_PAIRS
     from ..llm._sweep import activation_cache_dir
     from ..llm._vectors import SteeringVector
-    from ..llm._model import cache_root
 
     data = load_dataset("sentiment", max_examples=config["probe_examples"], seed=0)
     cache_layers = config["cache_layers"]
@@ -197,8 +197,7 @@ def _ab_eval(lm, config, rho, log) -> list[dict]:
 
     from ..estimators import get_estimator
     from ..llm._extract import extract
-    from ..llm._generate import ab_probabilities
-    from ..llm._rowsteer import RowSteering
+    from ..llm._generate import ab_sweep
     from ..llm._steer_eval import bootstrap_ci
     from ..llm._vectors import SteeringVector
 
@@ -222,26 +221,15 @@ def _ab_eval(lm, config, rho, log) -> list[dict]:
         }
         vecs = {k: v.relative({layer: rho[layer]}) for k, v in vecs.items()}
         rows = [(None, 0.0)] + [(k, m) for k in vecs for m in ab["multipliers"] if m != 0]
-        prompts, match, other, vs, ms = [], [], [], [], []
-        for d, m in rows:
-            for q, a, b in test:
-                prompts.append(q)
-                match.append(a)
-                other.append(b)
-                vs.append(None if d is None else vecs[d])
-                ms.append(m)
-        steering = RowSteering.rows(vs, ms, positions=ab["positions"])
-        p = ab_probabilities(lm, prompts, match, other, steering=steering, batch_size=16)
+        q_, a_, b_ = zip(*test, strict=True)
+        P = ab_sweep(lm, q_, a_, b_, [(None if d is None else vecs[d], m) for d, m in rows])
         nt = len(test)
         curves = {}
-        base = p[:nt]
+        base = P[0]
         for j, (d, m) in enumerate(rows):
-            pj = p[j * nt : (j + 1) * nt]
             for dd in [d] if d is not None else list(vecs):
-                m_, lo, hi = bootstrap_ci(pj, config["seed"])
-                curves.setdefault(dd, []).append(
-                    {"multiplier": float(m), "p": m_, "ci": [lo, hi]}
-                )
+                m_, lo, hi = bootstrap_ci(P[j], config["seed"])
+                curves.setdefault(dd, []).append({"multiplier": float(m), "p": m_, "ci": [lo, hi]})
         for d in curves:
             curves[d].sort(key=lambda c: c["multiplier"])
         kmax = max(ab["multipliers"])
@@ -249,7 +237,7 @@ def _ab_eval(lm, config, rho, log) -> list[dict]:
         for d in vecs:
             j_plus = rows.index((d, kmax))
             j_minus = rows.index((d, -kmax))
-            diff = p[j_plus * nt : (j_plus + 1) * nt] - p[j_minus * nt : (j_minus + 1) * nt]
+            diff = P[j_plus] - P[j_minus]
             m_, lo, hi = bootstrap_ci(diff, config["seed"] + 3)
             shifts[d] = {"k": kmax, "diff": m_, "ci": [lo, hi]}
         out.append(
@@ -291,7 +279,7 @@ def compute(config: dict, log: Callable[[str], None] = print) -> dict:
     timings = {}
     t0 = time.perf_counter()
     lm = load_model(config["model"], threads=config["threads"])
-    layers = config["layers"]
+    layers = sorted({i for cell in config["grid"] for i in cell["layers"]})
     prompts = list(NEUTRAL_PROMPTS[: config["n_prompts"]])
     seeds = list(config["seeds"])
     ab_layers = [config["ab"]["layer"]] if config.get("ab") else []
@@ -313,17 +301,18 @@ def compute(config: dict, log: Callable[[str], None] = print) -> dict:
     t1 = time.perf_counter()
     ps = [(p, s) for p in prompts for s in seeds]
     rows = [("none", None, 0.0, None, p, s) for p, s in ps]
-    for layer in layers:
-        for name in names:
-            u = SteeringVector({layer: units[name].directions[layer]}, name=name)
-            v = u.relative({layer: rho[layer]})
-            for k in config["strengths"]:
-                if k != 0:
-                    rows += [(name, layer, float(k), v, p, s) for p, s in ps]
+    for cell in config["grid"]:
+        for layer in cell["layers"]:
+            for name in names:
+                u = SteeringVector({layer: units[name].directions[layer]}, name=name)
+                v = u.relative({layer: rho[layer]})
+                for k in cell["strengths"]:
+                    if k != 0:
+                        rows += [(name, layer, float(k), v, p, s) for p, s in ps]
     log(f"generating {len(rows)} rows")
     records = _generate_records(lm, config, prompts, rows, log)
     if config["edit_targets"]:
-        for layer in layers:
+        for layer in config["edit_layers"]:
             records += _edit_records(lm, config, ps, layer, raptor_probe[layer], rho[layer], log)
     timings["generation_s"] = round(time.perf_counter() - t1, 1)
 
@@ -344,7 +333,7 @@ def compute(config: dict, log: Callable[[str], None] = print) -> dict:
     )
     edit_summary = []
     base_ppl = summary["unsteered"]["perplexity"]
-    for layer in layers:
+    for layer in config["edit_layers"]:
         for target in config["edit_targets"]:
             rs = [
                 r
