@@ -275,3 +275,74 @@ def test_dose_response_slopes_and_anti_steerable_fraction():
     assert pair["diff"] == pytest.approx(0.4 * 0.5, abs=0.02)
     assert pair["ci"][0] < pair["diff"] < pair["ci"][1]
     assert not pair["fluent"] and c["window"] == [0.0, 0.0]  # 1.8x the unsteered perplexity
+
+
+def test_steer_command_on_a_tiny_model_folder(tmp_path):
+    from tiny_lm import save_tiny_llama
+    from typer.testing import CliRunner
+
+    from probejax.cli import app
+
+    save_tiny_llama(tmp_path / "model", n_layers=3, d=32)
+    args = ["llm", "steer", "hello", "abc", "--layer", "1", "--model", str(tmp_path / "model")]
+    result = CliRunner().invoke(
+        app, [*args, "--random", "--strengths", "-0.5,0,0.5", "--max-new-tokens", "4"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "random at layer 1" in result.output and "+0.50" in result.output
+    bad = CliRunner().invoke(app, [*args, "--random", "--pairs", "refusal"])
+    assert bad.exit_code == 1 and "exactly one" in bad.output
+
+
+@pytest.mark.slow
+def test_steer_target_quick_runs_end_to_end(tmp_path):
+    import json
+
+    import probejax.reproduce as rp
+
+    out = rp.run_target("steer", quick=True, results_dir=tmp_path, figures_dir=tmp_path)
+    res = json.loads(out.results.read_text())
+    need = {"direction", "layer", "strength", "seed", "prompt", "continuation", "vader"}
+    assert all(need | {"perplexity"} <= set(r) for r in res["records"])
+    assert {r["direction"] for r in res["records"]} >= {"none", "random", "raptor_edit"}
+    assert len(out.figures) == 2 and all(f.is_file() for f in out.figures)
+
+
+def test_steer_target_compute_and_plot_on_a_tiny_model(tmp_path, monkeypatch):
+    from tiny_lm import save_tiny_llama
+
+    from probejax.reproduce import _steer
+
+    save_tiny_llama(tmp_path / "model", n_layers=3, d=32, max_positions=512)
+    monkeypatch.setenv("PROBEJAX_CACHE", str(tmp_path / "cache"))
+    config = {
+        "model": str(tmp_path / "model"),
+        "threads": 1,
+        "seed": 0,
+        "positions": "all",
+        "edit_targets": [0.9999, 0.0001],
+        "edit_layers": [1],
+        "probe_examples": 24,
+        "cache_layers": [1, 2],
+        "estimators": {"raptor": {}, "mass_mean": {}},
+        "grid": [{"layers": [1, 2], "strengths": [-0.5, 0.5]}],
+        "n_prompts": 3,
+        "seeds": [0, 1],
+        "generation": {"max_new_tokens": 3, "temperature": 0.8, "top_p": 0.95},
+        "batch_size": 16,
+        "ab": None,
+    }
+    res = _steer.compute(config, log=lambda s: None)
+    recs = res["records"]
+    # unsteered, then 4 directions at 2 layers x 2 strengths, then the edits
+    assert len(recs) == 6 + 4 * 2 * 2 * 6 + 2 * 6
+    want = {"none", "raptor", "mass_mean", "pairs", "random", "raptor_edit"}
+    assert {r["direction"] for r in recs} == want
+    assert all(r["strength"] == 0 and r["layer"] is None for r in recs if r["direction"] == "none")
+    assert all(np.isfinite(r["vader"]) for r in recs)
+    curves = res["summary"]["curves"]
+    assert len(curves) == 8 and all(len(c["points"]) == 3 for c in curves)
+    assert [c["k"] for c in curves[0]["pairs"]] == [0.5]
+    assert {e["target_p"] for e in res["edit_summary"]} == {0.9999, 0.0001}
+    figures = _steer.plot(res, tmp_path / "fig")
+    assert len(figures) == 1 and figures[0].stat().st_size > 0

@@ -78,6 +78,11 @@ def _ci(x, seed) -> dict:
     return {"mean": m, "ci": [lo, hi]}
 
 
+def _nanmean(x) -> float:
+    x = np.asarray(x, dtype=np.float64)
+    return float(np.nanmean(x)) if np.any(~np.isnan(x)) else float("nan")
+
+
 def _nanmedian(x) -> float:
     x = np.asarray(x, dtype=np.float64)
     return float(np.nanmedian(x)) if np.any(~np.isnan(x)) else float("nan")
@@ -119,9 +124,7 @@ def dose_response(records: Sequence[dict], *, seed: int = 0, ppl_limit: float = 
             "positive_rate": _ci((v >= POSITIVE_AT).astype(float), seed + 1),
             "perplexity": _nanmedian([r["perplexity"] for r in rs]),
             "perplexity_ratio": _nanmedian([r["perplexity"] for r in rs]) / base_ppl,
-            "rep3": float(np.nanmean([r["rep3"] for r in rs]))
-            if any(not np.isnan(r["rep3"]) for r in rs)
-            else float("nan"),
+            "rep3": _nanmean([r["rep3"] for r in rs]),
         }
 
     curves = []
@@ -193,7 +196,7 @@ def dose_response(records: Sequence[dict], *, seed: int = 0, ppl_limit: float = 
             "vader": _ci(bv, seed),
             "positive_rate": _ci((bv >= POSITIVE_AT).astype(float), seed + 1),
             "perplexity": base_ppl,
-            "rep3": float(np.nanmean([r["rep3"] for r in base])),
+            "rep3": _nanmean([r["rep3"] for r in base]),
             "units": len(base_by_unit),
         },
         "curves": curves,

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["compute", "plot"]
+__all__ = ["compute", "plot", "steering_grid"]
 
 
 def _sentiment_directions(lm, config, layers, log) -> tuple[dict, dict]:
@@ -272,7 +272,13 @@ def compute(config: dict, log: Callable[[str], None] = print) -> dict:
     from ..llm._generate import continuation_nll
     from ..llm._model import load_model
     from ..llm._steer_data import NEUTRAL_PROMPTS
-    from ..llm._steer_eval import bootstrap_ci, dose_response, repeated_ngram_rate, vader
+    from ..llm._steer_eval import (
+        _nanmedian,
+        bootstrap_ci,
+        dose_response,
+        repeated_ngram_rate,
+        vader,
+    )
     from ..llm._vectors import SteeringVector, residual_norms
 
     torch.set_num_threads(config["threads"])
@@ -280,6 +286,10 @@ def compute(config: dict, log: Callable[[str], None] = print) -> dict:
     t0 = time.perf_counter()
     lm = load_model(config["model"], threads=config["threads"])
     layers = sorted({i for cell in config["grid"] for i in cell["layers"]})
+    if config["edit_targets"] and "raptor" not in config["estimators"]:
+        raise ValueError("the minimal-edit arm needs 'raptor' among the config's estimators.")
+    if not set(config["edit_layers"]) <= set(layers):
+        raise ValueError(f"edit_layers {config['edit_layers']} must be among the grid's {layers}.")
     prompts = list(NEUTRAL_PROMPTS[: config["n_prompts"]])
     seeds = list(config["seeds"])
     ab_layers = [config["ab"]["layer"]] if config.get("ab") else []
@@ -343,7 +353,7 @@ def compute(config: dict, log: Callable[[str], None] = print) -> dict:
                 and r["target_p"] == target
             ]
             m, lo, hi = bootstrap_ci(np.array([r["vader"] for r in rs]), config["seed"])
-            ppl = float(np.nanmedian([r["perplexity"] for r in rs]))
+            ppl = _nanmedian([r["perplexity"] for r in rs])
             edit_summary.append(
                 {
                     "layer": layer,
@@ -367,6 +377,34 @@ def compute(config: dict, log: Callable[[str], None] = print) -> dict:
         "timings": timings,
         "records": records,
     }
+
+
+def steering_grid(loaded, items, prompts, targets, max_new_tokens: int, log) -> list[dict]:
+    """:func:`probejax.llm.steering_demo` for every ``(layers, w, b)`` of ``items``,
+    prompt and target probability (towards the positive class when ``p* >= 1/2``, away
+    otherwise), in that nesting order. **Returns** the demos' dicts."""
+    from ..llm._steer import steering_demo
+
+    demos = []
+    for layers, w, b in items:
+        for prompt in prompts:
+            for target in targets:
+                demo = steering_demo(
+                    loaded,
+                    prompt,
+                    w,
+                    b,
+                    layers,
+                    direction="towards" if target >= 0.5 else "away",
+                    target_p=target,
+                    max_new_tokens=max_new_tokens,
+                )
+                log(
+                    f"layers {layers} {demo['direction']:>7} {prompt!r}: re-encoded p "
+                    f"{np.round(demo['p_unsteered'], 3)} -> {np.round(demo['p_steered'], 3)}"
+                )
+                demos.append(demo)
+    return demos
 
 
 _COLORS = {
