@@ -101,8 +101,8 @@ def dose_response(records: Sequence[dict], *, seed: int = 0, ppl_limit: float = 
       ``ppl_limit`` times the unsteered median.
 
     **Returns:** ``{"unsteered": {...}, "curves": [per direction and layer: "points"
-    (per strength), "slope", "anti_steerable", "window" (the fluent strengths'
-    range), "pairs" (per k > 0: VADER(+k) - VADER(-k) with interval, both fluent),
+    (per strength), "slope", "anti_steerable", "window" (the contiguous
+    range of fluent strengths around 0), "pairs" (per k > 0: VADER(+k) - VADER(-k) with interval, both fluent),
     "best_k" (the largest k with both signs fluent) and "best_diff"]}``.
     """
     base = [r for r in records if r["strength"] == 0]
@@ -175,7 +175,13 @@ def dose_response(records: Sequence[dict], *, seed: int = 0, ppl_limit: float = 
             )
         good = [p for p in pairs if p["fluent"]]
         best = max(good, key=lambda p: p["k"]) if good else None
-        fl = sorted(fluent)
+        # the contiguous run of fluent strengths around 0
+        i0 = ks.index(0.0)
+        lo = hi = i0
+        while lo > 0 and ks[lo - 1] in fluent:
+            lo -= 1
+        while hi < len(ks) - 1 and ks[hi + 1] in fluent:
+            hi += 1
         curves.append(
             {
                 "direction": direction,
@@ -183,7 +189,7 @@ def dose_response(records: Sequence[dict], *, seed: int = 0, ppl_limit: float = 
                 "points": points,
                 "slope": slope,
                 "anti_steerable": anti,
-                "window": [fl[0], fl[-1]] if fl else None,
+                "window": [ks[lo], ks[hi]],
                 "pairs": pairs,
                 "best_k": None if best is None else best["k"],
                 "best_diff": best,

