@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 __all__ = ["compute", "plot", "steering_grid"]
 
@@ -441,6 +442,8 @@ def plot(results: Path | str | dict, figures_dir: Path | str) -> list[Path]:
             top.fill_between(k, lo, hi, color=col, alpha=0.15)
             bottom.plot(k, [p["perplexity_ratio"] for p in c["points"]], "o-", ms=3, color=col)
         bottom.axhline(1.5, color="k", ls=":", lw=1)
+        bottom.yaxis.set_major_formatter(ScalarFormatter())
+        bottom.yaxis.set_minor_formatter(NullFormatter())
         top.set(title=f"layer {layer}", ylabel="VADER compound (mean)" if j == 0 else None)
         bottom.set(
             xlabel="strength k (push = k x median residual norm)",
