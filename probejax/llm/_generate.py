@@ -178,16 +178,10 @@ def generate_batch(
     if rows_steered not in (1, n):
         raise ValueError(f"the steering has {rows_steered} rows for {n} prompts.")
     step = batch_size or n
-    if step < n and rows_steered == n:
-        from ._rowsteer import RowSteering
-
+    if step < n:
         out = Generations([], [], [])
         for s in range(0, n, step):
-            part = RowSteering(
-                {i: p[s : s + step] for i, p in steering.pushes.items()},
-                positions=steering.positions,
-                point=steering.point,
-            )
+            part = steering.select(slice(s, s + step)) if hasattr(steering, "select") else steering
             g = generate_batch(
                 lm,
                 prompts[s : s + step],
@@ -196,22 +190,6 @@ def generate_batch(
                 temperature=temperature,
                 top_p=top_p,
                 steering=part,
-                chat=chat,
-            )
-            for a, b in zip(out, g, strict=True):
-                a.extend(b)
-        return out
-    if step < n:
-        out = Generations([], [], [])
-        for s in range(0, n, step):
-            g = generate_batch(
-                lm,
-                prompts[s : s + step],
-                seeds=seeds[s : s + step],
-                max_new_tokens=max_new_tokens,
-                temperature=temperature,
-                top_p=top_p,
-                steering=steering,
                 chat=chat,
             )
             for a, b in zip(out, g, strict=True):
@@ -341,13 +319,7 @@ def ab_probabilities(
         rows = [tok(p).input_ids for p in prompts[sl]]
         a = [letter_token(tok, p, m) for p, m in zip(prompts[sl], match[sl], strict=True)]
         b = [letter_token(tok, p, o) for p, o in zip(prompts[sl], other[sl], strict=True)]
-        spec = steering
-        if isinstance(steering, RowSteering) and steering.n_rows == n and n > 1:
-            spec = RowSteering(
-                {i: p[sl] for i, p in steering.pushes.items()},
-                positions=steering.positions,
-                point=steering.point,
-            )
+        spec = steering.select(sl) if isinstance(steering, RowSteering) else steering
         ids, att, pos = _left_pad(rows, pad)
         with torch.no_grad(), _hooks(model, spec):
             z = model(input_ids=ids, attention_mask=att, position_ids=pos).logits[:, -1].double()

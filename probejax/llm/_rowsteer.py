@@ -95,6 +95,13 @@ class RowSteering:
                 pushes[i][b] = float(m) * u
         return cls(pushes, positions=positions, point=points.pop())
 
+    def select(self, rows: slice) -> RowSteering:
+        """The pushes of a slice of the rows (all of them when one row broadcasts)."""
+        if self.n_rows == 1:
+            return self
+        pushes = {i: p[rows] for i, p in self.pushes.items()}
+        return RowSteering(pushes, positions=self.positions, point=self.point)
+
     def __call__(self, layer: int, hidden):
         import torch
 
