@@ -1,0 +1,192 @@
+r"""A two-class Gaussian mixture with a shared covariance: one data model for simulations
+and for the mixture theory (:mod:`probejax.theory`).
+
+Labels :math:`y \in \{+1, -1\}` with priors :math:`(\pi_+, \pi_-)`; given :math:`y`,
+
+.. math::
+
+    x = \mu_y + \Sigma^{1/2} z, \qquad z \sim \mathcal N(0, I_d), \qquad
+    \Sigma = U \operatorname{diag}(\omega) U^\top .
+
+The theory needs the spectrum :math:`\omega` and the means' projections
+:math:`U^\top\mu_\pm` only; ``U`` is kept for sampling and for observables in other
+coordinates (e.g. a probe's raw, unstandardised coordinates :math:`w/\sigma`, with the
+per-feature ``scale`` :math:`\sigma` of the standardisation that produced ``x``).
+
+:meth:`GaussianMixture.from_activations` estimates the model from a pool of activations
+as a probe sees them: features standardised by the pool's mean and standard deviation
+(``scale`` keeps the standard deviations), class priors and class means of the pool,
+and the pooled within-class covariance
+:math:`\hat\Sigma = \tfrac1{n}\sum_i (x_i - \hat\mu_{y_i})(x_i - \hat\mu_{y_i})^\top`
+(divisor :math:`n`: these are the exact moments of the pool itself, the distribution a
+probe trained on examples drawn from the pool sees), optionally shrunk towards
+:math:`(\operatorname{tr}\hat\Sigma/d) I` with the Ledoit-Wolf (2004) intensity, and
+optionally reduced to its top ``rank`` eigenpairs (the discarded variance is dropped;
+use it when the pool is smaller than :math:`d`).
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from ..core._checks import float_dtype
+
+SHRINKAGE = ("none", "ledoit_wolf")
+
+
+class GaussianMixture(eqx.Module):
+    r"""Two Gaussian clusters with shared covariance :math:`U\operatorname{diag}(\omega)U^\top`.
+
+    Fields (array leaves): ``priors`` ``(2,)`` for labels ``(+1, -1)``; ``means`` ``(2, d)``
+    (row 0 the :math:`y = +1` mean); ``eigvals`` ``(d,)`` (:math:`\omega \ge 0`);
+    ``eigvecs`` ``(d, d)`` (columns :math:`u_i`); ``scale`` ``(d,)`` the standard deviations
+    the features were divided by (ones for data that were never standardised)."""
+
+    priors: Float[Array, " classes"]
+    means: Float[Array, "2 d"]
+    eigvals: Float[Array, " d"]
+    eigvecs: Float[Array, "d d"]
+    scale: Float[Array, " d"]
+
+    @property
+    def d(self) -> int:
+        return self.means.shape[-1]
+
+    @property
+    def projections(self) -> Float[Array, "2 d"]:
+        """:math:`(U^\\top\\mu_+, U^\\top\\mu_-)`, the means in the eigenbasis."""
+        return self.means @ self.eigvecs
+
+    @property
+    def raw_weights(self) -> Float[Array, " d"]:
+        """:math:`e_i = \\sum_j U_{ji}^2/\\sigma_j^2`, the diagonal of
+        :math:`U^\\top D^{-2} U` (:math:`D = \\operatorname{diag}(\\sigma)`)."""
+        return (self.eigvecs**2).T @ (1.0 / self.scale**2)
+
+    def bayes_direction(self) -> Float[Array, " d"]:
+        """:math:`\\Sigma^{+}(\\mu_+ - \\mu_-)` (pseudo-inverse on a singular spectrum)."""
+        dp = self.projections[0] - self.projections[1]
+        inv = jnp.where(self.eigvals > 0, 1.0 / jnp.where(self.eigvals > 0, self.eigvals, 1), 0)
+        return self.eigvecs @ (inv * dp)
+
+    def sample(
+        self, key: PRNGKeyArray, n: int, *, balanced: bool = False
+    ) -> tuple[Float[Array, "n d"], Float[Array, " n"]]:
+        """Draw ``n`` examples: labels from the priors (``balanced``: exactly
+        ``ceil(n/2)`` positives first, then negatives). **Returns** ``(X, y)``, ``y`` in +-1."""
+        k_y, k_z = jax.random.split(key)
+        dtype = float_dtype()
+        if balanced:
+            y = jnp.where(jnp.arange(n) < (n + 1) // 2, 1.0, -1.0).astype(dtype)
+        else:
+            y = jnp.where(jax.random.uniform(k_y, (n,)) < self.priors[0], 1.0, -1.0).astype(dtype)
+        z = jax.random.normal(k_z, (n, self.d), dtype)
+        noise = (z * jnp.sqrt(jnp.maximum(self.eigvals, 0.0))) @ self.eigvecs.T
+        mean = jnp.where(y[:, None] > 0, self.means[0], self.means[1])
+        return mean + noise, y
+
+    @classmethod
+    def isotropic(cls, mu: Float[Array, " d"], sigma2: float = 1.0, prior: float = 0.5):
+        """Means :math:`\\pm\\mu`, covariance :math:`\\sigma^2 I`."""
+        mu = jnp.asarray(mu, float_dtype())
+        d = mu.shape[0]
+        return cls(
+            priors=jnp.asarray([prior, 1.0 - prior], mu.dtype),
+            means=jnp.stack([mu, -mu]),
+            eigvals=jnp.full((d,), sigma2, mu.dtype),
+            eigvecs=jnp.eye(d, dtype=mu.dtype),
+            scale=jnp.ones((d,), mu.dtype),
+        )
+
+    @classmethod
+    def from_spectrum(cls, eigvals, means, priors=(0.5, 0.5), eigvecs=None):
+        """Model with the given spectrum, means ``(2, d)`` and priors (eigenbasis
+        ``eigvecs``, default the identity)."""
+        dtype = float_dtype()
+        eigvals = jnp.asarray(eigvals, dtype)
+        d = eigvals.shape[0]
+        return cls(
+            priors=jnp.asarray(priors, dtype),
+            means=jnp.asarray(means, dtype),
+            eigvals=eigvals,
+            eigvecs=jnp.eye(d, dtype=dtype) if eigvecs is None else jnp.asarray(eigvecs, dtype),
+            scale=jnp.ones((d,), dtype),
+        )
+
+    @classmethod
+    def from_activations(
+        cls,
+        X,
+        y,
+        *,
+        standardize: bool = True,
+        shrinkage: str = "none",
+        rank: int | None = None,
+    ) -> GaussianMixture:
+        """Estimate the mixture from a pool (module docstring).
+
+        **Arguments:** ``X`` ``(n_pool, d)`` activations; ``y`` ``(n_pool,)`` labels in
+        ``{0, 1}`` or ``{-1, +1}`` (1 / +1 is the positive class); ``standardize`` by the
+        pool's mean and standard deviation (a constant feature keeps scale 1);
+        ``shrinkage`` ``"none"`` or ``"ledoit_wolf"``; ``rank`` keep the top ``rank``
+        eigenpairs (``None``: all).
+
+        **Returns:** a :class:`GaussianMixture` in the (standardised) coordinates.
+        """
+        X = np.asarray(X, np.float64)
+        y = np.asarray(y)
+        if X.ndim != 2:
+            raise ValueError(f"X must be an (n_pool, d) matrix, got shape {X.shape}.")
+        if y.shape != (X.shape[0],):
+            raise ValueError(f"y must have shape ({X.shape[0]},) to match X, got {y.shape}.")
+        if shrinkage not in SHRINKAGE:
+            raise ValueError(f"shrinkage must be one of {SHRINKAGE}, got {shrinkage!r}.")
+        pos = y > 0
+        if pos.all() or not pos.any():
+            raise ValueError("y must contain both classes (1/+1 and 0/-1).")
+        if not np.all(np.isfinite(X)):
+            raise ValueError("X must be finite.")
+        n, d = X.shape
+        if standardize:
+            sd = X.std(axis=0)
+            sd = np.where(sd > 0, sd, 1.0)
+            X = (X - X.mean(axis=0)) / sd
+        else:
+            sd = np.ones(d)
+        means = np.stack([X[pos].mean(axis=0), X[~pos].mean(axis=0)])
+        R = X - np.where(pos[:, None], means[0], means[1])
+        S = R.T @ R / n
+        if shrinkage == "ledoit_wolf":
+            S = _ledoit_wolf(R, S)
+        w, U = np.linalg.eigh(S)
+        w, U = np.maximum(w[::-1], 0.0), U[:, ::-1]
+        if rank is not None:
+            if not 1 <= int(rank) <= d:
+                raise ValueError(f"rank must lie in [1, {d}], got {rank!r}.")
+            w = np.where(np.arange(d) < int(rank), w, 0.0)
+        dtype = float_dtype()
+        return cls(
+            priors=jnp.asarray([pos.mean(), 1.0 - pos.mean()], dtype),
+            means=jnp.asarray(means, dtype),
+            eigvals=jnp.asarray(w, dtype),
+            eigvecs=jnp.asarray(U, dtype),
+            scale=jnp.asarray(sd, dtype),
+        )
+
+
+def _ledoit_wolf(R: np.ndarray, S: np.ndarray) -> np.ndarray:
+    r"""Ledoit-Wolf (2004) shrinkage of ``S = R^T R / n`` towards :math:`(\operatorname{tr}S/d) I`:
+    intensity :math:`\min(1, \beta^2/\delta^2)` with
+    :math:`\delta^2 = \lVert S - \nu I\rVert_F^2/d`,
+    :math:`\beta^2 = \tfrac{1}{n^2 d}\sum_i \lVert r_i r_i^\top - S\rVert_F^2`."""
+    n, d = R.shape
+    nu = np.trace(S) / d
+    delta2 = np.sum((S - nu * np.eye(d)) ** 2) / d
+    sq = np.sum(R**2, axis=1)
+    beta2 = (np.sum(sq**2) - n * np.sum(S**2)) / (n**2 * d)
+    t = 0.0 if delta2 <= 0 else min(1.0, max(beta2, 0.0) / delta2)
+    return (1 - t) * S + t * nu * np.eye(d)
