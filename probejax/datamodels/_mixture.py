@@ -9,7 +9,7 @@ Labels :math:`y \in \{+1, -1\}` with priors :math:`(\pi_+, \pi_-)`; given :math:
     \Sigma = U \operatorname{diag}(\omega) U^\top .
 
 The theory needs the spectrum :math:`\omega` and the means' projections
-:math:`U^\top\mu_\pm` only; ``U`` is kept for sampling and for observables in other
+:math:`U^\top\mu_\pm` only (through their products, :class:`probejax.theory.Spectrum`); ``U`` is kept for sampling and for observables in other
 coordinates (e.g. a probe's raw, unstandardised coordinates :math:`w/\sigma`, with the
 per-feature ``scale`` :math:`\sigma` of the standardisation that produced ``x``).
 
@@ -22,7 +22,10 @@ and the pooled within-class covariance
 probe trained on examples drawn from the pool sees), optionally shrunk towards
 :math:`(\operatorname{tr}\hat\Sigma/d) I` with the Ledoit-Wolf (2004) intensity, and
 optionally reduced to its top ``rank`` eigenpairs (the discarded variance is dropped;
-use it when the pool is smaller than :math:`d`).
+use it when the pool is smaller than :math:`d`). The pool's class means carry sampling
+noise of covariance :math:`\Sigma/N_k`, whose contribution to every squared projection
+(:math:`\omega_i/N_k` on average) would read as signal at a weakly separable layer;
+``debias`` removes it from the theory's quadratic forms.
 """
 
 from __future__ import annotations
@@ -44,13 +47,17 @@ class GaussianMixture(eqx.Module):
     Fields (array leaves): ``priors`` ``(2,)`` for labels ``(+1, -1)``; ``means`` ``(2, d)``
     (row 0 the :math:`y = +1` mean); ``eigvals`` ``(d,)`` (:math:`\omega \ge 0`);
     ``eigvecs`` ``(d, d)`` (columns :math:`u_i`); ``scale`` ``(d,)`` the standard deviations
-    the features were divided by (ones for data that were never standardised)."""
+    the features were divided by (ones for data that were never standardised);
+    ``mean_noise`` ``(2,)``: :math:`\nu_k` when ``means`` are estimates whose noise has
+    covariance :math:`\nu_k\Sigma` (class means of :math:`N_k` examples: :math:`1/N_k`),
+    which the theory removes from its quadratic forms in the means (zeros: exact means)."""
 
     priors: Float[Array, " classes"]
     means: Float[Array, "2 d"]
     eigvals: Float[Array, " d"]
     eigvecs: Float[Array, "d d"]
     scale: Float[Array, " d"]
+    mean_noise: Float[Array, " classes"]
 
     @property
     def d(self) -> int:
@@ -100,6 +107,7 @@ class GaussianMixture(eqx.Module):
             eigvals=jnp.full((d,), sigma2, mu.dtype),
             eigvecs=jnp.eye(d, dtype=mu.dtype),
             scale=jnp.ones((d,), mu.dtype),
+            mean_noise=jnp.zeros((2,), mu.dtype),
         )
 
     @classmethod
@@ -115,6 +123,7 @@ class GaussianMixture(eqx.Module):
             eigvals=eigvals,
             eigvecs=jnp.eye(d, dtype=dtype) if eigvecs is None else jnp.asarray(eigvecs, dtype),
             scale=jnp.ones((d,), dtype),
+            mean_noise=jnp.zeros((2,), dtype),
         )
 
     @classmethod
@@ -126,6 +135,7 @@ class GaussianMixture(eqx.Module):
         standardize: bool = True,
         shrinkage: str = "none",
         rank: int | None = None,
+        debias: bool = True,
     ) -> GaussianMixture:
         """Estimate the mixture from a pool (module docstring).
 
@@ -133,7 +143,9 @@ class GaussianMixture(eqx.Module):
         ``{0, 1}`` or ``{-1, +1}`` (1 / +1 is the positive class); ``standardize`` by the
         pool's mean and standard deviation (a constant feature keeps scale 1);
         ``shrinkage`` ``"none"`` or ``"ledoit_wolf"``; ``rank`` keep the top ``rank``
-        eigenpairs (``None``: all).
+        eigenpairs (``None``: all); ``debias``: record ``mean_noise`` :math:`= 1/N_k` so
+        that the theory predicts for the population the pool was drawn from (unbiased
+        quadratic forms of the class means) rather than for the pool's own means.
 
         **Returns:** a :class:`GaussianMixture` in the (standardised) coordinates.
         """
@@ -175,6 +187,9 @@ class GaussianMixture(eqx.Module):
             eigvals=jnp.asarray(w, dtype),
             eigvecs=jnp.asarray(U, dtype),
             scale=jnp.asarray(sd, dtype),
+            mean_noise=jnp.asarray(
+                [1.0 / pos.sum(), 1.0 / (~pos).sum()] if debias else [0.0, 0.0], dtype
+            ),
         )
 
 

@@ -72,14 +72,21 @@ LABELS = (1.0, -1.0)
 
 class Spectrum(eqx.Module):
     """What the fixed point needs from a :class:`probejax.GaussianMixture`: ``eigvals``
-    :math:`\\omega` ``(d,)``, ``proj`` :math:`p_{k,i} = u_i^\\top\\mu_k` ``(2, d)``."""
+    :math:`\\omega` ``(d,)`` and ``gram`` :math:`G_{kj,i} = p_{k,i}p_{j,i}` ``(2, 2, d)``,
+    :math:`p_{k,i} = u_i^\\top\\mu_k`, less :math:`\\delta_{kj}\\omega_i\\nu_k` when the
+    model's means are estimates with noise covariance :math:`\\nu_k\\Sigma`
+    (``mean_noise``): the unbiased estimate of the population's quadratic forms, which is
+    all the theory uses (every prediction is quadratic in the means)."""
 
     eigvals: Float[Array, " d"]
-    proj: Float[Array, "2 d"]
+    gram: Float[Array, "2 2 d"]
 
     @classmethod
     def of(cls, model) -> Spectrum:
-        return cls(model.eigvals, model.projections)
+        p = model.projections
+        gram = p[:, None, :] * p[None, :, :]
+        noise = jnp.eye(2, dtype=p.dtype)[:, :, None] * model.mean_noise[:, None, None]
+        return cls(model.eigvals, gram - noise * model.eigvals)
 
 
 class MixtureParams(eqx.Module):
@@ -132,15 +139,18 @@ def channel_moments(loss: Loss, m, q, V, b, quad: Quadrature):
 
 
 def spectral_prior(spec: Spectrum, lam, mh, qh, Vh):
-    """:math:`(m, q, V)` from the conjugates (module docstring); also returns
-    :math:`a_i` and :math:`\\delta_i`."""
+    """:math:`(m, q, V)` from the conjugates (module docstring), in terms of
+    :math:`G` (:class:`Spectrum`): :math:`m_k = \\sum_i\\sum_j \\hat m_j G_{kj,i}/\\delta_i`,
+    :math:`a_i^2 = \\sum_{jk}\\hat m_j\\hat m_k G_{jk,i}`; also returns :math:`a_i^2` and
+    :math:`\\delta_i`."""
     om = spec.eigvals
-    a = mh @ spec.proj
     den = lam + Vh * om
-    m = spec.proj @ (a / den)
-    q = jnp.sum((om * a * a + qh * om * om) / den**2)
+    Ga = jnp.einsum("kjd,j->kd", spec.gram, mh)
+    a2 = mh @ Ga
+    m = Ga @ (1.0 / den)
+    q = jnp.sum((om * a2 + qh * om * om) / den**2)
     V = jnp.sum(om / den)
-    return m, q, V, a, den
+    return m, q, V, a2, den
 
 
 def _unpack(x):

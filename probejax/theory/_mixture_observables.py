@@ -25,7 +25,10 @@ and a fresh example of class :math:`k` has field :math:`m_k + b + \sqrt q\,\xi`:
   correlation :math:`r = q_{12}/q`, and :math:`r` solves
   :math:`r q = \sum_i\omega_i a_i^2/\delta_i^2 + \hat q_{12}(r)\sum_i\omega_i^2/\delta_i^2`
   (a root bracketed by :math:`[r_0, 1]`, :math:`r_0` the independent-sample value;
-  :math:`r = 1` at :math:`c = 1`), found by bisection.
+  :math:`r = 1` at :math:`c = 1`), found by bisection. Two draws of :math:`n\rho_k`
+  examples of class :math:`k` from a finite pool of :math:`N_k` share on average a
+  fraction :math:`c_k = n\rho_k/N_k` of them: "independent" draws from one pool are
+  two learners with :math:`\hat q_{12} = n\sum_k c_k\rho_k\mathbb E[f_kf_k]`.
 """
 
 from __future__ import annotations
@@ -55,9 +58,38 @@ class MixtureObservables(eqx.Module):
     b: Float[Array, ""]
 
 
-def _parts(spec: Spectrum, lam, fp: MixtureFixedPoint):
-    _, _, _, a, den = spectral_prior(spec, lam, fp.mh, fp.qh, fp.Vh)
-    return a, den
+def _forms(model, spec: Spectrum, lam, fp: MixtureFixedPoint):
+    """The quadratic forms of the law of :math:`w`: ``det`` :math:`\\sum a_i^2/\\delta_i^2`,
+    ``nz`` :math:`\\sum\\omega_i/\\delta_i^2`, their raw-coordinate versions, ``s_det``
+    :math:`\\sum\\omega_i a_i^2/\\delta_i^2`, ``s_nz`` :math:`\\sum\\omega_i^2/\\delta_i^2` and
+    the cosine to the Bayes direction (all with the debiased :math:`G` of :class:`Spectrum`;
+    the raw ``det`` from the estimated means less their noise, which is diagonal in the
+    eigenbasis)."""
+    _, _, _, a2, den = spectral_prior(spec, lam, fp.mh, fp.qh, fp.Vh)
+    om = spec.eigvals
+    inv_om = jnp.where(om > 0, 1.0 / jnp.where(om > 0, om, 1.0), 0.0)
+    G = spec.gram
+    det = jnp.sum(a2 / den**2)
+    nz = jnp.sum(om / den**2)
+    a = fp.mh @ model.projections
+    e = model.raw_weights
+    noise_a2 = (fp.mh**2 @ model.mean_noise) * om
+    det_raw = jnp.sum((model.eigvecs @ (a / den) / model.scale) ** 2) - jnp.sum(
+        e * noise_a2 / den**2
+    )
+    nz_raw = jnp.sum(e * om / den**2)
+    dG = jnp.einsum("jd,j->d", G[0] - G[1], fp.mh)
+    bayes2 = jnp.maximum(jnp.sum((G[0, 0] - 2 * G[0, 1] + G[1, 1]) * inv_om**2), 0.0)
+    cos_b = jnp.sum(dG * inv_om / den) / jnp.sqrt((det + fp.qh * nz) * bayes2)
+    return dict(
+        det=det,
+        nz=nz,
+        det_raw=det_raw,
+        nz_raw=nz_raw,
+        s_det=jnp.sum(om * a2 / den**2),
+        s_nz=jnp.sum(om * om / den**2),
+        cos_bayes=cos_b,
+    )
 
 
 def mixture_observables(
@@ -76,8 +108,7 @@ def mixture_observables(
     spec = Spectrum.of(model)
     rho = jnp.asarray(rho, dtype)
     lam = jnp.asarray(lam, dtype)
-    a, den = _parts(spec, lam, fp)
-    om = spec.eigvals
+    F = _forms(model, spec, lam, fp)
     y = jnp.asarray(LABELS, dtype)
     sq = jnp.sqrt(fp.q)
     c = fp.m + fp.b
@@ -88,28 +119,22 @@ def mixture_observables(
         xi, w = class_rule(loss, yk, c[k], fp.q, fp.V, quad)
         u, _, _ = loss.prox(yk, c[k] + sq * xi, fp.V)
         tl.append(w @ loss.value(u))
-    det = jnp.sum(a * a / den**2)
-    noise = fp.qh * jnp.sum(om / den**2)
-    norm2 = det + noise
-    beta = (spec.proj[0] - spec.proj[1]) * jnp.where(om > 0, 1.0 / jnp.where(om > 0, om, 1.0), 0)
-    cos_b = jnp.sum(beta * a / den) / jnp.sqrt(norm2 * jnp.sum(beta * beta))
-    det_raw = jnp.sum((model.eigvecs @ (a / den) / model.scale) ** 2)
-    noise_raw = fp.qh * jnp.sum(model.raw_weights * om / den**2)
+    norm2 = F["det"] + fp.qh * F["nz"]
     return MixtureObservables(
         acc=jnp.asarray(model.priors, dtype) @ acc_class,
         acc_class=acc_class,
         train_loss=rho @ jnp.stack(tl),
         train_acc=rho @ train_acc_class,
         norm2=norm2,
-        cos_bayes=cos_b,
-        stability=det / norm2,
-        stability_raw=det_raw / (det_raw + noise_raw),
+        cos_bayes=F["cos_bayes"],
+        stability=F["det"] / norm2,
+        stability_raw=F["det_raw"] / (F["det_raw"] + fp.qh * F["nz_raw"]),
         b=fp.b,
     )
 
 
 def cross_moment(loss: Loss, rho, m, q, V, b, r, quad: Quadrature):
-    """:math:`G(r) = \\sum_k\\rho_k\\mathbb E[f_k(\\omega_1)f_k(\\omega_2)]`, fields
+    """The terms :math:`\\rho_k\\mathbb E[f_k(\\omega_1)f_k(\\omega_2)]` ``(2,)`` of :math:`G(r)`, fields
     :math:`\\omega_1 = c_k + \\sqrt q\\xi_1`, :math:`\\omega_2 = c_k + \\sqrt q(r\\xi_1 + s\\xi_2)`,
     :math:`s = \\sqrt{1 - r^2}`; :math:`\\xi_2` on a rule graded at the corners of
     :math:`\\omega_2` for each :math:`\\xi_1` node."""
@@ -117,7 +142,7 @@ def cross_moment(loss: Loss, rho, m, q, V, b, r, quad: Quadrature):
     s = jnp.sqrt(jnp.maximum(1.0 - r * r, 0.0))
     s_ = jnp.maximum(s, 1e-12)
     L = quad.half_width
-    total = 0.0
+    total = []
     for k, y in enumerate(LABELS):
         ck = m[k] + b
         xi1, w1 = class_rule(loss, y, ck, q, V, quad)
@@ -129,8 +154,8 @@ def cross_moment(loss: Loss, rho, m, q, V, b, r, quad: Quadrature):
             _, f2, _ = loss.prox(y, ck + sq * (r * x1 + s * xi2), V)
             return w2 @ f2
 
-        total = total + rho[k] * (w1 @ (f1 * jax.lax.map(row, xi1)))
-    return total
+        total.append(rho[k] * (w1 @ (f1 * jax.lax.map(row, xi1))))
+    return jnp.stack(total)
 
 
 def mixture_overlap(
@@ -144,7 +169,9 @@ def mixture_overlap(
     rho=(0.5, 0.5),
     quad: Quadrature = MIXTURE_QUAD,
 ) -> tuple[Float[Array, ""], Float[Array, ""], Float[Array, ""]]:
-    """Two estimators on ``n`` examples each sharing a fraction ``c`` (module docstring).
+    """Two estimators on ``n`` examples each sharing a fraction ``c`` (module docstring;
+    ``c`` a scalar or one fraction per class, labels +1, -1: :math:`\\hat q_{12} =
+    n\\sum_k c_k\\rho_k\\mathbb E[f_kf_k]`).
 
     **Returns:** ``(r, stability, stability_raw)``: the field correlation
     :math:`q_{12}/q`, and :math:`\\cos(w_1, w_2)` in the model's and in raw coordinates.
@@ -152,13 +179,12 @@ def mixture_overlap(
     dtype = fp.q.dtype
     spec = Spectrum.of(model)
     rho = jnp.asarray(rho, dtype)
-    n, lam, c = (jnp.asarray(v, dtype) for v in (n, lam, c))
-    a, den = _parts(spec, lam, fp)
-    om = spec.eigvals
-    S_det = jnp.sum(om * a * a / den**2)
-    S_noise = jnp.sum(om * om / den**2)
+    n, lam = (jnp.asarray(v, dtype) for v in (n, lam))
+    c = jnp.broadcast_to(jnp.asarray(c, dtype), (2,))
+    F = _forms(model, spec, lam, fp)
+    S_det, S_noise = F["s_det"], F["s_nz"]
     G = lambda r: cross_moment(loss, rho, fp.m, fp.q, fp.V, fp.b, r, quad)
-    h = lambda r: (S_det + c * n * G(r) * S_noise) / fp.q - r
+    h = lambda r: (S_det + n * (c @ G(r)) * S_noise) / fp.q - r
     r0 = jnp.clip(S_det / fp.q, 0.0, 1.0)
 
     def bisect(_, ab):
@@ -168,12 +194,9 @@ def mixture_overlap(
         return jnp.where(pos, mid, lo), jnp.where(pos, hi, mid)
 
     lo, hi = jax.lax.fori_loop(0, BISECTIONS, bisect, (r0, jnp.ones_like(r0)))
-    r = jnp.where(c >= 1, 1.0, 0.5 * (lo + hi))
-    qh12 = c * n * G(r)
-    det = jnp.sum(a * a / den**2)
-    nz = jnp.sum(om / den**2)
-    det_raw = jnp.sum((model.eigvecs @ (a / den) / model.scale) ** 2)
-    nz_raw = jnp.sum(model.raw_weights * om / den**2)
+    r = jnp.where(jnp.all(c >= 1), 1.0, 0.5 * (lo + hi))
+    qh12 = n * (c @ G(r))
+    det, nz, det_raw, nz_raw = F["det"], F["nz"], F["det_raw"], F["nz_raw"]
     stab = (det + qh12 * nz) / (det + fp.qh * nz)
     stab_raw = (det_raw + qh12 * nz_raw) / (det_raw + fp.qh * nz_raw)
     return r, stab, stab_raw
