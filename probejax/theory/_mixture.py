@@ -337,23 +337,30 @@ def _solve_jit(p, init, loss, quad, tol, max_iter):
 
 @partial(jax.jit, static_argnums=(4, 5, 6, 7))
 def _grid(spec, ns, lams_desc, rho, loss, quad, tol, max_iter):
-    def one_n(n):
-        p0 = MixtureParams(n, lams_desc[0], rho, spec)
-        first = _solve(p0, None, loss, quad, tol, max_iter)
+    def solve(n, lam, init):
+        return _solve(MixtureParams(n, lam, rho, spec), init, loss, quad, tol, max_iter)
 
-        def step(prev, lam):
-            p = MixtureParams(n, lam, rho, spec)
-            fp = _solve(p, prev, loss, quad, tol, max_iter)
-            fp = jax.lax.cond(
-                fp.converged, lambda: fp, lambda: _solve(p, None, loss, quad, tol, max_iter)
-            )
-            nxt = jax.tree.map(lambda a, b: jnp.where(fp.converged, a, b), fp, prev)
-            return nxt, fp
+    cold = jax.vmap(lambda n, lam: solve(n, lam, None), in_axes=(0, None))
+    warm = jax.vmap(solve, in_axes=(0, None, 0))
+    first = cold(ns, lams_desc[0])
 
-        _, rest = jax.lax.scan(step, first, lams_desc[1:])
-        return jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
+    def step(prev, lam):
+        fp = warm(ns, lam, prev)
+        # The cold retry runs only when some lane failed (a cond outside the vmap).
+        retry = lambda: jax.tree.map(
+            lambda a, b: jnp.where(_bcast(fp.converged, a), a, b), fp, cold(ns, lam)
+        )
+        fp = jax.lax.cond(jnp.all(fp.converged), lambda: fp, retry)
+        nxt = jax.tree.map(lambda a, b: jnp.where(_bcast(fp.converged, a), a, b), fp, prev)
+        return nxt, fp
 
-    return jax.vmap(one_n)(ns)
+    _, rest = jax.lax.scan(step, first, lams_desc[1:])
+    out = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
+    return jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), out)
+
+
+def _bcast(mask, a):
+    return jnp.reshape(mask, mask.shape + (1,) * (a.ndim - mask.ndim))
 
 
 def solve_mixture_grid(
