@@ -237,3 +237,20 @@ def test_theory_layer_cli_end_to_end(tmp_path, x64):
     np.testing.assert_array_less(np.abs(acc.mean(0) - out["accuracy"]), 4 * se_acc + 0.01)
     se_stab = stab.std(0, ddof=1) / 2
     np.testing.assert_array_less(np.abs(stab.mean(0) - out["stability"]), 4 * se_stab + 0.02)
+
+
+def test_covariance_estimators():
+    """Ledoit-Wolf equals scikit-learn's; nonlinear shrinkage pulls the sample spectrum
+    of identity-covariance data (d/n = 1/3) towards 1."""
+    from sklearn.covariance import LedoitWolf
+
+    from probejax.datamodels._mixture import _ledoit_wolf, _nonlinear_shrinkage
+
+    rng = np.random.default_rng(0)
+    R = rng.standard_normal((300, 100))
+    S = R.T @ R / 300
+    ref = LedoitWolf(assume_centered=True).fit(R).covariance_
+    np.testing.assert_allclose(_ledoit_wolf(R, S), ref, rtol=1e-10, atol=1e-12)
+    lam = np.linalg.eigvalsh(S)
+    shrunk = _nonlinear_shrinkage(lam, 300)
+    assert np.mean(np.abs(shrunk - 1)) < 0.3 * np.mean(np.abs(lam - 1))

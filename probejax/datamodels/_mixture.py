@@ -38,7 +38,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from ..core._checks import float_dtype
 
-SHRINKAGE = ("none", "ledoit_wolf")
+SHRINKAGE = ("none", "ledoit_wolf", "nonlinear")
 
 
 class GaussianMixture(eqx.Module):
@@ -175,6 +175,8 @@ class GaussianMixture(eqx.Module):
         if shrinkage == "ledoit_wolf":
             S = _ledoit_wolf(R, S)
         w, U = np.linalg.eigh(S)
+        if shrinkage == "nonlinear":
+            w = _nonlinear_shrinkage(w, n - 2)
         w, U = np.maximum(w[::-1], 0.0), U[:, ::-1]
         if rank is not None:
             if not 1 <= int(rank) <= d:
@@ -191,6 +193,34 @@ class GaussianMixture(eqx.Module):
                 [1.0 / pos.sum(), 1.0 / (~pos).sum()] if debias else [0.0, 0.0], dtype
             ),
         )
+
+
+def _nonlinear_shrinkage(lam: np.ndarray, n: int) -> np.ndarray:
+    r"""Ledoit and Wolf's (2020) analytical nonlinear shrinkage of sample eigenvalues
+    ``lam`` (ascending, from ``n`` effective samples, :math:`p \le n`): the estimates of
+    :math:`u_i^\top\Sigma u_i` for the sample eigenvectors :math:`u_i`,
+    :math:`\lambda_i / ((\pi c\lambda_i\tilde f_i)^2 + (1 - c - \pi c\lambda_i
+    \mathcal H\tilde f_i)^2)`, :math:`c = p/n`, with the Epanechnikov kernel density
+    :math:`\tilde f` of the spectrum and its Hilbert transform (bandwidth
+    :math:`n^{-1/3}\lambda_j`)."""
+    p = lam.shape[0]
+    if p > n:
+        raise ValueError(f"nonlinear shrinkage needs d <= n - 2, got d = {p}, n - 2 = {n}.")
+    lam = np.maximum(lam, 1e-12 * lam.max())
+    L = np.tile(lam, (p, 1)).T
+    H = n ** (-1 / 3) * L.T
+    x = (L - L.T) / H
+    r5 = np.sqrt(5.0)
+    f = (3 / 4 / r5) * np.mean(np.maximum(1 - x**2 / 5, 0) / H, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        hf = (-3 / 10 / np.pi) * x + (3 / 4 / r5 / np.pi) * (1 - x**2 / 5) * np.log(
+            np.abs((r5 - x) / (r5 + x))
+        )
+    edge = np.isclose(np.abs(x), r5)
+    hf[edge] = (-3 / 10 / np.pi) * x[edge]
+    Hf = np.mean(hf / H, axis=1)
+    c = p / n
+    return lam / ((np.pi * c * lam * f) ** 2 + (1 - c - np.pi * c * lam * Hf) ** 2)
 
 
 def _ledoit_wolf(R: np.ndarray, S: np.ndarray) -> np.ndarray:

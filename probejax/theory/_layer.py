@@ -53,7 +53,7 @@ def pool_overlap(y, n_train, rho=(0.5, 0.5)) -> tuple[float, float]:
     return tuple(min(1.0, n_train * r / N) for r, N in zip(rho, counts, strict=True))
 
 
-def curves(
+def mixture_curves(
     model: GaussianMixture,
     ns,
     Cs,
@@ -115,7 +115,7 @@ def predict_layer(X, y, n_train: int, Cs, *, loss: Loss = Logistic()) -> dict[st
     if int(n_train) < 2:
         raise ValueError(f"n_train must be >= 2, got {n_train!r}.")
     model = GaussianMixture.from_activations(X, y)
-    out = curves(model, [float(n_train)], Cs, loss=loss, shared=pool_overlap(y, n_train))
+    out = mixture_curves(model, [float(n_train)], Cs, loss=loss, shared=pool_overlap(y, n_train))
     row = lambda k: [float(v) for v in out[k][0]]
     return {
         "C": [float(c) for c in Cs],
@@ -151,7 +151,7 @@ def predict_raptor(
     n_sub = n_train * (1 - val_fraction)
     n_run = n_train * (1 - drop)
     c = 1 - drop
-    val = curves(model, [n_sub, n_run * (1 - val_fraction), n_train], Cs, rho=rho)
+    val = mixture_curves(model, [n_sub, n_run * (1 - val_fraction), n_train], Cs, rho=rho)
     i = int(np.argmax(val["accuracy"][0]))
     i_run = int(np.argmax(val["accuracy"][1]))
     fp = solve_mixture_grid(model, [n_run], 1.0 / Cs, rho=rho)
