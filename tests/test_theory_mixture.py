@@ -254,3 +254,29 @@ def test_covariance_estimators():
     lam = np.linalg.eigvalsh(S)
     shrunk = _nonlinear_shrinkage(lam, 300)
     assert np.mean(np.abs(shrunk - 1)) < 0.3 * np.mean(np.abs(lam - 1))
+
+
+@pytest.mark.parametrize("loss", [th.Logistic(), th.Square(), th.Hinge()], ids=str)
+def test_loss_prox_against_scipy(x64, loss):
+    """u = yP with P = argmin (z - omega)^2 / (2V) + loss(yz), f = (P - omega)/V, and
+    df/domega by central differences."""
+    from scipy.optimize import minimize_scalar
+
+    rng = np.random.default_rng(0)
+    for y, omega, V in zip(
+        rng.choice([-1.0, 1.0], 12), rng.normal(0, 3, 12), rng.uniform(0.1, 5, 12), strict=True
+    ):
+
+        def obj(z, y=y, omega=omega, V=V):
+            return (z - omega) ** 2 / (2 * V) + float(loss.value(jnp.asarray(y * z)))
+
+        P = minimize_scalar(obj, bracket=(omega - 10, omega + 10), tol=1e-12).x
+        u, f, df = loss.prox(y, jnp.asarray(omega), jnp.asarray(V))
+        assert np.isclose(float(u), y * P, atol=1e-5)
+        assert np.isclose(float(f), (P - omega) / V, atol=1e-5)
+        h = 1e-6
+        fd = (float(loss.prox(y, omega + h, V)[1]) - float(loss.prox(y, omega - h, V)[1])) / (2 * h)
+        if not isinstance(loss, th.Hinge) or (
+            abs(y * omega - 1) > 1e-3 and abs(y * omega - 1 + V) > 1e-3
+        ):
+            assert np.isclose(float(df), fd, atol=1e-5)

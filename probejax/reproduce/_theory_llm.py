@@ -20,10 +20,13 @@ For each dataset and layer of the cached activations (pool of :math:`N` examples
 - RAPTOR's protocol (:func:`probejax.fit_raptor`, :func:`probejax.raptor_stability`)
   measured on the pool (``raptor_seeds`` splits; its stability over ``raptor_runs``
   runs) against :func:`probejax.theory._layer.predict_raptor`;
-- diagnostics of non-Gaussianity: excess kurtosis of the within-class residuals along the
-  estimated discriminant direction and the top eigenvector, the share of the largest
-  eigenvalue, and the largest raw feature standard deviation over the median one
-  (outlier dimensions).
+- diagnostics of non-Gaussianity: the pool's own accuracy along its mean difference
+  (threshold at the midpoint) against the Gaussian value
+  :math:`\sum_k\pi_k\Phi(\cdot)` with the pooled within-class variance along it, the
+  ratio of the two classes' standard deviations along it, excess kurtosis of the
+  within-class residuals along it, along a regularised discriminant and along the top
+  eigenvector, the share of the largest eigenvalue, and the largest raw feature standard
+  deviation over the median one (outlier dimensions).
 
 :func:`plot` draws, per dataset, accuracy and stability against C (theory lines,
 measured points, control markers) and the layer profile of RAPTOR's predicted and
@@ -151,7 +154,21 @@ def diagnostics(X, y) -> dict:
         z = R @ v
         return float(np.mean(z**4) / np.mean(z**2) ** 2 - 3.0)
 
+    from scipy.stats import norm
+
+    mid = 0.5 * (Xs[pos].mean(0) + Xs[~pos].mean(0))
+    proj = (Xs - mid) @ delta
+    sd_pos, sd_neg = proj[pos].std(), proj[~pos].std()
+    pooled = np.sqrt(delta @ S @ delta)
+    prior = pos.mean()
+    gauss = prior * norm.cdf(proj[pos].mean() / pooled) + (1 - prior) * norm.cdf(
+        -proj[~pos].mean() / pooled
+    )
     return {
+        "mean_diff_accuracy": float(np.mean((proj > 0) == pos)),
+        "mean_diff_accuracy_gaussian": float(gauss),
+        "mean_diff_sd_ratio": float(sd_pos / sd_neg),
+        "kurtosis_mean_diff": kurt(delta),
         "kurtosis_discriminant": kurt(bayes),
         "kurtosis_top_eigvec": kurt(U[:, -1]),
         "top_eigval_share": float(w[-1] / w.sum()),
@@ -288,3 +305,53 @@ def plot(results: Path | str | dict, figures_dir: Path | str) -> list[Path]:
         plt.close(fig)
         paths.append(p)
     return paths
+
+
+def table(results: Path | str | dict) -> str:
+    """The README table from a results file: per dataset and layer, median and max
+    |predicted - measured| accuracy and stability over the C grid and n (the control's
+    median accuracy gap alongside), RAPTOR's predicted and measured selected C and test
+    accuracy, and the pool's Gaussian check along its mean difference."""
+    if not isinstance(results, dict):
+        with open(results) as f:
+            results = json.load(f)
+    lines = [
+        "| dataset | layer | acc gap median / max | control acc gap median | "
+        "stab gap median / max | RAPTOR C pred / meas | RAPTOR acc pred / meas | "
+        "RAPTOR stab pred / meas | mean-diff acc pool / Gaussian |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, rows in results["datasets"].items():
+        for r in rows:
+            g, gc = r["gaps"], r["control"]["gaps"]
+            cells = [
+                name,
+                str(r["layer"]),
+                f"{g['acc_median']:.3f} / {g['acc_max']:.3f}",
+                f"{gc['acc_median']:.3f}",
+                f"{g['stab_median']:.3f} / {g['stab_max']:.3f}",
+            ]
+            if "raptor_measured" in r:
+                p, m = r["raptor_predicted"], r["raptor_measured"]
+                cells += [
+                    f"{p['C']:.3g} / {m['C_geomean']:.3g}",
+                    f"{p['test_accuracy']:.3f} / {m['test_accuracy']:.3f} ± "
+                    f"{m['test_accuracy_se']:.3f}",
+                    f"{p['stability']:.3f} / {m['stability']:.3f}",
+                ]
+            else:
+                cells += ["-", "-", "-"]
+            dg = r["diagnostics"]
+            cells.append(
+                f"{dg['mean_diff_accuracy']:.3f} / {dg['mean_diff_accuracy_gaussian']:.3f}"
+                if "mean_diff_accuracy" in dg
+                else "-"
+            )
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(table(sys.argv[1] if len(sys.argv) > 1 else "results/theory_llm/results.json"))
