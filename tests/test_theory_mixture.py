@@ -21,18 +21,21 @@ from probejax.theory._mixture import Spectrum, solve_mixture, solve_mixture_grid
 from probejax.theory._mixture_observables import mixture_observables, mixture_overlap
 
 
-def power_law_mixture(d: int, seed: int = 0, signal: float = 1.2, shift: float = 0.3):
+def power_law_mixture(
+    d: int, seed: int = 0, signal: float = 1.2, shift: float = 0.3, per_class: bool = False
+):
     """Spectrum i^-1 (mean 1) in a random basis; means +-mu + shift*mu (so the intercept
-    is not zero), mu drawn with the covariance's own profile."""
+    is not zero), mu drawn with the covariance's own profile; ``per_class``: class
+    variances 0.5 (1 + cos(i)/2) and 1.5 times the spectrum (one eigenbasis)."""
     rng = np.random.default_rng(seed)
     om = 1.0 / (1.0 + np.arange(d))
     om /= om.mean()
     U = np.linalg.qr(rng.standard_normal((d, d)))[0]
     mu = U @ (rng.standard_normal(d) * np.sqrt(om))
     mu *= signal / np.linalg.norm(mu)
-    return GaussianMixture.from_spectrum(
-        om, np.stack([(1 + shift) * mu, (shift - 1) * mu]), eigvecs=U
-    )
+    means = np.stack([(1 + shift) * mu, (shift - 1) * mu])
+    cw = np.stack([0.5 * om * (1 + 0.5 * np.cos(np.arange(d))), 1.5 * om]) if per_class else None
+    return GaussianMixture.from_spectrum(om, means, eigvecs=U, class_eigvals=cw)
 
 
 def _wb(probe):
@@ -41,24 +44,30 @@ def _wb(probe):
 
 
 @pytest.mark.parametrize(
-    "estimator",
-    [pytest.param(LogisticRidge(lam=2.0), marks=pytest.mark.slow), RidgeLS(lam=20.0)],
-    ids=["logistic", "square"],
+    "estimator,per_class",
+    [
+        pytest.param(LogisticRidge(lam=2.0), False, marks=pytest.mark.slow),
+        pytest.param(LogisticRidge(lam=2.0), True, marks=pytest.mark.slow),
+        (RidgeLS(lam=20.0), False),
+        (RidgeLS(lam=20.0), True),
+    ],
+    ids=["logistic", "logistic-per-class", "square", "square-per-class"],
 )
-def test_mixture_theory_against_monte_carlo(x64, estimator):
-    """d = 300, n = 400, 16 datasets: accuracy (exact given w, b: no test noise), the
-    intercept, the cosine to the Bayes direction and both stabilities within 4 standard
-    errors (independent-sample stability: the s.e. of 8 disjoint pairs; the 120 pairs'
-    mean is the estimate) plus 0.01 for the O(1/sqrt(d)) finite-size bias of cosines."""
+def test_mixture_theory_against_monte_carlo(x64, estimator, per_class):
+    """d = 300, n = 400, 16 datasets: accuracy per class (exact given w, b: no test
+    noise), the intercept, the cosine to the Bayes direction and both stabilities within
+    4 standard errors (independent-sample stability: the s.e. of 8 disjoint pairs; the 120
+    pairs' mean is the estimate) plus 0.01 for the O(1/sqrt(d)) finite-size bias of
+    cosines; shared and per-class covariances."""
     d, n, S, c = 300, 400, 16, 0.8
-    model = power_law_mixture(d)
+    model = power_law_mixture(d, per_class=per_class)
     loss, lam = theory_loss(estimator)
     fp = solve_mixture(model, n, lam, loss=loss)
     assert bool(fp.converged)
     ob = mixture_observables(model, fp, lam, loss=loss)
     _, stab_c, _ = mixture_overlap(model, fp, n, lam, c, loss=loss)
 
-    Sig = np.asarray((model.eigvecs * model.eigvals) @ model.eigvecs.T)
+    Sig = [np.asarray((model.eigvecs * v) @ model.eigvecs.T) for v in model.class_eigvals]
     means = np.asarray(model.means)
     fit = jax.jit(lambda X, y: estimator.fit(X, y))
     keep = int(c * n) // 2
@@ -67,9 +76,10 @@ def test_mixture_theory_against_monte_carlo(x64, estimator):
     for s in range(S):
         X, y = model.sample(jax.random.key(s), n, balanced=True)
         w, b = _wb(fit(X, y))
-        sd = np.sqrt(w @ Sig @ w)
         m = means @ w
-        acc.append(0.5 * norm.cdf((m[0] + b) / sd) + 0.5 * norm.cdf(-(m[1] + b) / sd))
+        acc.append(
+            [norm.cdf(y * (m[k] + b) / np.sqrt(w @ Sig[k] @ w)) for k, y in enumerate((1, -1))]
+        )
         bs.append(b)
         ws.append(w / np.linalg.norm(w))
         X2, _ = model.sample(jax.random.key(1000 + s), n, balanced=True)
@@ -82,8 +92,17 @@ def test_mixture_theory_against_monte_carlo(x64, estimator):
     cos_b = ws @ wb / np.linalg.norm(wb)
     pairs = (ws @ ws.T)[np.triu_indices(S, 1)]
     disjoint = np.sum(ws[0::2] * ws[1::2], axis=1)
+    acc = np.array(acc)
     checks = {
-        "accuracy": (np.mean(acc), np.std(acc, ddof=1) / np.sqrt(S), float(ob.acc), 0.0),
+        f"accuracy{k}": (
+            acc[:, k].mean(),
+            acc[:, k].std(ddof=1) / np.sqrt(S),
+            float(ob.acc_class[k]),
+            0.0,
+        )
+        for k in range(2)
+    }
+    checks |= {
         "intercept": (np.mean(bs), np.std(bs, ddof=1) / np.sqrt(S), float(ob.b), 0.0),
         "cos_bayes": (cos_b.mean(), cos_b.std(ddof=1) / np.sqrt(S), float(ob.cos_bayes), 0.01),
         "stability": (
@@ -104,23 +123,28 @@ def test_mixture_theory_against_monte_carlo(x64, estimator):
 
 
 def test_isotropic_reduction_is_exact(x64):
-    """Flat spectrum 1/d, means +-mu with |mu|^2 = rho/d, hats d times the isotropic ones:
-    the spectral prior is the isotropic teacher-student prior, to rounding."""
+    """Flat spectrum 1/d, means +-mu with |mu|^2 = rho/d, hats d times the isotropic ones
+    (q-hat and V-hat split equally between the classes: with a shared covariance only
+    their sums enter): the spectral prior is the isotropic teacher-student prior, to
+    rounding."""
     d, rho, lam = 50, 1.7, 0.3
     mh_iso, qh_iso, Vh_iso = 0.8, 1.3, 2.1
     mu = np.random.default_rng(0).standard_normal(d)
     mu *= np.sqrt(rho / d) / np.linalg.norm(mu)
     model = GaussianMixture.isotropic(mu, sigma2=1.0 / d)
+    half = jnp.asarray([0.5, 0.5])
     m, q, V, _, _ = spectral_prior(
         Spectrum.of(model),
         lam,
         jnp.asarray([d * mh_iso / 2, -d * mh_iso / 2]),
-        d * qh_iso,
-        d * Vh_iso,
+        d * qh_iso * half,
+        d * Vh_iso * half,
     )
     p = th.Params(jnp.asarray(1.0), jnp.asarray(lam), pj.GaussianTeacherStudent(rho=rho))
     m_iso, q_iso, V_iso = prior_update(p, mh_iso, qh_iso, Vh_iso)
-    np.testing.assert_allclose([m[0], -m[1], q, V], [m_iso, m_iso, q_iso, V_iso], rtol=1e-13)
+    np.testing.assert_allclose(
+        [m[0], -m[1], *q, *V], [m_iso, m_iso, q_iso, q_iso, V_iso, V_iso], rtol=1e-13
+    )
 
 
 def test_debiased_means_remove_the_pool_noise(x64):
@@ -178,7 +202,7 @@ def test_grid_continuation_matches_cold_solves(x64):
     for i, n in enumerate(ns):
         for j in (1, 3):
             fp = solve_mixture(model, n, lams[j])
-            np.testing.assert_allclose(float(grid.q[i, j]), float(fp.q), rtol=1e-8)
+            np.testing.assert_allclose(np.asarray(grid.q[i, j]), np.asarray(fp.q), rtol=1e-8)
             np.testing.assert_allclose(float(grid.b[i, j]), float(fp.b), atol=1e-8)
 
 

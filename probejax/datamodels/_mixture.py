@@ -1,4 +1,4 @@
-r"""A two-class Gaussian mixture with a shared covariance: one data model for simulations
+r"""A two-class Gaussian mixture (shared or per-class covariance in one eigenbasis): one data model for simulations
 and for the mixture theory (:mod:`probejax.theory`).
 
 Labels :math:`y \in \{+1, -1\}` with priors :math:`(\pi_+, \pi_-)`; given :math:`y`,
@@ -50,7 +50,11 @@ class GaussianMixture(eqx.Module):
     the features were divided by (ones for data that were never standardised);
     ``mean_noise`` ``(2,)``: :math:`\nu_k` when ``means`` are estimates whose noise has
     covariance :math:`\nu_k\Sigma` (class means of :math:`N_k` examples: :math:`1/N_k`),
-    which the theory removes from its quadratic forms in the means (zeros: exact means)."""
+    which the theory removes from its quadratic forms in the means (zeros: exact means);
+    ``class_eigvals`` ``(2, d)``: each class's variances :math:`(U^\top\Sigma_k U)_{ii}`
+    (both rows equal to ``eigvals`` for a shared covariance; per-class rows make the
+    class covariances :math:`U\operatorname{diag}(\omega_k)U^\top`, which share the
+    eigenbasis)."""
 
     priors: Float[Array, " classes"]
     means: Float[Array, "2 d"]
@@ -58,6 +62,7 @@ class GaussianMixture(eqx.Module):
     eigvecs: Float[Array, "d d"]
     scale: Float[Array, " d"]
     mean_noise: Float[Array, " classes"]
+    class_eigvals: Float[Array, "2 d"]
 
     @property
     def d(self) -> int:
@@ -92,8 +97,10 @@ class GaussianMixture(eqx.Module):
         else:
             y = jnp.where(jax.random.uniform(k_y, (n,)) < self.priors[0], 1.0, -1.0).astype(dtype)
         z = jax.random.normal(k_z, (n, self.d), dtype)
-        noise = (z * jnp.sqrt(jnp.maximum(self.eigvals, 0.0))) @ self.eigvecs.T
-        mean = jnp.where(y[:, None] > 0, self.means[0], self.means[1])
+        pos = y[:, None] > 0
+        sd = jnp.sqrt(jnp.maximum(jnp.where(pos, self.class_eigvals[0], self.class_eigvals[1]), 0))
+        noise = (z * sd) @ self.eigvecs.T
+        mean = jnp.where(pos, self.means[0], self.means[1])
         return mean + noise, y
 
     @classmethod
@@ -108,15 +115,22 @@ class GaussianMixture(eqx.Module):
             eigvecs=jnp.eye(d, dtype=mu.dtype),
             scale=jnp.ones((d,), mu.dtype),
             mean_noise=jnp.zeros((2,), mu.dtype),
+            class_eigvals=jnp.full((2, d), sigma2, mu.dtype),
         )
 
     @classmethod
-    def from_spectrum(cls, eigvals, means, priors=(0.5, 0.5), eigvecs=None):
+    def from_spectrum(cls, eigvals, means, priors=(0.5, 0.5), eigvecs=None, class_eigvals=None):
         """Model with the given spectrum, means ``(2, d)`` and priors (eigenbasis
-        ``eigvecs``, default the identity)."""
+        ``eigvecs``, default the identity; ``class_eigvals`` ``(2, d)`` per-class variances,
+        default both ``eigvals``, in which case ``eigvals`` is their prior-weighted mean)."""
         dtype = float_dtype()
         eigvals = jnp.asarray(eigvals, dtype)
         d = eigvals.shape[0]
+        if class_eigvals is None:
+            class_eigvals = jnp.stack([eigvals, eigvals])
+        else:
+            class_eigvals = jnp.asarray(class_eigvals, dtype)
+            eigvals = jnp.asarray(priors, dtype) @ class_eigvals
         return cls(
             priors=jnp.asarray(priors, dtype),
             means=jnp.asarray(means, dtype),
@@ -124,6 +138,7 @@ class GaussianMixture(eqx.Module):
             eigvecs=jnp.eye(d, dtype=dtype) if eigvecs is None else jnp.asarray(eigvecs, dtype),
             scale=jnp.ones((d,), dtype),
             mean_noise=jnp.zeros((2,), dtype),
+            class_eigvals=class_eigvals,
         )
 
     @classmethod
@@ -136,6 +151,7 @@ class GaussianMixture(eqx.Module):
         shrinkage: str = "none",
         rank: int | None = None,
         debias: bool = True,
+        per_class: bool = False,
     ) -> GaussianMixture:
         """Estimate the mixture from a pool (module docstring).
 
@@ -145,7 +161,9 @@ class GaussianMixture(eqx.Module):
         ``shrinkage`` ``"none"`` or ``"ledoit_wolf"``; ``rank`` keep the top ``rank``
         eigenpairs (``None``: all); ``debias``: record ``mean_noise`` :math:`= 1/N_k` so
         that the theory predicts for the population the pool was drawn from (unbiased
-        quadratic forms of the class means) rather than for the pool's own means.
+        quadratic forms of the class means) rather than for the pool's own means;
+        ``per_class``: keep each class's variances in the pooled eigenbasis,
+        :math:`(U^\\top\\hat\\Sigma_k U)_{ii}` (``class_eigvals``), instead of the pooled ones.
 
         **Returns:** a :class:`GaussianMixture` in the (standardised) coordinates.
         """
@@ -178,10 +196,19 @@ class GaussianMixture(eqx.Module):
         if shrinkage == "nonlinear":
             w = _nonlinear_shrinkage(w, n - 2)
         w, U = np.maximum(w[::-1], 0.0), U[:, ::-1]
+        if per_class:
+            cls_w = np.stack(
+                [np.einsum("ni,ni->i", R[m] @ U, R[m] @ U) / m.sum() for m in (pos, ~pos)]
+            )
+            pooled = np.einsum("ni,ni->i", R @ U, R @ U) / n
+            cls_w = cls_w * np.where(pooled > 0, w / np.where(pooled > 0, pooled, 1), 0)
+        else:
+            cls_w = np.stack([w, w])
         if rank is not None:
             if not 1 <= int(rank) <= d:
                 raise ValueError(f"rank must lie in [1, {d}], got {rank!r}.")
             w = np.where(np.arange(d) < int(rank), w, 0.0)
+            cls_w = np.where(np.arange(d) < int(rank), cls_w, 0.0)
         dtype = float_dtype()
         return cls(
             priors=jnp.asarray([pos.mean(), 1.0 - pos.mean()], dtype),
@@ -192,6 +219,7 @@ class GaussianMixture(eqx.Module):
             mean_noise=jnp.asarray(
                 [1.0 / pos.sum(), 1.0 / (~pos).sum()] if debias else [0.0, 0.0], dtype
             ),
+            class_eigvals=jnp.asarray(cls_w, dtype),
         )
 
 

@@ -71,7 +71,7 @@ def mixture_curves(
     Cs = _check_Cs(Cs)
     lams = 1.0 / Cs
     fp = solve_mixture_grid(model, ns, lams, loss=loss, rho=rho, quad=quad)
-    lam_grid = jnp.broadcast_to(jnp.asarray(lams, fp.q.dtype), fp.q.shape)
+    lam_grid = jnp.broadcast_to(jnp.asarray(lams, fp.q.dtype), fp.b.shape)
     obs = jax.vmap(
         jax.vmap(lambda f, lam: mixture_observables(model, f, lam, loss=loss, rho=rho, quad=quad))
     )(fp, lam_grid)
@@ -87,7 +87,7 @@ def mixture_curves(
         "converged": fp.converged,
     }
     if shared is not None:
-        n_grid = jnp.broadcast_to(jnp.asarray(ns, fp.q.dtype)[:, None], fp.q.shape)
+        n_grid = jnp.broadcast_to(jnp.asarray(ns, fp.q.dtype)[:, None], fp.b.shape)
         ov = jax.vmap(
             jax.vmap(
                 lambda f, n, lam: mixture_overlap(

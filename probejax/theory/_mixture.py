@@ -6,40 +6,47 @@ finite :math:`d` in the estimator's own units.
 Estimator: :math:`\min_{w,b}\ \sum_{i=1}^n \ell(y_i(w^\top x_i + b)) + \tfrac\lambda2\lVert w\rVert^2`
 (scikit-learn's :math:`\lambda = 1/C`, no :math:`1/d` rescaling), on
 :math:`n` examples of which a share :math:`\rho_k` has label :math:`y_k`
-(:math:`y_0 = +1`, :math:`y_1 = -1`), :math:`x = \mu_y + \Sigma^{1/2}z`,
-:math:`\Sigma = \sum_i \omega_i u_i u_i^\top`, :math:`p_{k,i} = u_i^\top\mu_k`.
+(:math:`y_0 = +1`, :math:`y_1 = -1`), :math:`x = \mu_y + \Sigma_y^{1/2}z`, class
+covariances :math:`\Sigma_k = \sum_i \omega_{k,i} u_i u_i^\top` in one eigenbasis (a
+shared covariance: :math:`\omega_0 = \omega_1`; for per-class covariances that do not
+commute, the diagonals of :math:`U^\top\Sigma_k U` in the pooled eigenbasis, an
+approximation), and :math:`p_{k,i} = u_i^\top\mu_k`.
 
-Order parameters: :math:`m_k = \mu_k^\top w`, :math:`q = w^\top\Sigma w`, :math:`V`
-(the susceptibility), the intercept :math:`b`. The estimator's field on a fresh example of
-class :math:`k` is :math:`h = m_k + b + \sqrt q\,\xi`, :math:`\xi\sim\mathcal N(0, 1)`.
+Order parameters: :math:`m_k = \mu_k^\top w`, :math:`q_k = w^\top\Sigma_k w`, :math:`V_k`
+(the susceptibilities), the intercept :math:`b`. The estimator's field on a fresh example
+of class :math:`k` is :math:`h = m_k + b + \sqrt{q_k}\,\xi`, :math:`\xi\sim\mathcal N(0, 1)`.
 With the proximal terms :math:`f, \partial_\omega f` of the loss (:mod:`._losses`) at
-:math:`\omega_k = m_k + b + \sqrt q\,\xi`:
+:math:`\omega_k = m_k + b + \sqrt{q_k}\,\xi` and :math:`V = V_k`:
 
 Channel (no teacher integral: the label is the cluster)
 
 .. math::
 
     \hat m_k = n\rho_k\,\mathbb E_\xi f_k,\quad
-    \hat q = n\sum_k\rho_k\,\mathbb E_\xi f_k^2,\quad
-    \hat V = -n\sum_k\rho_k\,\mathbb E_\xi\,\partial_\omega f_k,\quad
+    \hat q_k = n\rho_k\,\mathbb E_\xi f_k^2,\quad
+    \hat V_k = -n\rho_k\,\mathbb E_\xi\,\partial_\omega f_k,\quad
     0 = \sum_k \rho_k\,\mathbb E_\xi f_k \ \text{(intercept)}.
 
 Prior (ridge), with :math:`a_i = \hat m_0 p_{0,i} + \hat m_1 p_{1,i}` and
-:math:`\delta_i = \lambda + \hat V\omega_i`:
+:math:`\delta_i = \lambda + \sum_j\hat V_j\omega_{j,i}`:
 
 .. math::
 
     m_k = \sum_i \frac{p_{k,i}a_i}{\delta_i},\quad
-    q = \sum_i \frac{\omega_i a_i^2 + \hat q\,\omega_i^2}{\delta_i^2},\quad
-    V = \sum_i \frac{\omega_i}{\delta_i}.
+    q_k = \sum_i \frac{\omega_{k,i}(a_i^2 + \sum_j\hat q_j\omega_{j,i})}{\delta_i^2},\quad
+    V_k = \sum_i \frac{\omega_{k,i}}{\delta_i}.
 
-These follow from the estimator's law :math:`w = A^{-1}(a + \sqrt{\hat q}\,\Sigma^{1/2}g)`,
-:math:`A = \lambda I + \hat V\Sigma`, :math:`g\sim\mathcal N(0, I_d)`, which also gives every
-quadratic observable (:mod:`._mixture_observables`). With a flat spectrum
-:math:`\omega_i = 1/d`, one mean direction and :math:`\alpha = n/d` the prior is the
-isotropic one of :mod:`._fixed_point` exactly (the hats there are :math:`1/d` times these).
+These follow from the estimator's law
+:math:`w = A^{-1}(a + \sum_k\sqrt{\hat q_k}\,\Sigma_k^{1/2}g_k)`,
+:math:`A = \lambda I + \sum_k\hat V_k\Sigma_k`, independent :math:`g_k\sim\mathcal N(0, I_d)`,
+which also gives every quadratic observable (:mod:`._mixture_observables`). With a shared
+covariance :math:`q_0 = q_1`, :math:`V_0 = V_1`, and only :math:`\hat q_0 + \hat q_1` and
+:math:`\hat V_0 + \hat V_1` enter: the shared-covariance equations of the references.
+With a flat spectrum :math:`\omega_i = 1/d`, one mean direction and :math:`\alpha = n/d`
+the prior is the isotropic one of :mod:`._fixed_point` exactly (the hats there are
+:math:`1/d` times these).
 
-Solver: coordinates :math:`x = (m_0/\sqrt q, m_1/\sqrt q, \log q, \log V, b)`, the map
+Solver: coordinates :math:`x = (m_k/\sqrt{q_k}, \log q_k, \log V_k, b)`, the map
 :math:`T` = channel then prior, and for :math:`b` one Newton step on the intercept
 equation, :math:`b \leftarrow b + \sum_k\rho_k\mathbb E f_k / \sum_k\rho_k\mathbb E(-\partial_\omega f_k)`;
 residual :math:`R(x) = T(x) - x`; damped sweeps then Newton steps (Jacobian by forward
@@ -72,21 +79,22 @@ LABELS = (1.0, -1.0)
 
 class Spectrum(eqx.Module):
     """What the fixed point needs from a :class:`probejax.GaussianMixture`: ``eigvals``
-    :math:`\\omega` ``(d,)`` and ``gram`` :math:`G_{kj,i} = p_{k,i}p_{j,i}` ``(2, 2, d)``,
-    :math:`p_{k,i} = u_i^\\top\\mu_k`, less :math:`\\delta_{kj}\\omega_i\\nu_k` when the
-    model's means are estimates with noise covariance :math:`\\nu_k\\Sigma`
+    :math:`\\omega_{k,i}` ``(2, d)`` (each class's variances in the eigenbasis) and ``gram`` :math:`G_{kj,i} = p_{k,i}p_{j,i}` ``(2, 2, d)``,
+    :math:`p_{k,i} = u_i^\\top\\mu_k`, less :math:`\\delta_{kj}\\omega_{k,i}\\nu_k` when the
+    model's means are estimates with noise covariance :math:`\\nu_k\\Sigma_k`
     (``mean_noise``): the unbiased estimate of the population's quadratic forms, which is
     all the theory uses (every prediction is quadratic in the means)."""
 
-    eigvals: Float[Array, " d"]
+    eigvals: Float[Array, "2 d"]
     gram: Float[Array, "2 2 d"]
 
     @classmethod
     def of(cls, model) -> Spectrum:
         p = model.projections
+        om = model.class_eigvals
         gram = p[:, None, :] * p[None, :, :]
-        noise = jnp.eye(2, dtype=p.dtype)[:, :, None] * model.mean_noise[:, None, None]
-        return cls(model.eigvals, gram - noise * model.eigvals)
+        noise = jnp.eye(2, dtype=p.dtype)[:, :, None] * (model.mean_noise[:, None] * om)[:, None]
+        return cls(om, gram - noise)
 
 
 class MixtureParams(eqx.Module):
@@ -100,17 +108,17 @@ class MixtureParams(eqx.Module):
 
 
 class MixtureFixedPoint(eqx.Module):
-    """Order parameters ``m`` ``(2,)``, ``q``, ``V``, ``b``, conjugates ``mh`` ``(2,)``,
-    ``qh``, ``Vh``, and the status: ``residual`` :math:`\\lVert R\\rVert_\\infty`,
+    """Order parameters ``m``, ``q``, ``V`` (each ``(2,)``, per class), ``b``, conjugates
+    ``mh``, ``qh``, ``Vh`` (each ``(2,)``), and the status: ``residual`` :math:`\\lVert R\\rVert_\\infty`,
     ``n_iter``, ``converged``, ``status`` (a :class:`probejax.theory.Status`)."""
 
     m: Float[Array, " classes"]
-    q: Float[Array, ""]
-    V: Float[Array, ""]
+    q: Float[Array, " classes"]
+    V: Float[Array, " classes"]
     b: Float[Array, ""]
     mh: Float[Array, " classes"]
-    qh: Float[Array, ""]
-    Vh: Float[Array, ""]
+    qh: Float[Array, " classes"]
+    Vh: Float[Array, " classes"]
     residual: Float[Array, ""]
     n_iter: Int[Array, ""]
     converged: Bool[Array, ""]
@@ -132,8 +140,8 @@ def channel_moments(loss: Loss, m, q, V, b, quad: Quadrature):
     out = []
     for k, y in enumerate(LABELS):
         c = m[k] + b
-        xi, w = class_rule(loss, y, c, q, V, quad)
-        _, f, df = loss.prox(y, c + jnp.sqrt(q) * xi, V)
+        xi, w = class_rule(loss, y, c, q[k], V[k], quad)
+        _, f, df = loss.prox(y, c + jnp.sqrt(q[k]) * xi, V[k])
         out.append(jnp.stack([w @ f, w @ (f * f), w @ df]))
     return jnp.stack(out, axis=1)
 
@@ -144,31 +152,29 @@ def spectral_prior(spec: Spectrum, lam, mh, qh, Vh):
     :math:`a_i^2 = \\sum_{jk}\\hat m_j\\hat m_k G_{jk,i}`; also returns :math:`a_i^2` and
     :math:`\\delta_i`."""
     om = spec.eigvals
-    den = lam + Vh * om
+    den = lam + Vh @ om
     Ga = jnp.einsum("kjd,j->kd", spec.gram, mh)
     a2 = mh @ Ga
     m = Ga @ (1.0 / den)
-    q = jnp.sum((om * a2 + qh * om * om) / den**2)
-    V = jnp.sum(om / den)
+    q = om @ ((a2 + qh @ om) / den**2)
+    V = om @ (1.0 / den)
     return m, q, V, a2, den
 
 
 def _unpack(x):
-    q = jnp.exp(x[2])
-    sq = jnp.sqrt(q)
-    return jnp.stack([x[0] * sq, x[1] * sq]), q, jnp.exp(x[3]), x[4]
+    q = jnp.exp(x[2:4])
+    return x[0:2] * jnp.sqrt(q), q, jnp.exp(x[4:6]), x[6]
 
 
 def _pack(m, q, V, b):
-    sq = jnp.sqrt(q)
-    return jnp.stack([m[0] / sq, m[1] / sq, jnp.log(q), jnp.log(V), b])
+    return jnp.concatenate([m / jnp.sqrt(q), jnp.log(q), jnp.log(V), jnp.reshape(b, (1,))])
 
 
 def hats(loss, p: MixtureParams, m, q, V, b, quad):
     """:math:`(\\hat m, \\hat q, \\hat V)` and the intercept equation's residual and slope."""
     Ef, Ef2, Edf = channel_moments(loss, m, q, V, b, quad)
     w = p.n * p.rho
-    return w * Ef, w @ Ef2, -(w @ Edf), p.rho @ Ef, -(p.rho @ Edf)
+    return w * Ef, w * Ef2, -w * Edf, p.rho @ Ef, -(p.rho @ Edf)
 
 
 def residual(x, p: MixtureParams, loss: Loss, quad: Quadrature):
@@ -181,11 +187,7 @@ def residual(x, p: MixtureParams, loss: Loss, quad: Quadrature):
 
 
 def _healthy(x):
-    return (
-        jnp.all(jnp.isfinite(x))
-        & (jnp.abs(x[2]) < jnp.log(Q_MAX))
-        & (jnp.abs(x[3]) < jnp.log(Q_MAX))
-    )
+    return jnp.all(jnp.isfinite(x)) & jnp.all(jnp.abs(x[2:6]) < jnp.log(Q_MAX))
 
 
 def _norm(r):
@@ -198,10 +200,11 @@ def _norm2(r):
 
 def _initial(p: MixtureParams):
     om = p.spec.eigvals
-    V = jnp.sum(om / (p.lam + 0.2 * p.n * om / (1.0 + jnp.sum(om / p.lam))))
-    m = jnp.zeros(2, om.dtype)
-    q = jnp.asarray(1e-2, om.dtype) * jnp.sum(om) / (1.0 + p.lam)
-    return _pack(m + 0.1 * jnp.sqrt(q) * jnp.asarray([1.0, -1.0]), q, V, jnp.zeros((), om.dtype))
+    scale = 0.2 * p.n / (1.0 + jnp.sum(om, axis=1) / p.lam)
+    V = om @ (1.0 / (p.lam + (scale @ om) / 2))
+    q = jnp.asarray(1e-2, om.dtype) * jnp.sum(om, axis=1) / (1.0 + p.lam)
+    m = 0.1 * jnp.sqrt(q) * jnp.asarray([1.0, -1.0], om.dtype)
+    return _pack(m, q, V, jnp.zeros((), om.dtype))
 
 
 def _iterate(p, loss, quad, tol, max_iter, x0, picard_steps):

@@ -43,7 +43,7 @@ from ._losses import Logistic, Loss
 from ._mixture import LABELS, MIXTURE_QUAD, MixtureFixedPoint, Spectrum, class_rule, spectral_prior
 from ._quadrature import Quadrature, gaussian_rule
 
-BISECTIONS = 40
+SWEEPS = 60
 
 
 class MixtureObservables(eqx.Module):
@@ -59,35 +59,37 @@ class MixtureObservables(eqx.Module):
 
 
 def _forms(model, spec: Spectrum, lam, fp: MixtureFixedPoint):
-    """The quadratic forms of the law of :math:`w`: ``det`` :math:`\\sum a_i^2/\\delta_i^2`,
-    ``nz`` :math:`\\sum\\omega_i/\\delta_i^2`, their raw-coordinate versions, ``s_det``
-    :math:`\\sum\\omega_i a_i^2/\\delta_i^2`, ``s_nz`` :math:`\\sum\\omega_i^2/\\delta_i^2` and
-    the cosine to the Bayes direction (all with the debiased :math:`G` of :class:`Spectrum`;
-    the raw ``det`` from the estimated means less their noise, which is diagonal in the
-    eigenbasis)."""
+    """The quadratic forms of the law of :math:`w`: ``det`` :math:`\\sum_i a_i^2/\\delta_i^2`,
+    ``nz`` :math:`\\sum_i\\omega_{k,i}/\\delta_i^2` (per class), their raw-coordinate
+    versions (weights :math:`e_i`), ``s_det`` :math:`\\sum_i\\omega_{k,i}a_i^2/\\delta_i^2`,
+    ``s_nz`` :math:`\\sum_i\\omega_{k,i}\\omega_{j,i}/\\delta_i^2` ``(2, 2)`` and the cosine
+    to the Bayes direction :math:`\\Sigma^{+}(\\mu_+ - \\mu_-)` of the pooled covariance
+    (all with the debiased :math:`G` of :class:`Spectrum`; the raw ``det`` from the
+    estimated means less their noise, which is diagonal in the eigenbasis)."""
     _, _, _, a2, den = spectral_prior(spec, lam, fp.mh, fp.qh, fp.Vh)
     om = spec.eigvals
-    inv_om = jnp.where(om > 0, 1.0 / jnp.where(om > 0, om, 1.0), 0.0)
+    pooled = model.eigvals
+    inv_om = jnp.where(pooled > 0, 1.0 / jnp.where(pooled > 0, pooled, 1.0), 0.0)
     G = spec.gram
     det = jnp.sum(a2 / den**2)
-    nz = jnp.sum(om / den**2)
+    nz = om @ (1.0 / den**2)
     a = fp.mh @ model.projections
     e = model.raw_weights
-    noise_a2 = (fp.mh**2 @ model.mean_noise) * om
+    noise_a2 = (fp.mh**2 * model.mean_noise) @ om
     det_raw = jnp.sum((model.eigvecs @ (a / den) / model.scale) ** 2) - jnp.sum(
         e * noise_a2 / den**2
     )
-    nz_raw = jnp.sum(e * om / den**2)
+    nz_raw = om @ (e / den**2)
     dG = jnp.einsum("jd,j->d", G[0] - G[1], fp.mh)
     bayes2 = jnp.maximum(jnp.sum((G[0, 0] - 2 * G[0, 1] + G[1, 1]) * inv_om**2), 0.0)
-    cos_b = jnp.sum(dG * inv_om / den) / jnp.sqrt((det + fp.qh * nz) * bayes2)
+    cos_b = jnp.sum(dG * inv_om / den) / jnp.sqrt((det + fp.qh @ nz) * bayes2)
     return dict(
         det=det,
         nz=nz,
         det_raw=det_raw,
         nz_raw=nz_raw,
-        s_det=jnp.sum(om * a2 / den**2),
-        s_nz=jnp.sum(om * om / den**2),
+        s_det=om @ (a2 / den**2),
+        s_nz=(om / den**2) @ om.T,
         cos_bayes=cos_b,
     )
 
@@ -116,10 +118,10 @@ def mixture_observables(
     train_acc_class = ndtr((y * c - fp.V * loss.dloss0) / sq)
     tl = []
     for k, yk in enumerate(LABELS):
-        xi, w = class_rule(loss, yk, c[k], fp.q, fp.V, quad)
-        u, _, _ = loss.prox(yk, c[k] + sq * xi, fp.V)
+        xi, w = class_rule(loss, yk, c[k], fp.q[k], fp.V[k], quad)
+        u, _, _ = loss.prox(yk, c[k] + sq[k] * xi, fp.V[k])
         tl.append(w @ loss.value(u))
-    norm2 = F["det"] + fp.qh * F["nz"]
+    norm2 = F["det"] + fp.qh @ F["nz"]
     return MixtureObservables(
         acc=jnp.asarray(model.priors, dtype) @ acc_class,
         acc_class=acc_class,
@@ -128,7 +130,7 @@ def mixture_observables(
         norm2=norm2,
         cos_bayes=F["cos_bayes"],
         stability=F["det"] / norm2,
-        stability_raw=F["det_raw"] / (F["det_raw"] + fp.qh * F["nz_raw"]),
+        stability_raw=F["det_raw"] / (F["det_raw"] + fp.qh @ F["nz_raw"]),
         b=fp.b,
     )
 
@@ -138,20 +140,22 @@ def cross_moment(loss: Loss, rho, m, q, V, b, r, quad: Quadrature):
     :math:`\\omega_1 = c_k + \\sqrt q\\xi_1`, :math:`\\omega_2 = c_k + \\sqrt q(r\\xi_1 + s\\xi_2)`,
     :math:`s = \\sqrt{1 - r^2}`; :math:`\\xi_2` on a rule graded at the corners of
     :math:`\\omega_2` for each :math:`\\xi_1` node."""
-    sq = jnp.sqrt(q)
-    s = jnp.sqrt(jnp.maximum(1.0 - r * r, 0.0))
-    s_ = jnp.maximum(s, 1e-12)
     L = quad.half_width
     total = []
     for k, y in enumerate(LABELS):
+        sq, Vk, rk = jnp.sqrt(q[k]), V[k], r[k]
+        s = jnp.sqrt(jnp.maximum(1.0 - rk * rk, 0.0))
+        s_ = jnp.maximum(s, 1e-12)
         ck = m[k] + b
-        xi1, w1 = class_rule(loss, y, ck, q, V, quad)
-        _, f1, _ = loss.prox(y, ck + sq * xi1, V)
+        xi1, w1 = class_rule(loss, y, ck, q[k], Vk, quad)
+        _, f1, _ = loss.prox(y, ck + sq * xi1, Vk)
 
-        def row(x1, y=y, ck=ck):
-            feats = [(((y * z - ck) / sq - r * x1) / s_, 1.0 / (sq * s_)) for z in loss.corners(V)]
+        def row(x1, y=y, ck=ck, sq=sq, Vk=Vk, rk=rk, s=s, s_=s_):
+            feats = [
+                (((y * z - ck) / sq - rk * x1) / s_, 1.0 / (sq * s_)) for z in loss.corners(Vk)
+            ]
             xi2, w2 = gaussian_rule(-L, L, feats, quad)
-            _, f2, _ = loss.prox(y, ck + sq * (r * x1 + s * xi2), V)
+            _, f2, _ = loss.prox(y, ck + sq * (rk * x1 + s * xi2), Vk)
             return w2 @ f2
 
         total.append(rho[k] * (w1 @ (f1 * jax.lax.map(row, xi1))))
@@ -182,21 +186,15 @@ def mixture_overlap(
     n, lam = (jnp.asarray(v, dtype) for v in (n, lam))
     c = jnp.broadcast_to(jnp.asarray(c, dtype), (2,))
     F = _forms(model, spec, lam, fp)
-    S_det, S_noise = F["s_det"], F["s_nz"]
     G = lambda r: cross_moment(loss, rho, fp.m, fp.q, fp.V, fp.b, r, quad)
-    h = lambda r: (S_det + n * (c @ G(r)) * S_noise) / fp.q - r
-    r0 = jnp.clip(S_det / fp.q, 0.0, 1.0)
-
-    def bisect(_, ab):
-        lo, hi = ab
-        mid = 0.5 * (lo + hi)
-        pos = h(mid) > 0
-        return jnp.where(pos, mid, lo), jnp.where(pos, hi, mid)
-
-    lo, hi = jax.lax.fori_loop(0, BISECTIONS, bisect, (r0, jnp.ones_like(r0)))
-    r = jnp.where(jnp.all(c >= 1), 1.0, 0.5 * (lo + hi))
-    qh12 = n * (c @ G(r))
+    T = lambda r: jnp.clip((F["s_det"] + F["s_nz"] @ (n * c * G(r))) / fp.q, 0.0, 1.0)
+    r0 = jnp.clip(F["s_det"] / fp.q, 0.0, 1.0)
+    # T is increasing with T(r0) >= r0 and T(1) <= 1: the sweeps rise monotonically to
+    # the root; the last two iterates give the residual.
+    r = jax.lax.fori_loop(0, SWEEPS, lambda _, r: T(r), r0)
+    r = jnp.where(jnp.all(c >= 1), jnp.ones_like(r), r)
+    qh12 = n * c * G(r)
     det, nz, det_raw, nz_raw = F["det"], F["nz"], F["det_raw"], F["nz_raw"]
-    stab = (det + qh12 * nz) / (det + fp.qh * nz)
-    stab_raw = (det_raw + qh12 * nz_raw) / (det_raw + fp.qh * nz_raw)
+    stab = (det + qh12 @ nz) / (det + fp.qh @ nz)
+    stab_raw = (det_raw + qh12 @ nz_raw) / (det_raw + fp.qh @ nz_raw)
     return r, stab, stab_raw
