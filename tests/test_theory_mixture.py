@@ -48,7 +48,7 @@ def _wb(probe):
     [
         pytest.param(LogisticRidge(lam=2.0), False, marks=pytest.mark.slow),
         pytest.param(LogisticRidge(lam=2.0), True, marks=pytest.mark.slow),
-        (RidgeLS(lam=20.0), False),
+        pytest.param(RidgeLS(lam=20.0), False, marks=pytest.mark.slow),
         (RidgeLS(lam=20.0), True),
     ],
     ids=["logistic", "logistic-per-class", "square", "square-per-class"],
@@ -194,6 +194,7 @@ def eqx_scale(model, t):
     return eqx.tree_at(lambda m: m.eigvals, model, model.eigvals * t)
 
 
+@pytest.mark.slow
 def test_grid_continuation_matches_cold_solves(x64):
     model = power_law_mixture(60, seed=3)
     ns, lams = [50.0, 200.0], [10.0, 1.0, 0.1, 0.01]
