@@ -1,34 +1,36 @@
 r"""Predictions of the mixture fixed point (:mod:`._mixture`).
 
 At the fixed point the estimator is, in law,
-:math:`w = A^{-1}(a + \sqrt{\hat q}\,\Sigma^{1/2}g)`, :math:`A = \lambda I + \hat V\Sigma`
-(diagonal in :math:`\Sigma`'s eigenbasis, :math:`\delta_i = \lambda + \hat V\omega_i`),
-and a fresh example of class :math:`k` has field :math:`m_k + b + \sqrt q\,\xi`:
+:math:`w = A^{-1}(a + \sum_k\sqrt{\hat q_k}\,\Sigma_k^{1/2}g_k)`,
+:math:`A = \lambda I + \sum_k\hat V_k\Sigma_k` (diagonal in the eigenbasis,
+:math:`\delta_i = \lambda + \sum_k\hat V_k\omega_{k,i}`), and a fresh example of class
+:math:`k` has field :math:`m_k + b + \sqrt{q_k}\,\xi`:
 
-- test accuracy per class :math:`\Phi(y_k(m_k + b)/\sqrt q)`, overall
+- test accuracy per class :math:`\Phi(y_k(m_k + b)/\sqrt{q_k})`, overall
   :math:`\sum_k \pi_k\Phi(\cdot)` with the model's priors :math:`\pi`;
 - training loss :math:`\sum_k\rho_k\mathbb E\,\ell(u_k)` per example at the proximal margin,
-  training accuracy :math:`\sum_k\rho_k\Phi((y_k(m_k + b) - V\ell'(0))/\sqrt q)`
+  training accuracy :math:`\sum_k\rho_k\Phi((y_k(m_k + b) - V_k\ell'(0))/\sqrt{q_k})`
   (:math:`u > 0 \iff y\omega > V\ell'(0)`);
-- :math:`\lVert w\rVert^2 = \sum_i (a_i^2 + \hat q\omega_i)/\delta_i^2`; cosine to the Bayes
-  direction :math:`\Sigma^{+}(\mu_+ - \mu_-)`;
+- :math:`\lVert w\rVert^2 = \sum_i (a_i^2 + \sum_k\hat q_k\omega_{k,i})/\delta_i^2`; cosine to
+  the Bayes direction :math:`\Sigma^{+}(\mu_+ - \mu_-)` of the pooled covariance;
 - two estimators on independent samples share :math:`a` and have independent
-  :math:`g`: :math:`\cos(w_1, w_2) = \sum_i a_i^2/\delta_i^2 \big/ \lVert w\rVert^2`;
+  :math:`g_k`: :math:`\cos(w_1, w_2) = \sum_i a_i^2/\delta_i^2 \big/ \lVert w\rVert^2`;
 - in the raw coordinates :math:`D^{-1}w` of a probe on features standardised by
   :math:`D = \operatorname{diag}(\sigma)` (RAPTOR's concept vector), the same with
-  :math:`\lVert D^{-1}UA^{-1}a\rVert^2` and :math:`\hat q\sum_i e_i\omega_i/\delta_i^2`,
+  :math:`\lVert D^{-1}UA^{-1}a\rVert^2` and :math:`\sum_k\hat q_k\sum_i e_i\omega_{k,i}/\delta_i^2`,
   :math:`e_i = (U^\top D^{-2}U)_{ii}`;
-- two estimators whose :math:`n` examples share :math:`cn` (RAPTOR's 80% ablation:
-  :math:`c = 0.8`): the noises are correlated, :math:`\mathbb E\,g_1g_2^\top =
-  (\hat q_{12}/\hat q) I` with :math:`\hat q_{12} = c\,n\,G(r)`,
-  :math:`G(r) = \sum_k\rho_k\mathbb E[f_k(\omega_1)f_k(\omega_2)]` over fields with
-  correlation :math:`r = q_{12}/q`, and :math:`r` solves
-  :math:`r q = \sum_i\omega_i a_i^2/\delta_i^2 + \hat q_{12}(r)\sum_i\omega_i^2/\delta_i^2`
-  (a root bracketed by :math:`[r_0, 1]`, :math:`r_0` the independent-sample value;
-  :math:`r = 1` at :math:`c = 1`), found by bisection. Two draws of :math:`n\rho_k`
-  examples of class :math:`k` from a finite pool of :math:`N_k` share on average a
-  fraction :math:`c_k = n\rho_k/N_k` of them: "independent" draws from one pool are
-  two learners with :math:`\hat q_{12} = n\sum_k c_k\rho_k\mathbb E[f_kf_k]`.
+- two estimators whose :math:`n` examples share a fraction :math:`c_k` of class :math:`k`
+  (RAPTOR's 80% ablation: :math:`c = 0.8`): the noises are correlated,
+  :math:`\mathbb E\,g_{1k}g_{2k}^\top = (\hat q_{12,k}/\hat q_k) I` with
+  :math:`\hat q_{12,k} = c_k n\rho_k\mathbb E[f_k(\omega_1)f_k(\omega_2)]` over class-:math:`k`
+  fields with correlation :math:`r_k = q_{12,k}/q_k`, and
+  :math:`r_k q_k = \sum_i\omega_{k,i}(a_i^2 + \sum_j\hat q_{12,j}(r_j)\omega_{j,i})/\delta_i^2`.
+  The right side is increasing in :math:`r`, at least :math:`r_0` (the independent-sample
+  value) at :math:`r_0` and at most 1 at 1, so sweeps from :math:`r_0` rise to the root
+  (:math:`r = 1` at :math:`c = 1`). Two draws of :math:`n\rho_k` examples of class
+  :math:`k` from a finite pool of :math:`N_k` share on average a fraction
+  :math:`c_k = n\rho_k/N_k` of them: "independent" draws from one pool are two such
+  learners.
 """
 
 from __future__ import annotations
@@ -177,8 +179,8 @@ def mixture_overlap(
     ``c`` a scalar or one fraction per class, labels +1, -1: :math:`\\hat q_{12} =
     n\\sum_k c_k\\rho_k\\mathbb E[f_kf_k]`).
 
-    **Returns:** ``(r, stability, stability_raw)``: the field correlation
-    :math:`q_{12}/q`, and :math:`\\cos(w_1, w_2)` in the model's and in raw coordinates.
+    **Returns:** ``(r, stability, stability_raw)``: the field correlations
+    :math:`q_{12,k}/q_k` ``(2,)`` (``SWEEPS`` sweeps), and :math:`\\cos(w_1, w_2)` in the model's and in raw coordinates.
     """
     dtype = fp.q.dtype
     spec = Spectrum.of(model)
