@@ -270,7 +270,10 @@ def plot(results: Path | str | dict, figures_dir: Path | str) -> list[Path]:
                 if i == 0:
                     ax.set_title(f"{name} layer {row['layer']}")
         axes[0, 0].legend(fontsize=6)
-        fig.suptitle("lines: theory; dots: measured (mean ± s.e.); x: synthetic Gaussian control")
+        fig.suptitle(
+            "lines: theory; dots: measured (mean ± s.e.); x: measured on the synthetic "
+            "Gaussian control (its own theory differs: compare its gaps in the table)"
+        )
         fig.tight_layout()
         p = figures_dir / f"theory_llm_{name}_curves.png"
         fig.savefig(p, dpi=110)
