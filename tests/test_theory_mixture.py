@@ -305,3 +305,25 @@ def test_loss_prox_against_scipy(x64, loss):
             abs(y * omega - 1) > 1e-3 and abs(y * omega - 1 + V) > 1e-3
         ):
             assert np.isclose(float(df), fd, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_theory_llm_quick_target(tmp_path):
+    """Smoke test of ``probejax reproduce theory-llm --quick`` (needs the activation cache
+    of ``probejax reproduce llm``; about a minute)."""
+    from probejax.reproduce._theory_llm import load_layer, table
+
+    try:
+        load_layer("cities", 16)
+    except FileNotFoundError as err:
+        pytest.skip(str(err))
+    args = ["reproduce", "theory-llm", "--quick", "--results-dir", str(tmp_path / "r"),
+            "--figures-dir", str(tmp_path / "f")]  # fmt: skip
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    results = json.loads((tmp_path / "r" / "theory-llm" / "results.json").read_text())
+    row = results["datasets"]["cities"][0]
+    assert all(np.all(row["theory"]["converged"]) for row in results["datasets"]["cities"])
+    assert 0 <= row["gaps"]["acc_median"] < 0.05
+    assert (tmp_path / "f" / "theory_llm_cities_curves.png").exists()
+    assert "| cities | 16 |" in table(results)
