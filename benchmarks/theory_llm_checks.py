@@ -12,6 +12,9 @@ Expected runtime: about 3 minutes on 2 CPU cores.
 2. Gaussianity along the pool's mean difference, every layer of the target: the pool's
    accuracy there against the Gaussian value, the class standard-deviation ratio and the
    excess kurtosis (`diagnostics` of `probejax.reproduce._theory_llm`).
+3. A pool smaller than d: the 160-example cities cache (`probejax reproduce llm --quick`)
+   at layer 16, n = 80, 6 draws: measured accuracy against the theory with the plain
+   pooled covariance and with Ledoit-Wolf shrinkage (`--small-pool` runs only this).
 """
 
 from __future__ import annotations
@@ -29,7 +32,36 @@ from probejax.reproduce._theory_llm import diagnostics, load_layer, measure, the
 from probejax.theory._layer import mixture_curves  # noqa: E402
 
 
+def small_pool():
+    import glob
+    from pathlib import Path
+
+    from probejax.llm._datasets import load_dataset
+    from probejax.llm._model import cache_root
+
+    data = load_dataset("cities", max_examples=160, seed=0)
+    pattern = str(cache_root() / "activations" / "*" / f"cities-{data.hash[:12]}-last-block_output")
+    folder = Path(sorted(glob.glob(pattern))[0])
+    manifest = json.loads((folder / "manifest.json").read_text())
+    A = np.load(folder / "activations.npy")
+    X, y = A[manifest["layers"].index(16)].astype(np.float64), np.asarray(data.labels)
+    Cs = [1e-3, 1e-2, 1e-1, 1.0]
+    me = measure(X, y, [80], Cs, 6, 0)
+    print(f"small pool {X.shape}, n = 80, C = {Cs}")
+    print("  measured:", np.round(me["acc"][0], 3).tolist())
+    for sh in ("none", "ledoit_wolf"):
+        model = GaussianMixture.from_activations(X, y, shrinkage=sh)
+        print(
+            f"  theory ({sh}):",
+            np.round(mixture_curves(model, [80.0], Cs)["accuracy"][0], 3).tolist(),
+        )
+
+
 def main():
+    import sys
+
+    if "--small-pool" in sys.argv:
+        return small_pool()
     Cs = [float(c) for c in np.logspace(-4, 2, 9)]
     print("C grid:", np.round(Cs, 4).tolist())
     for name in ["cities", "sentiment"]:
@@ -55,6 +87,7 @@ def main():
             X, y = load_layer(name, layer)
             d = {k: round(v, 4) for k, v in diagnostics(X, y).items()}
             print(name, layer, json.dumps(d))
+    small_pool()
 
 
 if __name__ == "__main__":
