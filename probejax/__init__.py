@@ -22,6 +22,7 @@ from .core._splits import (
     stratified_partition as stratified_partition,
     stratified_split as stratified_split,
 )
+from .datamodels._mixture import GaussianMixture as GaussianMixture
 from .datamodels._teacher_student import GaussianTeacherStudent as GaussianTeacherStudent
 from .estimators import (
     Estimator as Estimator,

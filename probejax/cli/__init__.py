@@ -1,4 +1,5 @@
-"""Command line: ``probejax reproduce`` (the README's main job), ``demo``, ``theory point``."""
+"""Command line: ``probejax reproduce`` (the README's main job), ``demo``, ``theory point``,
+``theory layer``."""
 
 from __future__ import annotations
 
@@ -95,6 +96,42 @@ def theory_point(
     else:
         for k, v in out.items():
             typer.echo(f"{k:>14}: {v}")
+
+
+@theory_app.command("layer")
+def theory_layer(
+    activations: str = typer.Option(..., help="(n_pool, d) activation matrix, .npy"),
+    labels: str = typer.Option(..., help="(n_pool,) 0/1 labels, .npy"),
+    n_train: int = typer.Option(..., help="class-balanced training examples drawn from the pool"),
+    C: str = typer.Option(..., "--C", help="comma-separated scikit-learn C values"),
+    json_out: bool = typer.Option(False, "--json", help="print one JSON object (last line)"),
+) -> None:
+    """Predict an L2-logistic probe's test accuracy and stability along a C grid from
+    the pool's class means and within-class covariance (Gaussian-mixture theory)."""
+    import json
+
+    import jax
+    import numpy as np
+
+    from ..theory._layer import predict_layer
+
+    try:
+        Cs = [float(c) for c in C.split(",") if c.strip()]
+        X = np.load(activations)
+        y = np.load(labels)
+        if not np.all(np.isin(y, (0, 1))):
+            raise ValueError(f"{labels}: labels must be 0/1, got values {np.unique(y)[:5]}.")
+        with jax.enable_x64(True):
+            out = predict_layer(X, y, n_train, Cs)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+    if json_out:
+        typer.echo(json.dumps(out))
+    else:
+        typer.echo(f"pool {out['n_pool']} x {out['d']}, n_train {out['n_train']}")
+        typer.echo(f"{'C':>10} {'accuracy':>9} {'stability':>9} {'converged':>9}")
+        for row in zip(out["C"], out["accuracy"], out["stability"], out["converged"], strict=True):
+            typer.echo(f"{row[0]:>10.4g} {row[1]:>9.4f} {row[2]:>9.4f} {row[3]!s:>9}")
 
 
 @app.command()

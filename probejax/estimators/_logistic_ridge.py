@@ -60,6 +60,12 @@ class LogisticRidge(PathEstimator):
     def fit(self, X, y, key=None):
         return self.refit(X, y, key)
 
+    def theory_loss(self):
+        """``(Logistic(), lam)`` for :mod:`probejax.theory`'s mixture fixed point."""
+        from ..theory._losses import Logistic
+
+        return Logistic(), self.lam
+
     def shared(self, X, n_train):
         """The pool's Gram matrix when the path's problems are wide (``n_train < d``)."""
         return X @ X.T if n_train < X.shape[1] else None

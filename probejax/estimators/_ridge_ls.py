@@ -26,5 +26,12 @@ class RidgeLS(PathEstimator):
     def fit(self, X, y, key=None):
         return ridge_ls_core(X, y, jnp.asarray(self.lam, X.dtype))
 
+    def theory_loss(self):
+        """``(Square(), lam)``: the objective is twice
+        :math:`\\sum_i \\tfrac12(1 - y_i h_i)^2 + \\tfrac\\lambda2\\lVert w\\rVert^2`."""
+        from ..theory._losses import Square
+
+        return Square(), self.lam
+
     def path(self, X, y, lams, key=None, shared=None):
         return ridge_ls_path_core(X, y, jnp.asarray(lams, X.dtype))

@@ -57,6 +57,13 @@ TARGETS: dict[str, Target] = {
         "experiments/llm.py",
         "SmolLM2-135M: RAPTOR and baselines on every layer (cities, sentiment), steering",
     ),
+    "theory-llm": Target(
+        "theory-llm",
+        "probejax.reproduce._theory_llm",
+        "experiments/theory_llm.py",
+        "Gaussian-mixture theory vs probes on SmolLM2 layers (cities, sentiment), with a control",
+        x64=True,
+    ),
     "steer": Target(
         "steer",
         "probejax.reproduce._steer",
