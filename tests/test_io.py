@@ -16,3 +16,28 @@ def test_hash_changes_with_the_code_and_not_with_output_paths(monkeypatch):
     # the commit is provenance only: a commit that leaves the code alone keeps results
     monkeypatch.setattr(results, "code_version", lambda: {**real, "git": "another commit"})
     assert config_hash(cfg) == h
+
+
+def test_progress_bar_lines_and_terminal(capsys, monkeypatch):
+    from probejax.io._progress import progress_bar
+
+    with progress_bar("raptor stability", 4, unit="layers") as update:
+        update(1, "layer 0")
+        update(4, "layer 3")
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("  raptor stability: 1/4 layers (layer 0)") and "left" in err[0]
+    assert err[1].startswith("  raptor stability: 4/4 layers (layer 3)")
+    with progress_bar("silent", 3, enabled=False) as update:
+        update(3)
+    assert capsys.readouterr().err == ""
+    # on a terminal: a rich bar, which must accept the same calls
+    import io
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr("sys.stderr", Tty())
+    with progress_bar("raptor fit", 2) as update:
+        update(1, "layer 0")
+        update(2, "layer 1")
