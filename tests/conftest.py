@@ -3,6 +3,16 @@ import numpy as np
 import pytest
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _fresh_jax_caches():
+    """Drop compiled programs between test modules: one process runs the whole suite,
+    and hundreds of cached XLA executables (next to torch's state) made a late
+    compilation crash the process on this 2-core machine; no test relies on a program
+    compiled by another module (the recompilation tests count within one test)."""
+    yield
+    jax.clear_caches()
+
+
 @pytest.fixture
 def x64():
     """Run a test in float64, restoring the previous setting afterwards."""
