@@ -155,7 +155,8 @@ def sweep_layers(
         if callable(progress):
             progress(event)
         elif progress:
-            layers = sorted({str(labels[i // per_layer]) for i in np.asarray(event.cell_ids)})
+            rows = sorted({int(i) // per_layer for i in np.asarray(event.cell_ids)})
+            layers = [str(labels[r]) for r in rows]
             update(event.done_cells, f"layer {','.join(layers)}")
 
     def cell_fn(cell, data):
