@@ -39,18 +39,17 @@ class LogisticRidge(PathEstimator):
     tol: float | None = eqx.field(default=None, static=True)
     max_iter: int | None = eqx.field(default=None, static=True)
 
-    def _solve(self, X, y, lam, solver, gram):
-        sol = solve_ridge_logistic(
-            X,
-            y,
-            jnp.asarray(lam, X.dtype),
+    def _options(self, X, grid_size: int, gram) -> dict:
+        """The solver's keyword arguments for ``X`` and a grid of ``grid_size`` ridges."""
+        n, d = X.shape
+        solver = resolve_solver(self.solver, n, d, grid_size)
+        return dict(
             fit_intercept=self.fit_intercept,
             solver=solver,
             tol=self.tol,
             max_iter=self.max_iter,
             gram=gram,
         )
-        return self._wrap(sol)
 
     @staticmethod
     def _wrap(sol):
@@ -72,23 +71,13 @@ class LogisticRidge(PathEstimator):
 
     def path(self, X, y, lams, key=None, shared=None):
         n, d = X.shape
-        solver = resolve_solver(self.solver, n, d, lams.shape[0])
         if shared is not None:
             gram = shared[:n, :n]
         else:
             gram = X @ X.T if n < d else None
-        sol = solve_ridge_logistic_path(
-            X,
-            y,
-            jnp.asarray(lams, X.dtype),
-            fit_intercept=self.fit_intercept,
-            solver=solver,
-            tol=self.tol,
-            max_iter=self.max_iter,
-            gram=gram,
-        )
-        return self._wrap(sol)
+        options = self._options(X, lams.shape[0], gram)
+        return self._wrap(solve_ridge_logistic_path(X, y, jnp.asarray(lams, X.dtype), **options))
 
     def refit(self, X, y, key=None, shared=None):
-        n, d = X.shape
-        return self._solve(X, y, self.lam, resolve_solver(self.solver, n, d, 1), shared)
+        options = self._options(X, 1, shared)
+        return self._wrap(solve_ridge_logistic(X, y, jnp.asarray(self.lam, X.dtype), **options))

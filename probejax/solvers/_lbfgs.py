@@ -48,7 +48,6 @@ HISTORY = 4
 LINE_SEARCH_STEPS = 3
 # Ridges per vmapped chunk of a warm-started path (lbfgs_path).
 PATH_CHUNK = 4
-EXTRAPOLATE = 1.0
 
 
 class _State(eqx.Module):
@@ -118,16 +117,17 @@ def lbfgs_run(
     dt = F.dtype
     floor_b = n * jnp.finfo(dt).eps
     zeros = jnp.zeros(r + 1, dt)
-    G_zero, _, _ = _gradient(design, y, lam, zeros, jnp.zeros(n, dt), fit_intercept)
-    g0 = jnp.sqrt(vdot(G_zero, G_zero))
+    at_zero = _gradient(design, y, lam, zeros, jnp.zeros(n, dt), fit_intercept)
+    g0 = jnp.sqrt(vdot(at_zero[0], at_zero[0]))
     if init is None:
         theta0, z0 = zeros, jnp.zeros(n, dt)
+        G0, D0, F0 = at_zero
     else:
         theta0 = jnp.asarray(init, dt)
         if not fit_intercept:
             theta0 = theta0.at[0].set(0.0)
         z0 = F @ theta0[1:] + theta0[0]
-    G0, D0, F0 = _gradient(design, y, lam, theta0, z0, fit_intercept)
+        G0, D0, F0 = _gradient(design, y, lam, theta0, z0, fit_intercept)
     s0 = _State(
         theta0,
         z0,
@@ -246,15 +246,14 @@ def lbfgs_path(
         theta_a, log_a, theta_b, log_b = carry
         # secant predictor in log(lam) from the two smallest ridges solved so far
         slope = (theta_b - theta_a) / jnp.where(log_b != log_a, log_b - log_a, 1.0)
-        starts = theta_b + EXTRAPOLATE * (jnp.log(lam_chunk) - log_b)[:, None] * slope
+        starts = theta_b + (jnp.log(lam_chunk) - log_b)[:, None] * slope
         sols, thetas = jax.vmap(one)(starts, lam_chunk)
         logs = jnp.log(lam_chunk)
-        return (thetas[-2], logs[-2], thetas[-1], logs[-1]) if chunk > 1 else (
-            theta_b,
-            log_b,
-            thetas[-1],
-            logs[-1],
-        ), sols
+        # the two smallest ridges solved so far: the chunk's last two, or with one ridge
+        # per chunk the previous chunk's and this one
+        if chunk > 1:
+            return (thetas[-2], logs[-2], thetas[-1], logs[-1]), sols
+        return (theta_b, log_b, thetas[-1], logs[-1]), sols
 
     theta0 = jnp.zeros(design.F.shape[1] + 1, design.F.dtype)
     log0 = jnp.log(ordered[0])
