@@ -12,14 +12,14 @@ import probejax.reproduce as rp
 from probejax.cli import app
 
 
-def _write_csv(path, n=80, single_class=False):
+def _write_csv(path, n=80, single_class=False, groups=False):
     rng = np.random.default_rng(0)
     words = ["good", "great", "fine", "bad", "awful", "poor"]
-    lines = ["text,label"]
+    lines = ["text,label" + (",group" if groups else "")]
     for i in range(n):
         label = 1 if single_class else i % 2
         w = rng.choice(words[:3] if label else words[3:])
-        lines.append(f"the day was {w} {i},{label}")
+        lines.append(f"the day was {w} {i},{label}" + (f",topic{i // 4}" if groups else ""))
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -62,6 +62,34 @@ def test_sweep_command_writes_results_table_and_figures(tiny):
     assert again.exit_code == 0, again.output
     res2 = json.loads((tiny / "out2" / "results.json").read_text())
     assert res2["methods"]["raptor"]["test_accuracy"] == res["methods"]["raptor"]["test_accuracy"]
+
+
+def test_sweep_grouped_split_and_controls(tiny):
+    """--split grouped uses the file's group column; --controls writes the held-out-group
+    accuracy, permutation p-values, control-task selectivity and their figure."""
+    data = _write_csv(tiny / "topics.csv", groups=True)
+    out = tiny / "out-controls"
+    args = [*_sweep_args(tiny, data, out), "--split", "grouped", "--controls"]
+    result = CliRunner().invoke(app, [*args, "--permutations", "5"])
+    assert result.exit_code == 0, result.output
+    res = json.loads((out / "results.json").read_text())
+    assert res["split"] == {"kind": "grouped", "groups": ["group"]}
+    c = res["controls"]
+    assert c["method"] == "raptor" and c["permutations"] == 5 and c["groups"] == ["group"]
+    for field in ("accuracy", "grouped_accuracy", "control_accuracy", "selectivity", "p_value"):
+        assert len(c[field]) == 3
+    # p-values of 5 permutations are multiples of 1/6 in [1/6, 1]
+    p = np.asarray(c["p_value"]) * 6
+    assert np.allclose(p, np.round(p)) and (p >= 1).all() and (p <= 6).all()
+    assert np.allclose(c["selectivity"], np.subtract(c["accuracy"], c["control_accuracy"]))
+    assert (out / "sweep_controls.png").stat().st_size > 0
+    assert "held-out groups (group)" in result.output
+    # a dataset without groups cannot be split by them
+    plain = _write_csv(tiny / "plain.csv")
+    bad = CliRunner().invoke(
+        app, [*_sweep_args(tiny, plain, tiny / "bad-split"), "--split", "grouped"]
+    )
+    assert bad.exit_code != 0 and "needs groups" in bad.output.replace("\n", " ")
 
 
 @pytest.mark.parametrize(

@@ -66,6 +66,22 @@ def sweep(
     ),
     seed: int = typer.Option(0, help="seed of the subsample, splits and stability runs"),
     cache: str = typer.Option(None, help="activation cache root (default ~/.cache/probejax)"),
+    split: str = typer.Option(
+        "random",
+        help="'random' (stratified, as the RAPTOR authors) or 'grouped' (the dataset's groups "
+        "kept whole: no country/city or contrast pair shared by train and test)",
+    ),
+    groups: str = typer.Option(
+        None,
+        help="comma-separated group kinds to use, held-out unit first (default: all the "
+        "dataset's, e.g. 'country,city' for cities, 'pair' for contrast sets, a file's 'group')",
+    ),
+    controls: bool = typer.Option(
+        False,
+        help="validity controls per layer: held-out-group split beside the random one, "
+        "permutation test, control-task selectivity (figure OUT/sweep_controls.png)",
+    ),
+    permutations: int = typer.Option(50, help="label permutations per layer for --controls"),
 ) -> None:
     """Extract (cached) every layer, run RAPTOR and the baselines, print a per-layer
     table, write OUT/results.json, OUT/probes.npz and figures OUT/*.png."""
@@ -99,6 +115,10 @@ def sweep(
             sklearn_reference=True if sklearn else (parse_layers(sklearn_layers) or False),
             cache_root=cache,
             log=typer.echo,
+            split=split,
+            groups=None if groups is None else [g.strip() for g in groups.split(",") if g.strip()],
+            controls=controls,
+            permutations=permutations,
         )
     except (ValueError, FileNotFoundError) as err:
         typer.echo(f"error: {err}", err=True)

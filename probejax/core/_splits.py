@@ -117,3 +117,102 @@ def traced_stratified_split(
     out = jnp.where(pos, rank < k_pos, rank < k_neg)
     by_side = jnp.argsort(jnp.where(out, 1.0, 0.0) + 0.5 * u, stable=True)
     return by_side[: n - n_out], by_side[n - n_out :]
+
+
+def as_groups(groups, n: int, where: str = "groups") -> np.ndarray:
+    """Group labels as integer codes ``(n, m)``: one column per kind of group.
+
+    ``groups`` is ``(n,)`` (one kind) or ``(n, m)``; entries may be integers or
+    strings (any values ``np.unique`` orders). Column 0 holds the units that are held
+    out; the other columns link examples that must not straddle the cut (see
+    :func:`grouped_partition`).
+    """
+    g = np.asarray(groups)
+    if g.ndim == 1:
+        g = g[:, None]
+    if g.ndim != 2 or g.shape[0] != n or g.shape[1] == 0:
+        raise ValueError(
+            f"{where} must have shape ({n},) or ({n}, m) to match the {n} examples, "
+            f"got {np.shape(groups)}."
+        )
+    if g.dtype.kind == "f" and not np.isfinite(g).all():
+        bad = int(np.flatnonzero(~np.isfinite(g).all(axis=1))[0])
+        raise ValueError(f"{where}[{bad}] is not finite: {g[bad].tolist()}.")
+    codes = np.empty(g.shape, np.int64)
+    for j in range(g.shape[1]):
+        codes[:, j] = np.unique(g[:, j], return_inverse=True)[1].ravel()
+    return codes
+
+
+def take_groups(order: np.ndarray, sizes: np.ndarray, target: int) -> np.ndarray:
+    """Groups taken in ``order`` while they fit in ``target`` examples (first fit);
+    the smallest group when none fits. **Returns** a boolean mask over groups."""
+    taken = np.zeros(sizes.size, bool)
+    total = 0
+    for g in order:
+        if 0 < sizes[g] and total + sizes[g] <= target:
+            taken[g] = True
+            total += sizes[g]
+    if total == 0:
+        present = np.flatnonzero(sizes > 0)
+        taken[present[np.argmin(sizes[present])]] = True
+    return taken
+
+
+def grouped_partition(
+    key: PRNGKeyArray, y, groups, fractions, *, where: str = "data"
+) -> tuple[Int[Array, " part"], ...]:
+    r"""Cut the examples into parts that share no group, taken one after another.
+
+    The grouped analogue of :func:`stratified_partition` (held-out-group evaluation:
+    a probe is tested on groups, e.g. countries or contrast pairs, it never saw).
+    With ``groups`` of shape ``(n, m)`` (:func:`as_groups`), cut :math:`k` takes whole
+    groups of column 0, in an order drawn from ``key``, while they fit in
+    :math:`\lceil f_k\, r\rceil` of the :math:`r` examples left (first fit; the
+    smallest group if none fits). It then *purges* what is left: an example that
+    shares a group of **any** column with the part just cut is dropped (it goes to no
+    part), so no group of any kind straddles two parts. With one column nothing is
+    purged.
+
+    Example: in true/false statements "The city of X is in Y." each row has a
+    country (column 0) and a city (column 1); a test part of whole countries, purged of
+    the other statement of each of its cities, shares neither a country nor a city with
+    the training part.
+
+    Classes are not stratified (groups are indivisible); every part must hold both
+    classes or a ``ValueError`` names the cut.
+
+    **Returns:** ``(part_1, ..., part_k, rest)`` index arrays; the dropped examples
+    are in none of them.
+    """
+    yn = np.asarray(y)
+    codes = as_groups(groups, len(yn), f"groups of {where}")
+    left = np.ones(len(yn), bool)
+    parts = []
+    keys = jax.random.split(key, len(fractions) + 1)
+    for k, f in enumerate(fractions):
+        f = check_fraction(f, f"split fraction {k} for {where}")
+        idx = np.flatnonzero(left)
+        sizes = np.bincount(codes[idx, 0], minlength=codes[:, 0].max() + 1)
+        order = np.asarray(jax.random.permutation(keys[k], sizes.size))
+        taken = take_groups(order, sizes, math.ceil(f * idx.size))
+        out = left & taken[codes[:, 0]]
+        left &= ~out
+        for j in range(codes.shape[1]):  # purge links of every kind of group
+            left &= ~np.isin(codes[:, j], codes[out, j])
+        parts.append(out)
+    parts.append(left)
+    names = [*(f"cut {k}" for k in range(len(fractions))), "the rest"]
+    for name, mask in zip(names, parts, strict=True):
+        if np.unique(yn[mask]).size < 2:
+            raise ValueError(
+                f"grouped split of {where} ({len(yn)} examples, {codes[:, 0].max() + 1} "
+                f"groups) with fractions {tuple(fractions)}: {name} holds "
+                f"{int(mask.sum())} examples of {np.unique(yn[mask]).size} class(es); "
+                "use more groups, other fractions or another seed."
+            )
+    shuffle = jax.random.split(keys[-1], len(parts))
+    return tuple(
+        jnp.asarray(np.flatnonzero(m)[np.asarray(jax.random.permutation(kk, int(m.sum())))])
+        for kk, m in zip(shuffle, parts, strict=True)
+    )

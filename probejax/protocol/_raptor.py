@@ -145,7 +145,7 @@ def raptor_fit_split(
 _raptor_jit = eqx.filter_jit(raptor_fit_split)
 
 
-def check_raptor_inputs(X, y, Cs, splits: Splits | None, key, config: RaptorConfig):
+def check_raptor_inputs(X, y, Cs, splits: Splits | None, key, config: RaptorConfig, groups=None):
     """Validate user inputs; **Returns** ``(X, y_pm1, lams, splits)``."""
     X = as_float_matrix(X, "X")
     y, _ = as_pm1_labels(y, X.shape[0])
@@ -159,6 +159,7 @@ def check_raptor_inputs(X, y, Cs, splits: Splits | None, key, config: RaptorConf
             np.asarray(y),
             test_fraction=config.test_fraction,
             val_fraction=config.val_fraction,
+            groups=groups,
         )
     return X, y, lams, check_splits(splits, np.asarray(y), X.shape[0])
 
@@ -171,6 +172,7 @@ def fit_raptor(
     Cs=RAPTOR_C_GRID,
     config: RaptorConfig = RaptorConfig(),
     splits: Splits | None = None,
+    groups=None,
 ) -> tuple[RaptorResult, Splits]:
     """Run the RAPTOR protocol on one activation matrix.
 
@@ -182,8 +184,10 @@ def fit_raptor(
       ``logspace(-4, 2, 100)``.
     - ``config``: :class:`RaptorConfig`.
     - ``splits``: explicit :class:`Splits` (e.g. to match another run).
+    - ``groups``: ``(n,)`` or ``(n, m)`` group labels: the splits keep groups whole and
+      share no group (held-out-group evaluation; :mod:`probejax.protocol`).
 
     **Returns:** ``(RaptorResult, Splits)``.
     """
-    X, y, lams, splits = check_raptor_inputs(X, y, Cs, splits, key, config)
+    X, y, lams, splits = check_raptor_inputs(X, y, Cs, splits, key, config, groups)
     return _raptor_jit(X, y, splits, lams, config), splits

@@ -5,17 +5,26 @@ concrete labels (so their sizes are static) and handed to every estimator and la
 of the rest (RAPTOR's 64/16/20 by default). :func:`resampled_splits` makes one
 stability run's splits: drop a stratified fraction of the training pool (train_sub +
 val; the test part is never touched) and re-split the rest into train_sub / val.
+
+With ``groups`` (``(n,)`` or ``(n, m)`` labels, e.g. the country and the city of each
+statement, or the contrast pair of each text) every cut keeps groups whole and no
+group of any column straddles two parts
+(:func:`probejax.core._splits.grouped_partition`): the test part then measures
+generalisation to unseen groups. Grouped splits are made on the host; the stability
+runs' parts are trimmed to a common size (whole trailing examples of a random order)
+so that they stack.
 """
 
 from __future__ import annotations
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Int, PRNGKeyArray
 
 from ..core._checks import check_two_classes
-from ..core._splits import stratified_partition
+from ..core._splits import as_groups, grouped_partition, stratified_partition, take_groups
 
 PARTS = ("train_sub", "val", "test")
 
@@ -38,25 +47,68 @@ class Splits(eqx.Module):
 
 
 def protocol_splits(
-    key: PRNGKeyArray, y, *, test_fraction: float = 0.2, val_fraction: float = 0.2
+    key: PRNGKeyArray,
+    y,
+    *,
+    test_fraction: float = 0.2,
+    val_fraction: float = 0.2,
+    groups=None,
 ) -> Splits:
-    """Stratified test split, then validation split of the rest (vmappable over keys)."""
-    test, val, train_sub = stratified_partition(
-        key, y, (test_fraction, val_fraction), where="the protocol's examples"
-    )
+    """Stratified test split, then validation split of the rest (vmappable over keys);
+    with ``groups``, grouped cuts instead (module docstring; not vmappable)."""
+    fractions, where = (test_fraction, val_fraction), "the protocol's examples"
+    if groups is None:
+        test, val, train_sub = stratified_partition(key, y, fractions, where=where)
+    else:
+        test, val, train_sub = grouped_partition(key, y, groups, fractions, where=where)
     return Splits(train_sub, val, test)
 
 
 def resampled_splits(
-    key: PRNGKeyArray, y, base: Splits, *, drop: float, val_fraction: float
+    key: PRNGKeyArray, y, base: Splits, *, drop: float, val_fraction: float, groups=None
 ) -> Splits:
-    """One stability run's splits: drop ``drop`` of the pool, re-split the rest."""
+    """One stability run's splits: drop ``drop`` of the pool, re-split the rest (with
+    ``groups``: drop whole groups of column 0, then a grouped validation cut)."""
     pool = np.concatenate([np.asarray(base.train_sub), np.asarray(base.val)])
-    _, val, train_sub = stratified_partition(
-        key, np.asarray(y)[pool], (drop, val_fraction), where="the stability pool"
-    )
+    y_pool = np.asarray(y)[pool]
+    if groups is None:
+        _, val, train_sub = stratified_partition(
+            key, y_pool, (drop, val_fraction), where="the stability pool"
+        )
+    else:
+        codes = as_groups(groups, len(np.asarray(y)))[pool]
+        k_drop, k_val = jax.random.split(key)
+        sizes = np.bincount(codes[:, 0], minlength=codes[:, 0].max() + 1)
+        order = np.asarray(jax.random.permutation(k_drop, sizes.size))
+        kept = np.flatnonzero(~take_groups(order, sizes, int(drop * pool.size))[codes[:, 0]])
+        val, train_sub = grouped_partition(
+            k_val, y_pool[kept], codes[kept], (val_fraction,), where="the stability pool"
+        )
+        val, train_sub = kept[np.asarray(val)], kept[np.asarray(train_sub)]
     pool = jnp.asarray(pool)
     return Splits(pool[train_sub], pool[val], base.test)
+
+
+def resampled_runs(
+    keys: PRNGKeyArray, y, base: Splits, *, drop: float, val_fraction: float, groups=None
+) -> Splits:
+    """:func:`resampled_splits` for each key, stacked (leading axis: runs). Grouped
+    runs differ in size: each part is trimmed to the runs' smallest (dropping the
+    tail of its random order)."""
+    y = np.asarray(y)
+    if groups is None:
+        return jax.vmap(
+            lambda k: resampled_splits(k, y, base, drop=drop, val_fraction=val_fraction)
+        )(keys)
+    runs = [
+        resampled_splits(k, y, base, drop=drop, val_fraction=val_fraction, groups=groups)
+        for k in keys
+    ]
+    size = {p: min(getattr(r, p).size for r in runs) for p in PARTS}
+    return jax.tree.map(
+        lambda *a: jnp.stack(a),
+        *(Splits(*(getattr(r, p)[: size[p]] for p in PARTS)) for r in runs),
+    )
 
 
 def check_splits(splits: Splits, y_pm1: np.ndarray, n: int) -> Splits:

@@ -26,19 +26,19 @@ from ..estimators._base import Estimator
 from ..estimators._raptor import RAPTOR_C_GRID
 from ._evaluate import Stability, fit_key, stability_runs
 from ._raptor import RaptorConfig, RaptorResult, check_raptor_inputs, raptor_result
-from ._splits import Splits, check_splits, protocol_splits, resampled_splits
+from ._splits import Splits, check_splits, protocol_splits, resampled_runs
 
 
-def run_splits_and_keys(key, y_pm1, base: Splits, n_runs: int, drop: float, val_fraction: float):
-    """The K runs' splits (stacked) and estimator keys from a protocol key's run half."""
+def run_splits_and_keys(
+    key, y_pm1, base: Splits, n_runs: int, drop: float, val_fraction: float, groups=None
+):
+    """The K runs' splits (stacked) and estimator keys from a protocol key's run half
+    (``groups``: grouped resampling, :func:`probejax.protocol.resampled_runs`)."""
     if int(n_runs) < 2:
         raise ValueError(f"n_runs must be >= 2 to compare pairs of runs, got {n_runs}.")
     drop = check_fraction(drop, "drop")
     keys = jax.random.split(key, int(n_runs))
-    y_np = np.asarray(y_pm1)
-    splits = jax.vmap(
-        lambda k: resampled_splits(k, y_np, base, drop=drop, val_fraction=val_fraction)
-    )(keys)
+    splits = resampled_runs(keys, y_pm1, base, drop=drop, val_fraction=val_fraction, groups=groups)
     return splits, jax.vmap(fit_key)(keys)
 
 
@@ -57,6 +57,7 @@ def stability(
     test_fraction: float = 0.2,
     val_fraction: float = 0.2,
     chunk_size: int | None = 4,
+    groups=None,
 ) -> Stability:
     """Directional stability of ``estimator`` (module docstring).
 
@@ -64,7 +65,9 @@ def stability(
     for sequence probes), two-class ``y``; a PRNG ``key``
     (split into the base split's key, unless ``splits`` is given, and the runs' keys);
     ``n_runs`` K >= 2; ``drop`` fraction of the pool removed per run; ``test_fraction``,
-    ``val_fraction`` of the splits; ``chunk_size`` runs evaluated at once (None: all).
+    ``val_fraction`` of the splits; ``chunk_size`` runs evaluated at once (None: all);
+    ``groups`` ``(n,)`` or ``(n, m)``: grouped base split and resampling (whole groups
+    dropped, no group shared by train_sub, val and test; :mod:`probejax.protocol`).
 
     **Returns:** :class:`~probejax.protocol.Stability`.
     """
@@ -73,10 +76,14 @@ def stability(
     k_split, k_runs = jax.random.split(key)
     if splits is None:
         splits = protocol_splits(
-            k_split, np.asarray(y), test_fraction=test_fraction, val_fraction=val_fraction
+            k_split,
+            np.asarray(y),
+            test_fraction=test_fraction,
+            val_fraction=val_fraction,
+            groups=groups,
         )
     base = check_splits(splits, np.asarray(y), n_rows(X))
-    run_splits, run_keys = run_splits_and_keys(k_runs, y, base, n_runs, drop, val_fraction)
+    run_splits, run_keys = run_splits_and_keys(k_runs, y, base, n_runs, drop, val_fraction, groups)
     return _runs_jit(estimator, X, y, run_splits, run_keys, chunk_size)
 
 
@@ -102,10 +109,13 @@ def raptor_stability(
     config: RaptorConfig = RaptorConfig(),
     splits: Splits | None = None,
     chunk_size: int | None = 4,
+    groups=None,
 ) -> StabilityResult:
     """:func:`stability` of RAPTOR (``config.estimator(Cs)``), reporting each run as a
     :class:`RaptorResult` (the chosen C, validation curves and test metrics per run)."""
-    X, y, lams, base = check_raptor_inputs(X, y, Cs, splits, jax.random.split(key)[0], config)
+    X, y, lams, base = check_raptor_inputs(
+        X, y, Cs, splits, jax.random.split(key)[0], config, groups
+    )
     st = stability(
         config.estimator_at(lams),
         X,
@@ -116,6 +126,7 @@ def raptor_stability(
         splits=base,
         val_fraction=config.val_fraction,
         chunk_size=chunk_size,
+        groups=groups,
     )
     runs = jax.vmap(raptor_result)(st.runs)
     return StabilityResult(runs, st.vectors, st.mean_abs_cos, st.mean_signed_cos)
