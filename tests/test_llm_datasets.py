@@ -203,3 +203,38 @@ def test_missing_file(tmp_path):
         load_dataset(tmp_path / "gone.csv")
     with pytest.raises(ValueError, match=r"unknown dataset '.*gone\.csv'"):
         load_dataset(str(tmp_path / "gone.csv"))
+
+
+def test_datasets_carry_their_groups(tmp_path):
+    """cities: the country named and the city; contrast sets: the pair; a file's
+    'group' column; subsets keep them; a file giving some rows no group is refused."""
+    cities = load_dataset("cities", max_examples=200, seed=3)
+    assert list(cities.groups) == ["country", "city"]
+    for text, country, city in zip(
+        cities.texts, cities.groups["country"], cities.groups["city"], strict=True
+    ):
+        assert text.startswith(f"The city of {city} is in ")
+    assert cities.group_array().shape == (200, 2)
+    # the whole set names every country equally often true and false (balanced design)
+    full = load_dataset("cities")
+    country, y = full.groups["country"], full.labels
+    for c in np.unique(country):
+        assert (y[country == c] == 1).sum() == (y[country == c] == 0).sum()
+    pairs = load_dataset("morality", max_examples=40)
+    assert (pairs.groups["pair"][::2] == pairs.groups["pair"][1::2]).all()
+    assert np.unique(pairs.groups["pair"]).size == 20
+    sub = pairs.subset([2, 3, 0])
+    assert sub.groups["pair"].tolist() == pairs.groups["pair"][[2, 3, 0]].tolist()
+    assert load_dataset("sentiment", max_examples=50).group_array() is None
+    with pytest.raises(ValueError, match="has no groups"):
+        cities.group_array(["pair"])
+    f = tmp_path / "g.csv"
+    f.write_text("text,label,group\na,1,x\nb,0,x\nc,1,y\nd,0,y\n")
+    assert read_text_dataset(f).groups["group"].tolist() == ["x", "x", "y", "y"]
+    f.write_text("text,label,group\na,1,x\nb,0,\n")
+    with pytest.raises(ValueError, match="group"):
+        read_text_dataset(f)
+    j = tmp_path / "g.jsonl"
+    j.write_text('{"text": "a", "label": 1, "group": 3}\n{"text": "b", "label": 0}\n')
+    with pytest.raises(ValueError, match=r"line 2: no group in 'group'"):
+        read_text_dataset(j)
