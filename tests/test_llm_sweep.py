@@ -134,3 +134,35 @@ def test_probe_then_steer_notebook_executes(tiny, tmp_path, monkeypatch):
     assert any("image/png" in o.get("data", {}) for o in outputs)
     text = "".join(o.get("text", "") for o in outputs)
     assert "steered:" in text and "best layer" in text
+
+
+def test_controls_target_on_a_tiny_model(tiny, tmp_path, monkeypatch):
+    """The `controls` reproduction target end to end on a tiny random Llama: per-layer
+    controls, k-direction curve, random directions, transfer matrix, figures, headline."""
+    from probejax.reproduce import _controls
+
+    monkeypatch.setenv("PROBEJAX_CACHE", str(tmp_path / "cache"))
+    config = {
+        **rp.load_config("controls", quick=True),
+        "model": str(tiny / "model"),
+        "datasets": {"cities": 120, "morality": 80},
+        "layers": [0, 2],
+        "transfer_layer": 2,
+    }
+    res = _controls.compute(config, log=lambda s: None)
+    cities, morality = res["datasets"]["cities"], res["datasets"]["morality"]
+    assert cities["groups"] == ["country", "city"] and morality["groups"] == ["pair"]
+    for d in (cities, morality):
+        c = d["controls"]
+        assert len(c["grouped_accuracy"]) == 2 and len(c["p_value"]) == 2
+        assert d["directions"]["split"] == "grouped"
+        assert 0 <= d["directions"]["k_star"] <= config["kdir"]["k_max"]
+        assert len(d["directions"]["auroc"]) == config["kdir"]["k_max"]
+    t = res["transfer"]
+    assert t["datasets"] == ["cities", "morality"] and np.shape(t["auroc"]) == (2, 2)
+    figures = _controls.plot(res, tmp_path / "fig")
+    assert [p.name for p in figures] == [
+        "controls_layers.png", "controls_kdir.png", "controls_transfer.png"
+    ]  # fmt: skip
+    lines = _controls.headline(res)
+    assert len(lines) == 2 and lines[0].startswith("cities: best layer")

@@ -70,6 +70,13 @@ TARGETS: dict[str, Target] = {
         "experiments/steer.py",
         "steering SmolLM2: directions x layers x strengths scored by VADER and A/B probability",
     ),
+    "controls": Target(
+        "controls",
+        "probejax.reproduce._controls",
+        "experiments/controls.py",
+        "validity of SmolLM2 probes: held-out groups, permutation nulls, control tasks, "
+        "k-direction probes, cross-dataset transfer",
+    ),
     "headline-theory": Target(
         "headline-theory",
         "probejax.reproduce._theory",
