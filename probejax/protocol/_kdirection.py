@@ -26,6 +26,19 @@ with the INLP directions :math:`u_1, \dots, u_{K}` of the base on the train part
   :math:`1/(P + 1)`, so :math:`\alpha` must exceed it for :math:`k^* > 0` to be
   possible.
 
+What :math:`k^*` counts: the steps after which *linearly decodable* signal is left, not
+the directions that add accuracy. For Gaussian classes with a shared covariance and
+signal in a subspace :math:`S` (class means differing in :math:`S`, the covariance block
+diagonal in :math:`S` and its complement), every step before :math:`S` is spanned has
+signal, but a base close to the Bayes direction :math:`\Sigma^{-1}\Delta\mu` already
+carries all of it at :math:`k = 1`: the accuracy curve is flat while :math:`k^*` is
+:math:`\dim S`. The curve rises only when the base's first direction is biased (a strong
+ridge pulls it towards :math:`\Delta\mu`). And the test conditions on *estimated*
+directions: the part of :math:`S` they miss (angle about
+:math:`\sqrt{d/n_{\mathrm{train}}}`) leaves real residual signal, so with a large test
+part or a strong signal :math:`k^*` can exceed :math:`\dim S`
+(``tests/test_kdirection.py`` has a planted case and its measured rates).
+
 The random-direction baseline scores :math:`N` random directions
 (:class:`probejax.estimators.RandomDirection`) on the same splits: the null for the
 test accuracy of "a probe direction".
