@@ -31,6 +31,12 @@ from .estimators import (
 )
 from .estimators._calibrate import platt_calibrate as platt_calibrate
 from .estimators._gcs import GCSProbe as GCSProbe, fit_gcs as fit_gcs
+from .estimators._kdirection import (
+    KDirection as KDirection,
+    RandomDirection as RandomDirection,
+    inlp_directions as inlp_directions,
+    random_abs_cosine as random_abs_cosine,
+)
 from .estimators._lda import fit_lda as fit_lda, lda_shrinkage as lda_shrinkage
 from .estimators._mass_mean import fit_mass_mean as fit_mass_mean
 from .estimators._pca import fit_pca_probe as fit_pca_probe
@@ -40,6 +46,8 @@ from .protocol import (
     Stability as Stability,
     compare as compare,
     evaluate as evaluate,
+    k_direction_curve as k_direction_curve,
+    random_direction_baseline as random_direction_baseline,
     raptor_layers as raptor_layers,
     stability as stability,
 )

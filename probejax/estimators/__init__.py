@@ -8,6 +8,13 @@ from ._base import (
     PathEstimator as PathEstimator,
     ValidatedEstimator as ValidatedEstimator,
 )
+from ._kdirection import (
+    KDirection as KDirection,
+    RandomDirection as RandomDirection,
+    inlp_directions as inlp_directions,
+    inlp_scan as inlp_scan,
+    random_abs_cosine as random_abs_cosine,
+)
 from ._lda import LDA as LDA
 from ._logistic_ridge import LogisticRidge as LogisticRidge
 from ._mass_mean import MassMean as MassMean
@@ -42,3 +49,5 @@ register("pca", PCA, label="top PCA direction")
 register("ridge_ls", tuned_ridge_ls, label="ridge least squares (tuned)")
 register("gcs", gcs, label="GCS (mean of 1000 probes)", stability=False)
 register("rfm", RFM, label="RFM (xRFM, tuned)", stability=False)
+register("kdir", KDirection, label="k-direction probe (INLP, k=3)")
+register("random_direction", RandomDirection, label="random direction (Platt)")

@@ -8,6 +8,12 @@ from ._engine import (
     sweep_layers as sweep_layers,
 )
 from ._evaluate import Evaluation as Evaluation, Stability as Stability, evaluate as evaluate
+from ._kdirection import (
+    KDirectionCurve as KDirectionCurve,
+    RandomBaseline as RandomBaseline,
+    k_direction_curve as k_direction_curve,
+    random_direction_baseline as random_direction_baseline,
+)
 from ._layers import (
     path_sweep as path_sweep,
     probe_sweep as probe_sweep,
