@@ -145,21 +145,21 @@ def test_controls_target_on_a_tiny_model(tiny, tmp_path, monkeypatch):
     config = {
         **rp.load_config("controls", quick=True),
         "model": str(tiny / "model"),
-        "datasets": {"cities": 120, "morality": 80},
+        "datasets": {"cities": 120, str(_write_csv(tmp_path / "topics.csv", groups=True)): None},
         "layers": [0, 2],
         "transfer_layer": 2,
     }
     res = _controls.compute(config, log=lambda s: None)
-    cities, morality = res["datasets"]["cities"], res["datasets"]["morality"]
-    assert cities["groups"] == ["country", "city"] and morality["groups"] == ["pair"]
-    for d in (cities, morality):
+    cities, topics = res["datasets"]["cities"], res["datasets"]["topics"]
+    assert cities["groups"] == ["country", "city"] and topics["groups"] == ["group"]
+    for d in (cities, topics):
         c = d["controls"]
         assert len(c["grouped_accuracy"]) == 2 and len(c["p_value"]) == 2
         assert d["directions"]["split"] == "grouped"
         assert 0 <= d["directions"]["k_star"] <= config["kdir"]["k_max"]
         assert len(d["directions"]["auroc"]) == config["kdir"]["k_max"]
     t = res["transfer"]
-    assert t["datasets"] == ["cities", "morality"] and np.shape(t["auroc"]) == (2, 2)
+    assert t["datasets"] == ["cities", "topics"] and np.shape(t["auroc"]) == (2, 2)
     figures = _controls.plot(res, tmp_path / "fig")
     assert [p.name for p in figures] == [
         "controls_layers.png", "controls_kdir.png", "controls_transfer.png"

@@ -2,6 +2,18 @@
 stability, comparison, and the one engine that runs them over layers."""
 
 from ._compare import compare as compare
+from ._controls import (
+    Controls as Controls,
+    ControlSplits as ControlSplits,
+    PermutationTest as PermutationTest,
+    chance_z as chance_z,
+    control_labels as control_labels,
+    control_layers as control_layers,
+    control_splits as control_splits,
+    controls as controls,
+    permutation_p_value as permutation_p_value,
+    permutation_test as permutation_test,
+)
 from ._engine import (
     LayerSweep as LayerSweep,
     describe_estimator as describe_estimator,
@@ -35,16 +47,4 @@ from ._stability import (
     StabilityResult as StabilityResult,
     raptor_stability as raptor_stability,
     stability as stability,
-)
-from ._controls import (
-    ControlSplits as ControlSplits,
-    Controls as Controls,
-    PermutationTest as PermutationTest,
-    chance_z as chance_z,
-    control_labels as control_labels,
-    control_layers as control_layers,
-    control_splits as control_splits,
-    controls as controls,
-    permutation_p_value as permutation_p_value,
-    permutation_test as permutation_test,
 )

@@ -172,7 +172,7 @@ def compare(
     fit_axis = layer_axis(X_layers, L, fingerprint, layer_ids)
     stability_axis = (
         fit_axis
-        if len(rows) == L
+        if len(rows) in (0, L)  # no rows: unused
         else Axis(
             "layer",
             [X_layers[r] for r in rows],

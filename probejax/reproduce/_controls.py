@@ -128,6 +128,7 @@ def compute(config: dict, log: Callable[[str], None] = print) -> dict:
     for name, max_examples in config["datasets"].items():
         log(f"controls on {name}")
         ds = load_dataset(name, max_examples=max_examples, seed=config["seed"])
+        name = ds.name
         datasets[name] = ds
         sweep = llm_sweep(
             loaded,
