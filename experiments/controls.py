@@ -4,7 +4,8 @@ tasks, k-direction probes and cross-dataset transfer.
 Command:   probejax reproduce controls            (quick variant: add --quick)
 Runtime:   see the README table (the first run extracts the datasets not yet cached:
            morality and refusal, about a minute each on 2 CPU cores).
-Outputs:   results/controls/results.json, figures/controls_layers.png,
+Outputs:   results/controls/results.json (per-layer stores under results/controls/sweeps:
+           an interrupted run resumes), figures/controls_layers.png,
            figures/controls_kdir.png, figures/controls_transfer.png (quick: under
            results/controls_quick/).
 
@@ -61,7 +62,7 @@ def get_config(quick: bool = False) -> dict:
         "figures_dir": "figures",
         "datasets": {"cities": 1500, "sentiment": 1500, "morality": None, "refusal": 600},
         "layers": None,
-        "permutations": 50,
-        "kdir": {"k_max": 8, "permutations": 50, "random_directions": 200},
+        "permutations": 20,
+        "kdir": {"k_max": 8, "permutations": 20, "random_directions": 200},
         "transfer_layer": 16,
     }

@@ -41,12 +41,17 @@ from .estimators._lda import fit_lda as fit_lda, lda_shrinkage as lda_shrinkage
 from .estimators._mass_mean import fit_mass_mean as fit_mass_mean
 from .estimators._pca import fit_pca_probe as fit_pca_probe
 from .protocol import (
+    Controls as Controls,
     Evaluation as Evaluation,
     Splits as Splits,
     Stability as Stability,
     compare as compare,
+    control_layers as control_layers,
+    controls as controls,
     evaluate as evaluate,
     k_direction_curve as k_direction_curve,
+    permutation_test as permutation_test,
+    protocol_splits as protocol_splits,
     random_direction_baseline as random_direction_baseline,
     raptor_layers as raptor_layers,
     stability as stability,

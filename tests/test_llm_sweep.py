@@ -145,6 +145,7 @@ def test_controls_target_on_a_tiny_model(tiny, tmp_path, monkeypatch):
     config = {
         **rp.load_config("controls", quick=True),
         "model": str(tiny / "model"),
+        "results_dir": str(tmp_path / "results"),
         "datasets": {"cities": 120, str(_write_csv(tmp_path / "topics.csv", groups=True)): None},
         "layers": [0, 2],
         "transfer_layer": 2,
@@ -158,6 +159,7 @@ def test_controls_target_on_a_tiny_model(tiny, tmp_path, monkeypatch):
         assert d["directions"]["split"] == "grouped"
         assert 0 <= d["directions"]["k_star"] <= config["kdir"]["k_max"]
         assert len(d["directions"]["auroc"]) == config["kdir"]["k_max"]
+    assert (tmp_path / "results" / "sweeps" / "cities" / "results.json").is_file()
     t = res["transfer"]
     assert t["datasets"] == ["cities", "topics"] and np.shape(t["auroc"]) == (2, 2)
     figures = _controls.plot(res, tmp_path / "fig")

@@ -122,8 +122,10 @@ def compute(config: dict, log: Callable[[str], None] = print) -> dict:
     from ..llm._datasets import load_dataset
     from ..llm._model import load_model
     from ..llm._sweep import llm_sweep
+    from . import _resolve
 
     loaded = load_model(config["model"])
+    stores = _resolve(config["results_dir"]) / "sweeps"  # resumable per-layer results
     out, datasets = {}, {}
     for name, max_examples in config["datasets"].items():
         log(f"controls on {name}")
@@ -133,7 +135,7 @@ def compute(config: dict, log: Callable[[str], None] = print) -> dict:
         sweep = llm_sweep(
             loaded,
             ds,
-            None,
+            stores / ds.name,
             pooling=config["pooling"],
             point=config["point"],
             layers=config["layers"],
