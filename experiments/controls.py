@@ -33,8 +33,8 @@ def get_config(quick: bool = False) -> dict:
     - ``model``, ``pooling``, ``point``, ``batch_size``, ``seed``: as ``experiments/llm.py``;
     - ``datasets``: ``{name: max_examples}`` (None: all), bundled names;
     - ``layers``: swept layers (None: all); ``permutations``: label shuffles per layer;
-    - ``kdir``: ``k_max`` directions and ``permutations`` per step of the k-direction
-      probe, ``random_directions`` for the baseline;
+    - ``k_max``: directions of the k-direction probe (its steps' permutation tests use
+      ``permutations`` shuffles too; 200 random directions make the baseline);
     - ``transfer_layer``: the layer of the transfer matrix.
     """
     base = {
@@ -53,7 +53,7 @@ def get_config(quick: bool = False) -> dict:
             "datasets": {"cities": 200, "morality": 120},
             "layers": [2, 12],
             "permutations": 4,
-            "kdir": {"k_max": 3, "permutations": 4, "random_directions": 8},
+            "k_max": 3,
             "transfer_layer": 12,
         }
     return {
@@ -63,6 +63,6 @@ def get_config(quick: bool = False) -> dict:
         "datasets": {"cities": 1500, "sentiment": 1500, "morality": None, "refusal": 600},
         "layers": None,
         "permutations": 20,
-        "kdir": {"k_max": 8, "permutations": 20, "random_directions": 200},
+        "k_max": 8,
         "transfer_layer": 16,
     }

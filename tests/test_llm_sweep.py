@@ -70,7 +70,7 @@ def test_sweep_grouped_split_and_controls(tiny):
     data = _write_csv(tiny / "topics.csv", groups=True)
     out = tiny / "out-controls"
     args = [*_sweep_args(tiny, data, out), "--split", "grouped", "--controls"]
-    result = CliRunner().invoke(app, [*args, "--permutations", "5"])
+    result = CliRunner().invoke(app, [*args, "--permutations", "5", "--k-max", "2"])
     assert result.exit_code == 0, result.output
     res = json.loads((out / "results.json").read_text())
     assert res["split"] == {"kind": "grouped", "groups": ["group"]}
@@ -84,6 +84,9 @@ def test_sweep_grouped_split_and_controls(tiny):
     assert np.allclose(c["selectivity"], np.subtract(c["accuracy"], c["control_accuracy"]))
     assert (out / "sweep_controls.png").stat().st_size > 0
     assert "held-out groups (group)" in result.output
+    d = c["directions"]
+    assert d["split"] == "grouped" and len(d["auroc"]) == 2 and 0 <= d["k_star"] <= 2
+    assert "k-direction probe AUROC" in result.output
     # a dataset without groups cannot be split by them
     plain = _write_csv(tiny / "plain.csv")
     bad = CliRunner().invoke(
@@ -157,8 +160,8 @@ def test_controls_target_on_a_tiny_model(tiny, tmp_path, monkeypatch):
         c = d["controls"]
         assert len(c["grouped_accuracy"]) == 2 and len(c["p_value"]) == 2
         assert d["directions"]["split"] == "grouped"
-        assert 0 <= d["directions"]["k_star"] <= config["kdir"]["k_max"]
-        assert len(d["directions"]["auroc"]) == config["kdir"]["k_max"]
+        assert 0 <= d["directions"]["k_star"] <= config["k_max"]
+        assert len(d["directions"]["auroc"]) == config["k_max"]
     assert (tmp_path / "results" / "sweeps" / "cities" / "results.json").is_file()
     t = res["transfer"]
     assert t["datasets"] == ["cities", "topics"] and np.shape(t["auroc"]) == (2, 2)

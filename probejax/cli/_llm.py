@@ -82,6 +82,9 @@ def sweep(
         "permutation test, control-task selectivity (figure OUT/sweep_controls.png)",
     ),
     permutations: int = typer.Option(50, help="label permutations per layer for --controls"),
+    k_max: int = typer.Option(
+        8, help="--controls: directions of the k-direction (INLP) probe at the best layer"
+    ),
 ) -> None:
     """Extract (cached) every layer, run RAPTOR and the baselines, print a per-layer
     table, write OUT/results.json, OUT/probes.npz and figures OUT/*.png."""
@@ -119,6 +122,7 @@ def sweep(
             groups=None if groups is None else [g.strip() for g in groups.split(",") if g.strip()],
             controls=controls,
             permutations=permutations,
+            k_max=k_max,
         )
     except (ValueError, FileNotFoundError) as err:
         typer.echo(f"error: {err}", err=True)

@@ -39,7 +39,9 @@ from ..io._atomic import write_npz_atomic
 from ..io._results import write_json_atomic
 from ..protocol._compare import compare as compare_estimators
 from ..protocol._controls import chance_z, control_layers
+from ..protocol._kdirection import k_direction_curve, random_direction_baseline
 from ..protocol._sklearn_reference import sklearn_raptor
+from ..protocol._splits import protocol_splits
 from ._cache import cached_activations
 from ._datasets import TextDataset, load_dataset
 from ._model import LoadedModel, cache_root as user_cache_root, load_model
@@ -139,6 +141,7 @@ def llm_sweep(
     groups: list[str] | None = None,
     controls: bool = False,
     permutations: int = 50,
+    k_max: int = 8,
 ) -> SweepOutputs:
     """Run the whole sweep (module docstring) and write ``out/results.json``.
 
@@ -161,7 +164,9 @@ def llm_sweep(
     ``"random"`` (stratified, as the RAPTOR authors split) or ``"grouped"`` (whole
     groups, none shared between train, validation and test); ``groups``: which of the
     dataset's group kinds to use (default all, the held-out unit first); ``controls``:
-    run the validity controls with ``permutations`` label shuffles per layer.
+    run the validity controls with ``permutations`` label shuffles per layer, and at
+    the best (held-out-group) layer the k-direction curve up to ``k_max`` directions
+    and the random-direction baseline (:func:`direction_controls`).
 
     With ``out``, every (method, layer) result is kept in resumable stores under
     ``out/store`` (:func:`probejax.compare`): an interrupted sweep resumes, and a changed
@@ -343,6 +348,13 @@ def llm_sweep(
             results["split"]["groups"] if group_array is not None else [],
             permutations,
         )
+        ctrl = results["controls"]
+        at = ctrl["best_grouped" if group_array is not None else "best"]["layer"]
+        log(f"  k-direction probe and random directions at layer {at}")
+        ctrl["directions"] = direction_controls(
+            np.asarray(X[layers.index(at)]), y, group_array, seed, k_max, permutations
+        )
+        ctrl["directions"]["layer"] = at
         for line in controls_headline(results["controls"]):
             log("  " + line)
     probes = {m: (np.asarray(r["w"]), np.asarray(r["b"])) for m, r in methods.items()}
@@ -408,6 +420,33 @@ def layer_controls_summary(ctrl, method: str, layers, group_kinds, permutations)
     return out
 
 
+def direction_controls(
+    X, y, groups, seed: int, k_max: int = 8, permutations: int = 50, n_random: int = 200
+) -> dict:
+    """At one layer, on the validity split (grouped when ``groups`` is given, else the
+    random one; from ``jax.random.key(seed)``): the k-direction probe's test accuracy
+    and AUROC for k = 1..``k_max`` with k* from ``permutations`` label shuffles per step
+    (:func:`probejax.protocol.k_direction_curve`), and ``n_random`` random directions'
+    test metrics (:func:`probejax.protocol.random_direction_baseline`)."""
+    key = jax.random.key(seed)
+    splits = protocol_splits(key, y, groups=groups)
+    kd = k_direction_curve(X, y, splits, key, k_max=k_max, n_permutations=permutations)
+    rd = random_direction_baseline(X, y, splits, key, n_directions=n_random)
+    return {
+        "split": "grouped" if groups is not None else "random",
+        "k": list(range(1, k_max + 1)),
+        "accuracy": np.asarray(kd.accuracy),
+        "auroc": np.asarray(kd.auroc),
+        "step_auroc": np.asarray(kd.step_auroc),
+        "step_p_value": np.asarray(kd.p_values),
+        "k_star": int(kd.k_star),
+        "random_direction": {
+            f: float(getattr(rd, f))
+            for f in ("mean_accuracy", "mean_auroc", "q95_accuracy", "q95_auroc")
+        },
+    }
+
+
 def controls_headline(ctrl: dict) -> list[str]:
     """Lines summarising a sweep's controls (printed by the CLI)."""
     b = ctrl["best"]
@@ -429,6 +468,14 @@ def controls_headline(ctrl: dict) -> list[str]:
             f"held-out groups ({', '.join(ctrl['groups'])}): best layer {bg['layer']} accuracy "
             f"{bg['accuracy']:.3f}; {int((zg < -1.96).sum())} layer(s) significantly below "
             f"chance (min z {zg.min():+.1f})"
+        )
+    if "directions" in ctrl:
+        d = ctrl["directions"]
+        lines.append(
+            f"layer {d['layer']} ({d['split']} split): k-direction probe AUROC "
+            f"{d['auroc'][0]:.3f} (k = 1) to {d['auroc'][-1]:.3f} (k = {d['k'][-1]}), "
+            f"k* = {d['k_star']}; random directions AUROC {d['random_direction']['mean_auroc']:.3f} "
+            f"(95th pct. {d['random_direction']['q95_auroc']:.3f})"
         )
     return lines
 

@@ -59,31 +59,6 @@ def _layer_data(loaded, dataset, config, layer: int):
     return np.asarray(A[layers.index(layer)]), np.asarray(dataset.labels)
 
 
-def _directions(X, y, groups, config, seed: int) -> dict:
-    """k-direction curve and random-direction baseline on the dataset's validity split
-    (grouped when it has groups)."""
-    from ..protocol import k_direction_curve, protocol_splits, random_direction_baseline
-
-    key = jax.random.key(seed)
-    splits = protocol_splits(key, y, groups=groups)
-    k = config["kdir"]
-    kd = k_direction_curve(X, y, splits, key, k_max=k["k_max"], n_permutations=k["permutations"])
-    rd = random_direction_baseline(X, y, splits, key, n_directions=k["random_directions"])
-    return {
-        "split": "grouped" if groups is not None else "random",
-        "k": list(range(1, k["k_max"] + 1)),
-        "accuracy": np.asarray(kd.accuracy),
-        "auroc": np.asarray(kd.auroc),
-        "step_auroc": np.asarray(kd.step_auroc),
-        "step_p_value": np.asarray(kd.p_values),
-        "k_star": int(kd.k_star),
-        "random_direction": {
-            f: float(getattr(rd, f))
-            for f in ("mean_accuracy", "mean_auroc", "q95_accuracy", "q95_auroc")
-        },
-    }
-
-
 def _transfer(loaded, datasets: dict, config, log) -> dict:
     """RAPTOR fitted on each dataset's training part, scored on every dataset's test part."""
     from ..core._metrics import accuracy, auroc
@@ -145,21 +120,18 @@ def compute(config: dict, log: Callable[[str], None] = print) -> dict:
             stability_layers=[],
             controls=True,
             permutations=config["permutations"],
+            k_max=config["k_max"],
             log=lambda s: log("  " + s),
         )
         res = sweep.results
         ctrl = res["controls"]
-        groups = ds.group_array()
-        at = ctrl["best_grouped"]["layer"] if groups is not None else ctrl["best"]["layer"]
-        X, y = _layer_data(loaded, ds, config, at)
-        log(f"  k-direction probe and random directions at layer {at}")
         out[name] = {
             "n": len(ds),
             "groups": list(ds.groups),
             "layers": res["layers"],
             "controls": ctrl,
-            "directions_layer": at,
-            "directions": _directions(X, y, groups, config, config["seed"]),
+            "directions_layer": ctrl["directions"]["layer"],
+            "directions": ctrl.pop("directions"),
         }
     transfer = _transfer(loaded, datasets, config, log)
     return {"model": loaded.model_id, "datasets": out, "transfer": transfer}
