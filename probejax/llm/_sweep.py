@@ -340,7 +340,7 @@ def llm_sweep(
                 n_permutations=permutations,
                 layer_ids=layers,
                 fingerprint=f"{cache}:{dataset.hash}",
-                directory=None if out is None else Path(out) / "store" / "controls",
+                directory=None if out is None else Path(out) / "store",
                 progress=progress,
             ),
             name,

@@ -41,6 +41,7 @@ from ..core._checks import as_float_matrix, as_pm1_labels
 from ..core._rows import Tokens, n_rows
 from ..core._splits import as_groups
 from ..estimators._base import Estimator
+from ..io._results import config_hash
 from ._engine import check_layers, describe_estimator, layer_inputs, sweep_layers
 from ._evaluate import evaluate, fit_key
 from ._splits import Splits, check_splits, protocol_splits
@@ -261,7 +262,8 @@ def control_layers(
     """:func:`controls` on every layer, through the one layer engine (resumable with a
     ``directory``; one layer per compiled chunk). Arguments as :func:`controls`, plus
     ``X_layers`` ``(layers, n, d)`` (or a list), ``mask`` for token activations,
-    ``layer_ids`` and ``fingerprint`` as :func:`probejax.compare`.
+    ``layer_ids`` and ``fingerprint`` as :func:`probejax.compare`; ``directory``: a
+    folder for the resumable store (one subfolder per settings and code version).
 
     **Returns:** ``(Controls with a leading layers axis, ControlSplits)``.
     """
@@ -293,17 +295,21 @@ def control_layers(
             batch_size=batch_size,
         )
 
+    config = {
+        "sweep": CONTROLS_VERSION,
+        "estimator": describe_estimator(estimator),
+        "permutations": int(n_permutations),
+        "data": {k: _digest(v) for k, v in data.items()},
+        "fingerprint": fingerprint,
+    }
+    if directory is not None:  # one store per config: a changed one starts afresh
+        directory = os.path.join(directory, f"controls-{config_hash(config)[:12]}")
     out = sweep_layers(
         fn,
         X_layers,
         directory,
         data=data,
-        config={
-            "sweep": CONTROLS_VERSION,
-            "estimator": describe_estimator(estimator),
-            "permutations": int(n_permutations),
-            "data": {k: _digest(v) for k, v in data.items()},
-        },
+        config=config,
         layer_labels=layer_ids,
         fingerprint=fingerprint,
         cells_per_device=1,
