@@ -38,7 +38,7 @@ def _assert_apart(splits, codes):
         assert not (seen[0] & seen[1]) and not (seen[0] & seen[2]) and not (seen[1] & seen[2])
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(3))
 def test_grouped_splits_never_share_a_group(seed):
     rng = np.random.default_rng(seed)
     groups, y = _linked_groups(rng, 300, 60)
