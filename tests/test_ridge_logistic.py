@@ -88,6 +88,27 @@ def test_vmap_equals_loop(x64, solver):
         assert bool(path.converged[i]) and bool(one.converged)
 
 
+@pytest.mark.parametrize(
+    "lams",
+    [
+        np.array([3.0]),
+        np.array([0.1, 10.0]),
+        np.array([5.0, 0.02, 0.5, 0.5, 50.0, 0.005, 2.0, 0.2]),  # unsorted, a repeat
+    ],
+)
+def test_lbfgs_path_stages_equal_single_fits(x64, lams):
+    # every grid point, coarse (continuation) or fine (interpolated start), is the
+    # single fit; grids shorter than the stride and repeated ridges included
+    X, y = planted_problem(3, 90, 60)
+    path = pj.ridge_logistic_path(X, y, lams, solver="lbfgs", tol=1e-12)
+    for i, lam in enumerate(lams):
+        one = pj.fit_ridge_logistic(X, y, lam, solver="newton", tol=1e-12)
+        np.testing.assert_allclose(path.w[i], one.w, rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(path.b[i], one.b, rtol=1e-7, atol=1e-9)
+        assert bool(path.converged[i])
+        assert float(path.lam[i]) == lam
+
+
 @pytest.mark.parametrize("solver", SOLVERS)
 def test_vmap_equals_loop_float32_objective(solver):
     X, y = planted_problem(2, 80, 120)

@@ -121,7 +121,10 @@ class _RepresenterForm(eqx.Module):
         return vdot(u, dphi)
 
     def weights(self, theta):
-        return self.X.T @ theta
+        # a row vector times X, not X.T times a vector: XLA's CPU backend turns the
+        # latter into a transposed copy of X fused into a loop (measured 15 ms at
+        # 800 x 4096, against well under one for this product)
+        return theta @ self.X
 
 
 def newton_form(X: Float[Array, "n d"], gram: Float[Array, "n n"] | None = None):
