@@ -120,10 +120,32 @@ def test_default_runs_the_headline_and_all_the_rest(monkeypatch, quick_run):
     llm_path = out / "fake_llm.json"
     llm_path.write_text(json.dumps(llm))
 
+    controls = {
+        "datasets": {
+            "cities": {
+                "controls": {
+                    "best": {
+                        "layer": 16,
+                        "accuracy": 0.913,
+                        "selectivity": -0.03,
+                        "p_value": 0.048,
+                    },
+                    "best_grouped": {"layer": 15, "accuracy": 0.853},
+                    "grouped_chance_z": [-0.3, 1.0],
+                    "chance_z": [-5.1, 2.0],
+                },
+                "directions": {"k_star": 8},
+            }
+        }
+    }
+    controls_path = out / "fake_controls.json"
+    controls_path.write_text(json.dumps(controls))
+
     def fake_run_target(name, **kw):
         ran.append(name)
         path = out / "results" / "theory" / "results.json"
         path = llm_path if "llm" in rp.TARGETS[name].runner else path
+        path = controls_path if name == "controls" else path
         return rp.Outputs(path, [out / "figures" / "theory_accuracy.png"], True, 0.0)
 
     monkeypatch.setattr(rp, "run_target", fake_run_target)
@@ -138,6 +160,7 @@ def test_default_runs_the_headline_and_all_the_rest(monkeypatch, quick_run):
     result = CliRunner().invoke(app, ["reproduce", "--all"])
     assert result.exit_code == 0, result.output
     assert ran == [t for t in rp.TARGETS if t not in rp.HEADLINE] and "llm" in ran
+    assert "cities: best layer 16 random split 0.913" in result.output
     for name in rp.HEADLINE:  # the headline configs load and name their own outputs
         cfg = rp.load_config(name)
         assert cfg["target"] == name and "headline" in cfg["results_dir"]

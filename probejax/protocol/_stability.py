@@ -26,7 +26,13 @@ from ..estimators._base import Estimator
 from ..estimators._raptor import RAPTOR_C_GRID
 from ._evaluate import Stability, fit_key, stability_runs
 from ._raptor import RaptorConfig, RaptorResult, check_raptor_inputs, raptor_result
-from ._splits import Splits, check_splits, protocol_splits, resampled_runs
+from ._splits import (
+    Splits,
+    check_splits,
+    protocol_splits,
+    resampled_runs,
+    resampled_splits as resampled_splits,  # one run (kept importable here)
+)
 
 
 def run_splits_and_keys(
