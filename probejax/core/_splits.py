@@ -144,19 +144,28 @@ def as_groups(groups, n: int, where: str = "groups") -> np.ndarray:
     return codes
 
 
-def take_groups(order: np.ndarray, sizes: np.ndarray, target: int) -> np.ndarray:
-    """Groups taken in ``order`` while they fit in ``target`` examples (first fit);
-    the smallest group when none fits. **Returns** a boolean mask over groups."""
+def take_groups(key: PRNGKeyArray, group: np.ndarray, target: int, candidates=None) -> np.ndarray:
+    """Rows of whole groups, the groups taken in an order drawn from ``key`` while they
+    fit in ``target`` rows (first fit; the smallest group when none fits).
+
+    **Arguments:** ``group``: ``(n,)`` integer group codes; ``target``: rows to take at
+    most; ``candidates``: boolean mask of the rows that may be taken (default all; a
+    group's size counts its candidate rows).
+
+    **Returns:** a boolean mask over the ``n`` rows.
+    """
+    candidates = np.ones(group.size, bool) if candidates is None else candidates
+    sizes = np.bincount(group[candidates], minlength=group.max() + 1)
     taken = np.zeros(sizes.size, bool)
     total = 0
-    for g in order:
+    for g in np.asarray(jax.random.permutation(key, sizes.size)):
         if 0 < sizes[g] and total + sizes[g] <= target:
             taken[g] = True
             total += sizes[g]
     if total == 0:
         present = np.flatnonzero(sizes > 0)
         taken[present[np.argmin(sizes[present])]] = True
-    return taken
+    return candidates & taken[group]
 
 
 def grouped_partition(
@@ -192,11 +201,7 @@ def grouped_partition(
     keys = jax.random.split(key, len(fractions) + 1)
     for k, f in enumerate(fractions):
         f = check_fraction(f, f"split fraction {k} for {where}")
-        idx = np.flatnonzero(left)
-        sizes = np.bincount(codes[idx, 0], minlength=codes[:, 0].max() + 1)
-        order = np.asarray(jax.random.permutation(keys[k], sizes.size))
-        taken = take_groups(order, sizes, math.ceil(f * idx.size))
-        out = left & taken[codes[:, 0]]
+        out = take_groups(keys[k], codes[:, 0], math.ceil(f * left.sum()), left)
         left &= ~out
         for j in range(codes.shape[1]):  # purge links of every kind of group
             left &= ~np.isin(codes[:, j], codes[out, j])

@@ -14,7 +14,6 @@ comparison resumes and a changed estimator, split or code version is recomputed.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 
@@ -30,6 +29,7 @@ from ..io._results import config_hash
 from ..sweep._grid import Axis, content_sha256
 from ..sweep._runner import batching
 from ._engine import (
+    array_digests,
     check_layers,
     check_mask,
     describe_estimator,
@@ -182,10 +182,10 @@ def compare(
     )
     common = dict(cells_per_device=chunk_size, progress=progress)
 
-    digest = lambda d: {
-        k: hashlib.sha256(np.ascontiguousarray(v)).hexdigest() for k, v in d.items()
+    digests = {
+        "fit": array_digests(data),
+        "stability": array_digests(run_data) if measured and rows else None,
     }
-    digests = {"fit": digest(data), "stability": digest(run_data) if measured and rows else None}
 
     def store(name, what, config, rows):
         """One store per (estimator, measure, settings): a changed setting gets a new

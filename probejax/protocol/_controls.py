@@ -28,7 +28,6 @@ A random-direction baseline for concept vectors is an estimator of its own
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 import equinox as eqx
@@ -42,7 +41,13 @@ from ..core._rows import Tokens, n_rows
 from ..core._splits import as_groups
 from ..estimators._base import Estimator
 from ..io._results import config_hash
-from ._engine import check_layers, describe_estimator, layer_inputs, sweep_layers
+from ._engine import (
+    array_digests,
+    check_layers,
+    describe_estimator,
+    layer_inputs,
+    sweep_layers,
+)
 from ._evaluate import evaluate, fit_key
 from ._splits import Splits, check_splits, protocol_splits
 
@@ -299,7 +304,7 @@ def control_layers(
         "sweep": CONTROLS_VERSION,
         "estimator": describe_estimator(estimator),
         "permutations": int(n_permutations),
-        "data": {k: _digest(v) for k, v in data.items()},
+        "data": array_digests(data),
         "fingerprint": fingerprint,
     }
     if directory is not None:  # one store per config: a changed one starts afresh
@@ -317,10 +322,6 @@ def control_layers(
         desc="controls",
     )
     return out.values, cs
-
-
-def _digest(a) -> str:
-    return hashlib.sha256(np.ascontiguousarray(np.asarray(a))).hexdigest()
 
 
 def chance_z(accuracy, n_test: int, chance: float = 0.5) -> np.ndarray:

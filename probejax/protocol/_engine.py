@@ -88,6 +88,11 @@ def describe_estimator(estimator) -> dict:
     }
 
 
+def array_digests(data: dict) -> dict[str, str]:
+    """SHA-256 (hex) of each array of ``data`` (C-order bytes), for results hashes."""
+    return {k: hashlib.sha256(np.ascontiguousarray(v)).hexdigest() for k, v in data.items()}
+
+
 def layer_axis(X_layers, L: int, fingerprint=None, layer_labels=None) -> Axis:
     """The ``layer`` shard axis, after checking every layer is finite (errors name it)."""
     for i in range(L):

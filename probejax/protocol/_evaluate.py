@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ..core._metrics import accuracy, auroc, log_loss, pairwise_cosine_summary
@@ -88,7 +87,3 @@ def fit_key(key: PRNGKeyArray) -> PRNGKeyArray:
     """The key estimators get, from a protocol key (the split and the run keys come
     from ``jax.random.split(key)``)."""
     return jax.random.fold_in(key, 1)
-
-
-def stack_splits(splits: list[Splits]) -> Splits:
-    return jax.tree.map(lambda *a: jnp.stack(a), *splits)

@@ -62,6 +62,7 @@ from ..estimators._kdirection import (
     project_out,
     readout,
 )
+from ._controls import permutation_p_value
 from ._evaluate import evaluate
 from ._splits import Splits, check_splits
 
@@ -138,7 +139,7 @@ def k_direction_core(
         return test_auroc(y_tr), null
 
     step_auroc, null = jax.lax.map(residual_test, (jnp.arange(k_max), step_keys))
-    p_values = (1.0 + jnp.sum(null >= step_auroc[:, None], axis=1)) / (n_permutations + 1.0)
+    p_values = permutation_p_value(step_auroc, null)
     return KDirectionCurve(
         acc,
         auc,

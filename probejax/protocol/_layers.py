@@ -30,7 +30,7 @@ from ..sweep._runner import ChunkDone, SweepResult
 from ._engine import check_layers, check_mask, describe_estimator, layer_inputs, sweep_layers
 from ._evaluate import evaluate, fit_key
 from ._raptor import RaptorConfig, RaptorResult, check_raptor_inputs, raptor_result
-from ._splits import PARTS, Splits, protocol_splits
+from ._splits import PARTS, Splits, protocol_splits, stack_trimmed
 
 PROBE_SWEEP_VERSION = "probe_sweep/2"
 PATH_SWEEP_VERSION = "path_sweep/1"
@@ -158,18 +158,16 @@ def probe_sweep(
     if groups is not None:
         # grouped splits are made on the host; the seed axis carries each seed's parts
         # (trimmed to common sizes) and the seed itself as its last entry
-        per_seed = [
-            protocol_splits(jax.random.key(int(s)), y_np, **fractions, groups=groups) for s in seeds
-        ]
-        sizes = [min(np.size(getattr(sp, p)) for sp in per_seed) for p in PARTS]
-        rows = [
-            np.concatenate(
-                [*(np.asarray(getattr(sp, p))[:m] for p, m in zip(PARTS, sizes, strict=True)), [s]]
-            )
-            for sp, s in zip(per_seed, seeds, strict=True)
-        ]
-        seed_axis = Axis("seed", np.stack(rows), labels=seeds.tolist())
-        cuts = np.cumsum(sizes)
+        per_seed = stack_trimmed(
+            [
+                protocol_splits(jax.random.key(int(s)), y_np, **fractions, groups=groups)
+                for s in seeds
+            ]
+        )
+        parts = [np.asarray(getattr(per_seed, p)) for p in PARTS]
+        rows = np.concatenate([*parts, seeds[:, None]], axis=1)
+        seed_axis = Axis("seed", rows, labels=seeds.tolist())
+        cuts = np.cumsum([a.shape[1] for a in parts])
 
     def fn(X, cell, data):
         if groups is None:

@@ -78,9 +78,7 @@ def resampled_splits(
     else:
         codes = as_groups(groups, len(np.asarray(y)))[pool]
         k_drop, k_val = jax.random.split(key)
-        sizes = np.bincount(codes[:, 0], minlength=codes[:, 0].max() + 1)
-        order = np.asarray(jax.random.permutation(k_drop, sizes.size))
-        kept = np.flatnonzero(~take_groups(order, sizes, int(drop * pool.size))[codes[:, 0]])
+        kept = np.flatnonzero(~take_groups(k_drop, codes[:, 0], int(drop * pool.size)))
         val, train_sub = grouped_partition(
             k_val, y_pool[kept], codes[kept], (val_fraction,), where="the stability pool"
         )
@@ -100,14 +98,21 @@ def resampled_runs(
         return jax.vmap(
             lambda k: resampled_splits(k, y, base, drop=drop, val_fraction=val_fraction)
         )(keys)
-    runs = [
-        resampled_splits(k, y, base, drop=drop, val_fraction=val_fraction, groups=groups)
-        for k in keys
-    ]
-    size = {p: min(getattr(r, p).size for r in runs) for p in PARTS}
+    return stack_trimmed(
+        [
+            resampled_splits(k, y, base, drop=drop, val_fraction=val_fraction, groups=groups)
+            for k in keys
+        ]
+    )
+
+
+def stack_trimmed(runs: list[Splits]) -> Splits:
+    """Splits stacked on a leading axis, each part first trimmed to the runs' smallest
+    (the tail of its random order dropped; grouped splits differ in size)."""
+    size = {p: min(np.size(getattr(r, p)) for r in runs) for p in PARTS}
     return jax.tree.map(
         lambda *a: jnp.stack(a),
-        *(Splits(*(getattr(r, p)[: size[p]] for p in PARTS)) for r in runs),
+        *(Splits(*(jnp.asarray(getattr(r, p))[: size[p]] for p in PARTS)) for r in runs),
     )
 
 
