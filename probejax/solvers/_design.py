@@ -9,9 +9,23 @@ With the thin eigendecomposition of the smaller Gram matrix,
 
 so that :math:`Xw = F\beta`, :math:`\lVert w\rVert = \lVert\beta\rVert` and
 :math:`F^\top F = S`. Every ridge strength then sees the same :math:`F` and :math:`S`:
-the decomposition is paid once per design, not once per grid point. Directions with
-:math:`s_j \le n\,\varepsilon\, s_{\max}` are numerically outside the row space and are
-dropped (their column of :math:`F` is zero, so they stay at :math:`\beta_j = 0`).
+the decomposition is paid once per design, not once per grid point.
+
+Which directions are kept:
+
+- :math:`n \ge d`: all of them. :math:`F = XV` is a product with the orthonormal
+  :math:`V`, so an eigenvalue's rounding error never enters the problem (only the
+  preconditioner reads :math:`s`, clipped at 0); a direction outside the row space has a
+  zero column and stays at the ridge's :math:`\beta_j = 0`.
+- :math:`n < d`: :math:`F = US^{1/2}` is built from the eigenvalues themselves, whose
+  rounding error in a floating-point Gram matrix is about
+  :math:`\sqrt{n}\,\varepsilon\,s_{\max}`; directions below that are dropped (their
+  column of :math:`F` is zero).
+
+Dropping more is not harmless: on real layers, whose spectra span five or more decades
+after standardisation, a cut at :math:`n\varepsilon s_{\max}` in float32 removed a third
+of the directions and moved the validation accuracy at small ridges by up to 14 of 240
+examples, and with it the selected ridge.
 """
 
 from __future__ import annotations
@@ -55,12 +69,10 @@ def reduce_design(X: Float[Array, "n d"], gram: Float[Array, "n n"] | None = Non
     eps = jnp.finfo(X.dtype).eps
     if n < d:
         s, U = eigh(X @ X.T if gram is None else gram)
-        keep = s > s[-1] * n * eps
+        keep = s > s[-1] * jnp.sqrt(n) * eps
         root = jnp.sqrt(jnp.where(keep, s, 1.0))
         F = U * jnp.where(keep, root, 0.0)
         A = U * jnp.where(keep, 1.0 / root, 0.0)
         return ReducedDesign(F, jnp.where(keep, s, 0.0), X, A, True)
     s, V = eigh(X.T @ X)
-    keep = s > s[-1] * n * eps
-    V = V * keep
-    return ReducedDesign(X @ V, jnp.where(keep, s, 0.0), None, V, False)
+    return ReducedDesign(X @ V, jnp.maximum(s, 0.0), None, V, False)
