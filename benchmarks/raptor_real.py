@@ -3,7 +3,7 @@ layer of cached SmolLM2 activations, the same splits, in the same run.
 
 Command:  python benchmarks/raptor_real.py                      (both datasets, every layer)
           python benchmarks/raptor_real.py --datasets cities --layers 0,15,29   (quick)
-Expected runtime: about 15 minutes on 2 CPU cores once the activations are cached
+Expected runtime: about 35 minutes on 2 CPU cores once the activations are cached
 (almost all of it the scikit-learn loop; the first run extracts the activations, about
 4 minutes, into ~/.cache/probejax).
 

@@ -279,8 +279,8 @@ def load_model(
       hub cache).
     - `dtype`: ``"float32"``, ``"bfloat16"`` or ``"float16"``.
     - `device`: a torch device, e.g. ``"cpu"``, ``"cuda"``, ``"cuda:1"``.
-    - `threads`: torch intra-op threads; None sets 1 on machines with at most 2 CPUs
-      (where more threads only contend) and leaves torch's choice otherwise.
+    - `threads`: torch intra-op threads; None keeps torch's choice, one per core
+      (extraction of 192 tweets on 2 cores: 9.2 s with two threads, 16.7 s with one).
 
     **Returns:** a :class:`LoadedModel`.
 
@@ -291,10 +291,7 @@ def load_model(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch_dtype, dtype_name = _torch_dtype(dtype)
-    if threads is None:
-        if (os.cpu_count() or 1) <= 2:
-            torch.set_num_threads(1)
-    else:
+    if threads is not None:
         torch.set_num_threads(int(threads))
 
     kwargs: dict = {"dtype": torch_dtype}
