@@ -9,8 +9,9 @@ Outputs:   results/llm/results.json, results/llm/<dataset>_probes.npz, figures
            results/llm_quick/).
 
 Expected result (measured 2026-11-26, 12.3 minutes on 2 CPU cores with the activation
-cache filled; 2026-11-21 under heavy load: 41 minutes): RAPTOR best
-layer 16 on cities, test accuracy 0.913 (AUROC 0.969; >= 0.88 at every layer from 10),
+cache filled; 2026-11-21 under heavy load: 41 minutes; the RAPTOR numbers re-measured
+with `probejax llm sweep` after the solver fix of 2026-11-26): RAPTOR best
+layer 12 on cities, test accuracy 0.923 (AUROC 0.968; >= 0.87 at every layer from 10),
 and layer 29 on sentiment, 0.853 (AUROC 0.909); stability 0.77-0.86 (cities) and
 0.74-0.88 (sentiment) at layers 9-29. The steering demo's re-encoded probabilities are
 in the results file; `probejax reproduce steer` measures steering layer by layer.
