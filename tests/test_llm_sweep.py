@@ -116,6 +116,7 @@ def test_sweep_bad_input_is_named(tiny, case, match):
     assert not (tiny / f"bad-{case}" / "results.json").exists()
 
 
+@pytest.mark.slow  # executes the notebook in a kernel (25 s); its API is tested above
 def test_probe_then_steer_notebook_executes(tiny, tmp_path, monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")

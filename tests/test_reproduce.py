@@ -84,6 +84,7 @@ def test_unknown_target_and_missing_experiments(tmp_path, monkeypatch):
         rp.load_config("theory")
 
 
+@pytest.mark.slow  # executes the notebook in a kernel (12 s); the theory it runs is tested elsewhere
 def test_notebook_executes(tmp_path):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
