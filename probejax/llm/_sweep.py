@@ -223,6 +223,14 @@ def llm_sweep(
         if missing:
             raise ValueError(f"stability_layers {missing} are not among the swept {layers}.")
         stab_rows = [layers.index(i) for i in stability_layers]
+    # where the layer engine keeps its resumable results: one root for the comparison
+    # and the controls (which write their own subfolder of it)
+    store = dict(
+        layer_ids=layers,
+        fingerprint=f"{cache}:{dataset.hash}",
+        directory=None if out is None else Path(out) / "store",
+        progress=progress,
+    )
     comp = compare_estimators(
         estimators,
         X,
@@ -232,10 +240,7 @@ def llm_sweep(
         drop=drop,
         stability_of=stability_of,
         stability_rows=stab_rows,
-        layer_ids=layers,
-        fingerprint=f"{cache}:{dataset.hash}",
-        directory=None if out is None else Path(out) / "store",
-        progress=progress,
+        **store,
         log=lambda s: log("  " + s),
         groups=group_array if split == "grouped" else None,
     )
@@ -338,10 +343,7 @@ def llm_sweep(
                 jax.random.key(seed),
                 groups=group_array,
                 n_permutations=permutations,
-                layer_ids=layers,
-                fingerprint=f"{cache}:{dataset.hash}",
-                directory=None if out is None else Path(out) / "store",
-                progress=progress,
+                **store,
             ),
             name,
             layers,
