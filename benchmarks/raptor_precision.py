@@ -73,7 +73,10 @@ def main() -> None:
     f32, f64 = run("32", args.layers), run("64", args.layers)
     for spec in args.layers.split(","):
         a, b = f32[spec], f64[spec]
-        diff = [abs(u - v) * a["n_val"] for u, v in zip(a["val_accuracy"], b["val_accuracy"])]
+        diff = [
+            abs(u - v) * a["n_val"]
+            for u, v in zip(a["val_accuracy"], b["val_accuracy"], strict=True)
+        ]
         differ = sum(d > 0.5 for d in diff)
         same = abs(a["C"] - b["C"]) <= 1e-5 * b["C"]
         print(
