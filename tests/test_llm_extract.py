@@ -18,6 +18,7 @@ from probejax.llm import (  # noqa: E402
     cached_activations,
     extract,
     hooked,
+    length_order,
     load_model,
 )
 
@@ -164,6 +165,7 @@ class _Calls:
 
     def __init__(self, model, fail_at=None):
         self.calls, self.texts, self.fail_at = 0, 0, fail_at
+        self.widths = []
         self.handle = model.register_forward_pre_hook(self, with_kwargs=True)
 
     def __call__(self, module, args, kwargs):
@@ -171,6 +173,7 @@ class _Calls:
         if self.calls == self.fail_at:
             raise KeyboardInterrupt("simulated interruption")
         self.texts += kwargs["input_ids"].shape[0]
+        self.widths.append(kwargs["input_ids"].shape[1])
 
 
 def _manifest(folder):
@@ -211,6 +214,46 @@ def test_cache_resumes_after_interruption(lm, tmp_path):
     assert (calls.calls, calls.texts) == (2, len(TEXTS) - 4)
     assert _manifest(folder)["complete"] is True
     np.testing.assert_allclose(got, extract(lm, TEXTS, batch_size=2), atol=1e-6)
+
+
+def test_batches_are_formed_by_token_count(lm):
+    lengths = [len(r) for r in lm.tokenizer(TEXTS)["input_ids"]]
+    order = length_order(lm.tokenizer(TEXTS)["input_ids"])
+    assert [lengths[i] for i in order] == sorted(lengths)
+    calls = _Calls(lm.model)
+    try:
+        got = extract(lm, TEXTS, batch_size=2)
+    finally:
+        calls.handle.remove()
+    s = sorted(lengths)
+    assert calls.widths == [max(s[i : i + 2]) for i in range(0, len(s), 2)]
+    for i, text in enumerate(TEXTS):
+        np.testing.assert_allclose(got[:, i], extract(lm, [text])[:, 0], atol=1e-5)
+
+
+def test_cache_begun_in_input_order_resumes_in_input_order(lm, tmp_path):
+    """A partial cache whose manifest predates length order (no "order" field) holds a
+    prefix of the texts in input order; it is finished in that order."""
+    folder = tmp_path / "c"
+    want = extract(lm, TEXTS, batch_size=2)
+    cached_activations(lm, TEXTS, "h1", folder, batch_size=2, progress=False)
+    m = _manifest(folder)
+    assert m["order"] == "length"
+    data = np.load(folder / "activations.npy", mmap_mode="r+")
+    data[:, 4:] = 0.0
+    data.flush()
+    del data
+    m.pop("order")
+    m.update(n_done=4, complete=False)
+    (folder / "manifest.json").write_text(json.dumps(m))
+    calls = _Calls(lm.model)
+    try:
+        got = cached_activations(lm, TEXTS, "h1", folder, batch_size=2, progress=False)
+    finally:
+        calls.handle.remove()
+    assert (calls.calls, calls.texts) == (2, len(TEXTS) - 4)
+    assert _manifest(folder)["order"] == "input" and _manifest(folder)["complete"]
+    np.testing.assert_allclose(got, want, atol=1e-5)
 
 
 def test_cache_mismatch(lm, tmp_path):

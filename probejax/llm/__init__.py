@@ -13,7 +13,7 @@ from ._datasets import (
     load_dataset as load_dataset,
     read_text_dataset as read_text_dataset,
 )
-from ._extract import extract as extract
+from ._extract import extract as extract, length_order as length_order
 from ._generate import (
     Generations as Generations,
     ab_probabilities as ab_probabilities,

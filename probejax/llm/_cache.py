@@ -5,12 +5,16 @@ Layout of a cache folder::
     cache_dir/manifest.json     what the array holds and how much of it is done
     cache_dir/activations.npy   float32 (L, n, d), a .npy file read back as a memmap
 
-Each batch's rows are written straight into the ``.npy`` file (plain positioned writes,
-so memory stays at one batch whatever ``n``), synced to disk, and only then is the
-manifest's ``n_done`` advanced by an atomic rewrite (temporary file, then
-``os.replace``). An interrupted run therefore leaves a manifest that under-counts at
+Texts are extracted in the order the manifest's ``order`` names: ``"length"``, by token
+count (:func:`probejax.llm.length_order`, so batches carry few pads), or ``"input"``, as
+given (caches begun before length order existed). Each batch's rows are written
+straight to their places in the ``.npy`` file (plain positioned writes, so memory stays
+at one batch whatever ``n``), synced to disk, and only then is the manifest's ``n_done``
+(texts done, counted along that order) advanced by an atomic rewrite (temporary file,
+then ``os.replace``). An interrupted run therefore leaves a manifest that under-counts at
 worst, and the next call resumes at ``n_done``; ``complete`` is set only once every text
-is in. A complete cache loads without touching the model.
+is in. A complete cache loads without touching the model, and the rows are always in
+the order of the texts.
 
 The manifest records the model (id, revision, dtype), the extraction settings
 (pooling, hook point, layers, token limit, truncation), the caller's ``dataset_hash``,
@@ -29,10 +33,18 @@ from pathlib import Path
 import numpy as np
 
 from ..io._atomic import atomic_write
-from ._extract import check_options, context_limit, pooled_batches, resolve_layers, tokenize
+from ._extract import (
+    check_options,
+    context_limit,
+    length_order,
+    pooled_batches,
+    resolve_layers,
+    tokenize,
+)
 from ._model import LoadedModel
 
 FORMAT = 1
+ORDERS = ("length", "input")
 MANIFEST = "manifest.json"
 DATA = "activations.npy"
 _IDENTITY = (
@@ -93,6 +105,10 @@ def _read_manifest(path: Path) -> dict:
     n, n_done = manifest["n"], manifest["n_done"]
     if not (isinstance(n_done, int) and 0 <= n_done <= n):
         raise CacheCorruptError(f"cache manifest {path}: n_done={n_done!r} is not in 0..{n}.")
+    if manifest.setdefault("order", "input") not in ORDERS:
+        raise CacheCorruptError(
+            f"cache manifest {path}: order={manifest['order']!r} is not one of {ORDERS}."
+        )
     if manifest["complete"] is not (n_done == n):
         raise CacheCorruptError(
             f"cache manifest {path}: complete={manifest['complete']!r} with n_done={n_done} of {n}."
@@ -194,10 +210,11 @@ def cached_activations(
     else:
         folder.mkdir(parents=True, exist_ok=True)
         np.lib.format.open_memmap(dpath, mode="w+", dtype=np.float32, shape=shape).flush()
-        manifest = {**want, "n_done": 0, "complete": False}
+        manifest = {**want, "order": "length", "n_done": 0, "complete": False}
         _write_manifest(mpath, manifest)
 
     n_done = manifest["n_done"]
+    order = length_order(ids) if manifest["order"] == "length" else np.arange(n)
     offset = _open_data(dpath, shape, "r").offset
     from tqdm import tqdm
 
@@ -210,24 +227,25 @@ def cached_activations(
     )
     try:
         with open(dpath, "r+b") as f:
-            for start, stop, acts in pooled_batches(
+            for rows, acts in pooled_batches(
                 loaded,
-                ids[n_done:],
+                ids,
                 layer_list,
                 pooling=pooling,
                 point=point,
                 batch_size=batch_size,
+                order=order[n_done:],
             ):
-                lo = n_done + start
                 for k in range(L):
-                    f.seek(offset + 4 * d * (k * n + lo))
-                    f.write(np.ascontiguousarray(acts[k], np.float32).tobytes())
+                    for j, i in enumerate(rows):
+                        f.seek(offset + 4 * d * (k * n + int(i)))
+                        f.write(np.ascontiguousarray(acts[k, j], np.float32).tobytes())
                 f.flush()
                 os.fsync(f.fileno())
-                manifest["n_done"] = n_done + stop
+                manifest["n_done"] += len(rows)
                 manifest["complete"] = manifest["n_done"] == n
                 _write_manifest(mpath, manifest)
-                bar.update(stop - start)
+                bar.update(len(rows))
     finally:
         bar.close()
     return _open_data(dpath, shape, "r")

@@ -7,7 +7,10 @@ the unembedding never run).
 
 Texts are padded on the right: the causal mask then keeps every real token from seeing
 a pad and position ids stay ``0..len-1``, so a text's activations do not depend on what
-else is in its batch (up to float rounding of differently shaped matmuls). Pooling over
+else is in its batch (up to float rounding of differently shaped matmuls). That is what
+lets batches be formed in order of token count (:func:`length_order`): texts of similar
+length share a batch, so little compute goes to pads (on 1786 tweets, batches of 16 in
+input order hold 1.9x the real tokens; sorted, 1.04x). Pooling over
 the real tokens ``t = 0..len-1`` of a text, ``h_t`` the hidden state at one block:
 
 - ``"last"``: ``h_{len-1}``, the last real token.
@@ -169,6 +172,12 @@ def _run(loaded: LoadedModel, rows, layers: list[int], point: str, reduce) -> di
     return got
 
 
+def length_order(ids: Sequence[Sequence[int]]) -> np.ndarray:
+    """The rows of ``ids`` by token count, shortest first (a stable sort: ties keep
+    their input order), as int64 indices."""
+    return np.argsort(np.array([len(r) for r in ids], np.int64), kind="stable")
+
+
 def pooled_batches(
     loaded: LoadedModel,
     ids: Sequence[Sequence[int]],
@@ -177,14 +186,18 @@ def pooled_batches(
     pooling: str,
     point: str,
     batch_size: int,
-) -> Iterator[tuple[int, int, np.ndarray]]:
-    """Yield ``(start, stop, acts)`` with float32 ``acts`` of shape ``(L, stop-start, d)``
-    for consecutive batches of the token rows ``ids``."""
+    order: Sequence[int] | None = None,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield ``(rows, acts)`` for consecutive batches of ``order`` (default: length
+    order of ``ids``): ``rows`` the int64 indices into ``ids`` of one batch, ``acts``
+    float32 ``(L, len(rows), d)``, their pooled activations."""
     check_options(pooling, point, batch_size)
-    for start in range(0, len(ids), batch_size):
-        rows = ids[start : start + batch_size]
-        got = _run(loaded, rows, layers, point, lambda h, n: _pool(h, n, pooling).cpu())
-        yield start, start + len(rows), np.stack([got[i].numpy() for i in layers])
+    order = length_order(ids) if order is None else np.asarray(order, np.int64)
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        batch = [ids[i] for i in rows]
+        got = _run(loaded, batch, layers, point, lambda h, n: _pool(h, n, pooling).cpu())
+        yield rows, np.stack([got[i].numpy() for i in layers])
 
 
 def check_options(pooling: str, point: str, batch_size: int) -> None:
@@ -219,7 +232,8 @@ def extract(
     - `pooling`: ``"last"``, ``"mean"`` or ``"max"`` (see the module docstring).
     - `point`: ``"block_output"`` (``hidden_states[i + 1]``) or ``"block_input"``
       (``hidden_states[i]``).
-    - `batch_size`: texts per forward pass.
+    - `batch_size`: texts per forward pass; pooled batches are formed in order of token
+      count, so similar lengths share a batch (the result is in the order of ``texts``).
     - `max_length`: tokens allowed per text (None: the model's context).
     - `truncate`: keep the first ``max_length`` tokens of longer texts instead of raising.
     - `per_token`: return every token's hidden state instead of a pooled one.
@@ -246,8 +260,8 @@ def extract(
                     acts[k, start + b, : len(r)] = got[i][b, : len(r)].numpy()
         return acts, mask
     out = np.empty((len(layer_list), n, d), np.float32)
-    for start, stop, acts in pooled_batches(
+    for rows, acts in pooled_batches(
         loaded, ids, layer_list, pooling=pooling, point=point, batch_size=batch_size
     ):
-        out[:, start:stop] = acts
+        out[:, rows] = acts
     return out
