@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from ..core._probe import Diagnosed, diagnostics
-from ..core._splits import traced_stratified_split
+from ..core._splits import traced_stratified_sample
 from ._base import Estimator
 from ._gcs import GCSProbe
 from ._logistic_ridge import LogisticRidge
@@ -41,7 +41,7 @@ class Bagged(Estimator):
         m = max(2, math.ceil(self.fraction * n))
 
         def one(k):
-            _, rows = traced_stratified_split(k, y, m)
+            rows = traced_stratified_sample(k, y, m)
             fitted = self.inner.fit(X[rows], y[rows], k)
             probe = fitted.linear()
             if probe is None:
