@@ -222,3 +222,28 @@ def test_float32_path_keeps_small_directions(shape):
         ref_margins = X @ w_ref + ref.intercept_[0]
         err = np.linalg.norm(margins - ref_margins) / np.linalg.norm(ref_margins)
         assert err < 5e-3, (shape, lam, err)
+
+
+def test_warm_start_reaches_the_cold_solution():
+    """Newton in the primal form started from a nearby solution (the train part's, as
+    RAPTOR's refit does) converges to the pool's solution in fewer steps; a start that
+    is not finite is dropped; the representer form ignores the start."""
+    from probejax.solvers._ridge_logistic import solve_ridge_logistic
+
+    solve = jax.jit(lambda X, y, init: solve_ridge_logistic(X, y, 0.5, solver="newton", init=init))
+    for n, d, warm_fewer in ((300, 40, True), (40, 80, False)):
+        X, y = planted_problem(7, n, d)
+        X, y = jnp.asarray(X, jnp.float32), jnp.asarray(np.where(y > 0, 1.0, -1.0), jnp.float32)
+        zero = (jnp.zeros(d), jnp.zeros(()))
+        cold = solve(X, y, zero)
+        near = solve(X[: int(0.8 * n)], y[: int(0.8 * n)], zero)
+        warm = solve(X, y, (near.w, near.b))
+        bad = solve(X, y, (jnp.full(d, jnp.nan), jnp.zeros(())))
+        for sol in (warm, bad):
+            assert bool(sol.converged)
+            np.testing.assert_allclose(sol.w, cold.w, rtol=2e-4, atol=2e-5)
+        assert int(bad.n_iter) == int(cold.n_iter)
+        if warm_fewer:
+            assert int(warm.n_iter) < int(cold.n_iter)
+        else:
+            assert int(warm.n_iter) == int(cold.n_iter)

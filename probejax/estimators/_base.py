@@ -15,7 +15,8 @@ are static fields) with
   on ``train`` and ``val`` together (the default).
 
 A :class:`PathEstimator` has one regularisation strength ``lam``; its ``path`` fits a
-whole grid at once (sharing factorisations where it can), which is what tuning uses.
+whole grid at once (sharing factorisations where it can), which is what tuning uses;
+its ``warm_refit`` may start the final refit from the selected path probe.
 
 Everything else in the library (comparison, stability, layer sweeps, the command line,
 figures) takes any estimator; a new one needs nothing but this file's protocol.
@@ -88,6 +89,13 @@ class PathEstimator(Estimator):
     def refit(self, X: Float[Array, "n d"], y: Float[Array, " n"], key, shared=None) -> Probe:
         """``fit`` on the pool ``X`` that ``shared`` was computed on (default: ``fit``)."""
         return self.fit(X, y, key)
+
+    def warm_refit(self, X, y, key, start: Probe, shared=None) -> Probe:
+        """:meth:`refit`, which may start from ``start``: this estimator's probe from the
+        path at the same ``lam`` on a subset of ``X`` (the tuning's train part), in the
+        same coordinates. The result must not depend on the start beyond the solver's
+        tolerance. Default: ignore ``start``."""
+        return self.refit(X, y, key, *(() if shared is None else (shared,)))
 
 
 class ValidatedEstimator(Estimator):

@@ -8,7 +8,9 @@ statistics of the data it is given and maps the probe back to raw coordinates.
 (optionally) standardise with the train statistics, fit the whole ``lams`` path, score
 every probe on the validation part with ``criterion`` (larger is better), take the best
 with exact ties going to the largest ``lam`` (the strongest regularisation), refit at
-that ``lam`` on train + validation with the same standardisation, and map back to raw
+that ``lam`` on train + validation with the same standardisation (started from the
+selected path probe where the estimator can use it:
+:meth:`~probejax.estimators.PathEstimator.warm_refit`), and map back to raw
 coordinates. The probe carries ``lam``, ``C = 1/lam``, ``index``, ``val_criterion``
 and ``val_accuracy`` (per grid point), ``path_converged`` and ``refit_converged``.
 """
@@ -99,10 +101,11 @@ class Tuned(ValidatedEstimator):
         index = select_index(crit, lams)
         lam = lams[index]
         path_info = diagnostics(path)
+        selected = jax.tree.map(lambda a: a[index], path)
         if self.refit:
-            chosen = self.inner.with_lam(lam).refit(Xs, y_pool, key, *extra)
+            chosen = self.inner.with_lam(lam).warm_refit(Xs, y_pool, key, selected, shared)
         else:
-            chosen = jax.tree.map(lambda a: a[index], path)
+            chosen = selected
         refit_ok = diagnostics(chosen).get("converged", jnp.asarray(True))
         info = {
             "lam": lam,

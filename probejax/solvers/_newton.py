@@ -91,6 +91,10 @@ class _PrimalForm(eqx.Module):
     def weights(self, theta):
         return theta
 
+    def coordinates(self, w):
+        """The form's coordinates of the weights ``w`` (here ``w`` itself)."""
+        return w
+
 
 class _RepresenterForm(eqx.Module):
     X: Float[Array, "n d"]
@@ -126,6 +130,11 @@ class _RepresenterForm(eqx.Module):
         # 800 x 4096, against well under one for this product)
         return theta @ self.X
 
+    def coordinates(self, w):
+        """None: weights have no cheap exact representer coordinates (a warm start is
+        dropped)."""
+        return None
+
 
 def newton_form(X: Float[Array, "n d"], gram: Float[Array, "n n"] | None = None):
     """The cheaper Newton form for this shape: representer when ``n < d`` (using
@@ -160,12 +169,23 @@ def _evaluate(form, y, lam, theta, b, z, decrement, k, failed, fit_intercept):
 
 
 def newton_solve(
-    form, y: Float[Array, " n"], lam, *, fit_intercept: bool, tol, max_iter: int
+    form,
+    y: Float[Array, " n"],
+    lam,
+    *,
+    fit_intercept: bool,
+    tol,
+    max_iter: int,
+    init: tuple[Array, Array] | None = None,
 ) -> RidgeLogisticSolution:
-    """Run damped Newton from zero until :func:`tolerance_met` or ``max_iter`` steps."""
+    """Run damped Newton until :func:`tolerance_met` or ``max_iter`` steps, from zero or
+    from ``init = (theta, b)`` in the form's coordinates (a warm start; ignored where
+    not finite). The stopping rule is the same either way: the gradient tolerance is
+    relative to the gradient at zero."""
     dt = y.dtype
     n, p = y.shape[0], form.size()
     zero = jnp.zeros((), dt)
+    inf = jnp.full((), jnp.inf, dt)
     s0 = _evaluate(
         form,
         y,
@@ -173,12 +193,29 @@ def newton_solve(
         jnp.zeros(p, dt),
         zero,
         jnp.zeros(n, dt),
-        jnp.full((), jnp.inf, dt),
+        inf,
         jnp.array(0),
         jnp.array(False),
         fit_intercept,
     )
     g0 = s0.grad_norm
+    if init is not None:
+        theta, b = (jnp.asarray(v, dt) for v in init)
+        b = b if fit_intercept else zero
+        usable = jnp.all(jnp.isfinite(theta)) & jnp.isfinite(b)
+        theta, b = jnp.where(usable, theta, 0.0), jnp.where(usable, b, 0.0)
+        s0 = _evaluate(
+            form,
+            y,
+            lam,
+            theta,
+            b,
+            form.phi(theta) + b,
+            inf,
+            jnp.array(0),
+            jnp.array(False),
+            fit_intercept,
+        )
     s0 = eqx.tree_at(lambda s: s.decrement, s0, jnp.where(g0 > 0, jnp.inf, 0.0).astype(dt))
     tiny = jnp.finfo(dt).tiny
 

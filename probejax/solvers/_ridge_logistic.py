@@ -57,6 +57,7 @@ def solve_ridge_logistic(
     tol: float | None = None,
     max_iter: int | None = None,
     gram: Float[Array, "n n"] | None = None,
+    init: tuple[Float[Array, " d"], Float[Array, ""]] | None = None,
 ) -> RidgeLogisticSolution:
     """The traceable core: one fit, no input checks. ``y`` must be +-1 floats.
 
@@ -64,6 +65,9 @@ def solve_ridge_logistic(
     Gram matrix or eigendecomposition of ``X`` is computed once. ``solver`` is
     ``"newton"`` or ``"lbfgs"`` (``"auto"`` is resolved by the callers that know the
     grid size). ``gram``: optionally :math:`XX^\top`, precomputed (used when ``n < d``).
+    ``init``: a warm start ``(w, b)``, e.g. the solution of a nearby problem; Newton in
+    the primal form (``n >= d``) starts there, the other forms start from zero. The
+    stopping rule does not depend on the start.
     """
     if solver not in ("newton", "lbfgs"):
         raise ValueError(f"solver must be 'newton' or 'lbfgs' here, got {solver!r}.")
@@ -71,7 +75,12 @@ def solve_ridge_logistic(
     max_iter = default_max_iter(solver) if max_iter is None else max_iter
     if solver == "newton":
         form = newton_form(X, gram)
-        return newton_solve(form, y, lam, fit_intercept=fit_intercept, tol=tol, max_iter=max_iter)
+        start = None
+        if init is not None and form.coordinates(init[0]) is not None:
+            start = (form.coordinates(init[0]), init[1])
+        return newton_solve(
+            form, y, lam, fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, init=start
+        )
     return lbfgs_solve(
         reduce_design(X, gram), y, lam, fit_intercept=fit_intercept, tol=tol, max_iter=max_iter
     )
