@@ -86,9 +86,7 @@ def run_dataset(name: str, layers_spec: str, tight_spec: str, repeats: int) -> d
             "path_converged": float(np.mean(np.asarray(res.path_converged))),
         }
         if layer in tight:
-            ref = sklearn_raptor(
-                Xl.astype(np.float64), y, tr, va, te, tol=1e-10, max_iter=100_000
-            )
+            ref = sklearn_raptor(Xl.astype(np.float64), y, tr, va, te, tol=1e-10, max_iter=100_000)
             row.update(
                 tight_C=ref["C"],
                 tight_converged=ref["converged"],
@@ -129,7 +127,9 @@ def main() -> None:
     ap.add_argument("--datasets", nargs="+", default=["cities", "sentiment"])
     ap.add_argument("--layers", default="all", help="'all' or e.g. '0,15,29'")
     ap.add_argument(
-        "--tight-layers", default="5,15,25", help="layers with the tol-1e-10 reference ('all', 'none')"
+        "--tight-layers",
+        default="5,15,25",
+        help="layers with the tol-1e-10 reference ('all', 'none')",
     )
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", default="results/benchmarks/raptor_real.json")

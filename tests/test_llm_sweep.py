@@ -62,6 +62,21 @@ def test_sweep_command_writes_results_table_and_figures(tiny):
     assert again.exit_code == 0, again.output
     res2 = json.loads((tiny / "out2" / "results.json").read_text())
     assert res2["methods"]["raptor"]["test_accuracy"] == res["methods"]["raptor"]["test_accuracy"]
+    assert res["model"]["dtype"] == "float32"
+
+
+def test_sweep_dtype_has_its_own_cache(tiny):
+    data = _write_csv(tiny / "days_bf16.csv", n=40)
+    args = _sweep_args(tiny, data, tiny / "out_bf16")
+    args[args.index("--methods") + 1] = "mass_mean"
+    result = CliRunner().invoke(app, [*args, "--dtype", "bfloat16"])
+    assert result.exit_code == 0, result.output
+    res = json.loads((tiny / "out_bf16" / "results.json").read_text())
+    assert res["model"]["dtype"] == "bfloat16"
+    folders = [p.name for p in (tiny / "cache" / "activations").glob("*/days_bf16-*")]
+    assert len(folders) == 1 and folders[0].endswith("-bfloat16")
+    bad = CliRunner().invoke(app, [*args, "--dtype", "float8"])
+    assert bad.exit_code == 1 and "dtype 'float8' is not one of" in bad.output
 
 
 def test_sweep_grouped_split_and_controls(tiny):
