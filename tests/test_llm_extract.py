@@ -176,6 +176,15 @@ class _Calls:
         self.widths.append(kwargs["input_ids"].shape[1])
 
 
+def _counted(lm, run):
+    """``run()`` and the forward calls it made (a :class:`_Calls`)."""
+    calls = _Calls(lm.model)
+    try:
+        return run(), calls
+    finally:
+        calls.handle.remove()
+
+
 def _manifest(folder):
     return json.loads((folder / "manifest.json").read_text())
 
@@ -206,11 +215,9 @@ def test_cache_resumes_after_interruption(lm, tmp_path):
         calls.handle.remove()
     m = _manifest(folder)
     assert m["n_done"] == 4 and m["complete"] is False
-    calls = _Calls(lm.model)
-    try:
-        got = cached_activations(lm, TEXTS, "h1", folder, batch_size=2, progress=False)
-    finally:
-        calls.handle.remove()
+    got, calls = _counted(
+        lm, lambda: cached_activations(lm, TEXTS, "h1", folder, batch_size=2, progress=False)
+    )
     assert (calls.calls, calls.texts) == (2, len(TEXTS) - 4)
     assert _manifest(folder)["complete"] is True
     np.testing.assert_allclose(got, extract(lm, TEXTS, batch_size=2), atol=1e-6)
@@ -220,11 +227,7 @@ def test_batches_are_formed_by_token_count(lm):
     lengths = [len(r) for r in lm.tokenizer(TEXTS)["input_ids"]]
     order = length_order(lm.tokenizer(TEXTS)["input_ids"])
     assert [lengths[i] for i in order] == sorted(lengths)
-    calls = _Calls(lm.model)
-    try:
-        got = extract(lm, TEXTS, batch_size=2)
-    finally:
-        calls.handle.remove()
+    got, calls = _counted(lm, lambda: extract(lm, TEXTS, batch_size=2))
     s = sorted(lengths)
     assert calls.widths == [max(s[i : i + 2]) for i in range(0, len(s), 2)]
     for i, text in enumerate(TEXTS):
@@ -246,11 +249,9 @@ def test_cache_begun_in_input_order_resumes_in_input_order(lm, tmp_path):
     m.pop("order")
     m.update(n_done=4, complete=False)
     (folder / "manifest.json").write_text(json.dumps(m))
-    calls = _Calls(lm.model)
-    try:
-        got = cached_activations(lm, TEXTS, "h1", folder, batch_size=2, progress=False)
-    finally:
-        calls.handle.remove()
+    got, calls = _counted(
+        lm, lambda: cached_activations(lm, TEXTS, "h1", folder, batch_size=2, progress=False)
+    )
     assert (calls.calls, calls.texts) == (2, len(TEXTS) - 4)
     assert _manifest(folder)["order"] == "input" and _manifest(folder)["complete"]
     np.testing.assert_allclose(got, want, atol=1e-5)
