@@ -84,7 +84,8 @@ class LogisticRidge(PathEstimator):
 
     def warm_refit(self, X, y, key, start, shared=None):
         """:meth:`refit` started from ``start``'s ``(w, b)`` (used by Newton in the
-        primal form, ``n >= d``: on SmolLM2 layers 2-3 steps instead of 4-6)."""
+        primal form, ``n >= d``; on a SmolLM2 layer of 1428 tweets, 4 Newton steps
+        instead of 5)."""
         options = self._options(X, 1, shared)
         lin = start.linear()
         lam = jnp.asarray(self.lam, X.dtype)
