@@ -92,7 +92,7 @@ def compare(
     fingerprint: str | None = None,
     directory=None,
     chunk_size: int = 4,
-    run_chunk: int = 2,
+    run_chunk: int = 4,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
     groups=None,
@@ -120,8 +120,7 @@ def compare(
     - ``layer_ids``: names of the layers (default ``0..L-1``); ``directory``: a folder
       for the resumable stores (one per estimator, measure and settings, so a rerun
       with the same ones resumes and changed ones get their own; ``None``: temporary);
-      ``chunk_size`` layers per compiled chunk; ``run_chunk`` stability runs at once
-      (2 ran faster than 4 for RAPTOR on SmolLM2 layers on a 2-core CPU);
+      ``chunk_size`` layers per compiled chunk; ``run_chunk`` stability runs at once;
       ``progress``: a line per chunk; ``log(str)``: a summary line per estimator.
     - ``groups``: ``(n,)`` or ``(n, m)`` group labels: grouped base split and
       stability resampling (no group shared across parts; :mod:`probejax.protocol`).

@@ -69,7 +69,7 @@ def stability_runs(
     y: Float[Array, " n"],
     run_splits: Splits,
     run_keys: PRNGKeyArray,
-    chunk_size: int | None = 2,
+    chunk_size: int | None = 4,
 ) -> Stability:
     """The estimator evaluated on each run's splits (leading axis K), ``chunk_size``
     runs at once, and the pairwise cosines of the runs' concept vectors."""

@@ -62,7 +62,7 @@ def stability(
     splits: Splits | None = None,
     test_fraction: float = 0.2,
     val_fraction: float = 0.2,
-    chunk_size: int | None = 2,
+    chunk_size: int | None = 4,
     groups=None,
 ) -> Stability:
     """Directional stability of ``estimator`` (module docstring).
@@ -114,7 +114,7 @@ def raptor_stability(
     Cs=RAPTOR_C_GRID,
     config: RaptorConfig = RaptorConfig(),
     splits: Splits | None = None,
-    chunk_size: int | None = 2,
+    chunk_size: int | None = 4,
     groups=None,
 ) -> StabilityResult:
     """:func:`stability` of RAPTOR (``config.estimator(Cs)``), reporting each run as a
