@@ -155,6 +155,7 @@ def test_probe_then_steer_notebook_executes(tiny, tmp_path, monkeypatch):
     assert "steered:" in text and "best layer" in text
 
 
+@pytest.mark.slow  # 41 s; the controls' pieces and the CLI's --controls are tested elsewhere
 def test_controls_target_on_a_tiny_model(tiny, tmp_path, monkeypatch):
     """The `controls` reproduction target end to end on a tiny random Llama: per-layer
     controls, k-direction curve, random directions, transfer matrix, figures, headline."""
