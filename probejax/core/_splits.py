@@ -98,7 +98,7 @@ def traced_stratified_sample(key: PRNGKeyArray, y: Float[Array, " n"], m: int) -
     :math:`u_i` from ``key``; the sample is the :math:`k_-` negatives and the :math:`k_+`
     positives of smallest priority (ties: lower index), negatives first, each class in
     order of priority. Two partial selections (``lax.top_k`` of ``m`` per class) find
-    them: on the CPU about 8x faster than sorting all ``n`` priorities. A class smaller
+    them, much cheaper on the CPU than sorting all ``n`` priorities. A class smaller
     than its share is a caller's error (choose ``m`` so that it is not).
     """
     n = y.shape[0]
