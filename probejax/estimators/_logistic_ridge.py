@@ -79,14 +79,16 @@ class LogisticRidge(PathEstimator):
         return self._wrap(solve_ridge_logistic_path(X, y, jnp.asarray(lams, X.dtype), **options))
 
     def refit(self, X, y, key=None, shared=None):
-        options = self._options(X, 1, shared)
-        return self._wrap(solve_ridge_logistic(X, y, jnp.asarray(self.lam, X.dtype), **options))
+        return self._solve_one(X, y, shared, None)
 
     def warm_refit(self, X, y, key, start, shared=None):
         """:meth:`refit` started from ``start``'s ``(w, b)`` (used by Newton in the
         primal form, ``n >= d``; on a SmolLM2 layer of 1428 tweets, 4 Newton steps
         instead of 5)."""
-        options = self._options(X, 1, shared)
         lin = start.linear()
+        return self._solve_one(X, y, shared, (lin.w, lin.b))
+
+    def _solve_one(self, X, y, shared, init):
+        options = self._options(X, 1, shared)
         lam = jnp.asarray(self.lam, X.dtype)
-        return self._wrap(solve_ridge_logistic(X, y, lam, init=(lin.w, lin.b), **options))
+        return self._wrap(solve_ridge_logistic(X, y, lam, init=init, **options))

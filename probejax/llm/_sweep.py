@@ -152,7 +152,8 @@ def llm_sweep(
     **Arguments:** ``model`` ("default", a local folder, a hub id, or a loaded model);
     ``dtype`` of the forward pass when ``model`` is loaded here (``"bfloat16"`` extracted
     2.6x faster than float32 on a 2-core CPU with bf16 matrix units, activations within
-    1.4% of float32: ``benchmarks/llm_extraction.py``); ``data`` (a bundled dataset name, a CSV/JSONL path, or a :class:`TextDataset`);
+    1.4% of float32: ``benchmarks/llm_extraction.py``); ``data`` (a bundled dataset
+    name, a CSV/JSONL path, or a :class:`TextDataset`);
     ``out`` folder (``None``: nothing written); ``pooling`` last/mean/max; hook
     ``point``; ``layers`` (``None``: all); extraction ``batch_size``, ``max_length``,
     ``truncate``; ``max_examples`` (stratified subsample of the dataset); ``seed`` for

@@ -185,37 +185,21 @@ def newton_solve(
     dt = y.dtype
     n, p = y.shape[0], form.size()
     zero = jnp.zeros((), dt)
-    inf = jnp.full((), jnp.inf, dt)
-    s0 = _evaluate(
-        form,
-        y,
-        lam,
-        jnp.zeros(p, dt),
-        zero,
-        jnp.zeros(n, dt),
-        inf,
-        jnp.array(0),
-        jnp.array(False),
-        fit_intercept,
-    )
+
+    def at(theta, b, z):  # the solver state at a starting point
+        inf = jnp.full((), jnp.inf, dt)
+        return _evaluate(
+            form, y, lam, theta, b, z, inf, jnp.array(0), jnp.array(False), fit_intercept
+        )
+
+    s0 = at(jnp.zeros(p, dt), zero, jnp.zeros(n, dt))
     g0 = s0.grad_norm
     if init is not None:
         theta, b = (jnp.asarray(v, dt) for v in init)
         b = b if fit_intercept else zero
         usable = jnp.all(jnp.isfinite(theta)) & jnp.isfinite(b)
         theta, b = jnp.where(usable, theta, 0.0), jnp.where(usable, b, 0.0)
-        s0 = _evaluate(
-            form,
-            y,
-            lam,
-            theta,
-            b,
-            form.phi(theta) + b,
-            inf,
-            jnp.array(0),
-            jnp.array(False),
-            fit_intercept,
-        )
+        s0 = at(theta, b, form.phi(theta) + b)
     s0 = eqx.tree_at(lambda s: s.decrement, s0, jnp.where(g0 > 0, jnp.inf, 0.0).astype(dt))
     tiny = jnp.finfo(dt).tiny
 

@@ -75,9 +75,8 @@ def solve_ridge_logistic(
     max_iter = default_max_iter(solver) if max_iter is None else max_iter
     if solver == "newton":
         form = newton_form(X, gram)
-        start = None
-        if init is not None and form.coordinates(init[0]) is not None:
-            start = (form.coordinates(init[0]), init[1])
+        theta = None if init is None else form.coordinates(init[0])
+        start = None if theta is None else (theta, init[1])
         return newton_solve(
             form, y, lam, fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, init=start
         )
