@@ -1,12 +1,16 @@
 """The vmap-safe LAPACK wrappers: same numbers as jnp.linalg, and no thread-pool hang."""
 
+import ast
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from probejax.core._linalg import cholesky, eigh
 
@@ -49,3 +53,41 @@ def test_vmapped_two_learner_simulation_does_not_hang():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "done" in out.stdout
+
+
+def _lapack_threads(env: dict) -> tuple[list[int], list[int]]:
+    """In a fresh interpreter with ``env`` added: import probejax and return the thread
+    counts of SciPy's and of NumPy's bundled OpenBLAS."""
+    code = textwrap.dedent(
+        """
+        import probejax, threadpoolctl
+        from pathlib import Path
+        info = threadpoolctl.threadpool_info()
+        def threads(pkg):
+            return [i["num_threads"] for i in info if i["internal_api"] == "openblas"
+                    and Path(i["filepath"]).parent.name == pkg + ".libs"]
+        print(threads("scipy"), threads("numpy"))
+        """
+    )
+    env = {**{k: v for k, v in os.environ.items() if "NUM_THREADS" not in k}, **env}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    scipy_threads, numpy_threads = out.stdout.strip().splitlines()[-1].split("] [")
+    return ast.literal_eval(scipy_threads + "]"), ast.literal_eval("[" + numpy_threads)
+
+
+def test_scipy_openblas_gets_one_thread_unless_the_user_chose():
+    import threadpoolctl
+
+    libs = [i for i in threadpoolctl.threadpool_info() if i["internal_api"] == "openblas"]
+    if not any(Path(i["filepath"]).parent.name == "scipy.libs" for i in libs):
+        pytest.skip("SciPy here does not bundle its own OpenBLAS")
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one core: nothing to limit")
+    scipy_threads, numpy_threads = _lapack_threads({})
+    assert scipy_threads == [1]  # limited at import
+    assert all(t > 1 for t in numpy_threads)  # NumPy's own BLAS is left alone
+    assert _lapack_threads({"PROBEJAX_LAPACK_THREADS": "keep"})[0][0] > 1
+    assert _lapack_threads({"OPENBLAS_NUM_THREADS": "2"})[0] == [2]
