@@ -3,9 +3,10 @@ layer of cached SmolLM2 activations, the same splits, in the same run.
 
 Command:  python benchmarks/raptor_real.py                      (both datasets, every layer)
           python benchmarks/raptor_real.py --datasets cities --layers 0,15,29   (quick)
-Expected runtime: about 35 minutes on 2 CPU cores once the activations are cached
-(almost all of it the scikit-learn loop; the first run extracts the activations, about
-4 minutes, into ~/.cache/probejax).
+          python benchmarks/raptor_real.py --loop-threads 2   (the loop's BLAS at 2 threads)
+Expected runtime: about 6 minutes on 2 CPU cores once the activations are cached, most
+of it the scikit-learn loop (about 35 minutes with its BLAS at one thread per core; the
+first run extracts the activations, about 4 minutes, into ~/.cache/probejax).
 
 Data: the bundled `cities` and `sentiment` datasets (1500 texts each, seed 0),
 last-token block outputs of all 30 layers of SmolLM2-135M-Instruct (576 dimensions;
@@ -17,7 +18,10 @@ Per layer, on the splits `raptor_splits(key(0), y)` (64/16/20, stratified):
   --repeats calls after a first call, whose compilation is reported separately (one
   compilation serves every layer of a dataset);
 - the authors' loop: `LogisticRegression(lbfgs, warm_start=True, max_iter=1000)` over
-  the grid one C after another, scikit-learn's default tol, refit, test (one call);
+  the grid one C after another, scikit-learn's default tol, refit, test (one call),
+  with its BLAS at --loop-threads threads (default 1, its fastest on small CPUs; a
+  plain scikit-learn install runs OpenBLAS at one thread per core, about 6 times slower
+  on 2 cores: `probejax.protocol._sklearn_reference`);
 - ratio = authors' seconds / probejax seconds; whether both select the same C;
 - on the --tight-layers, the authors' loop again at tol 1e-10 (max_iter 100000), an
   accuracy reference: whether it converged and whether its C equals probejax's.
@@ -54,7 +58,9 @@ def parse_layers(spec: str, n: int) -> list[int]:
     return [int(s) for s in spec.split(",") if s.strip()]
 
 
-def run_dataset(name: str, layers_spec: str, tight_spec: str, repeats: int) -> dict:
+def run_dataset(
+    name: str, layers_spec: str, tight_spec: str, repeats: int, loop_threads: int
+) -> dict:
     X, y = activations(name)
     layers = parse_layers(layers_spec, X.shape[0])
     tight = set(parse_layers(tight_spec, X.shape[0]))
@@ -72,7 +78,7 @@ def run_dataset(name: str, layers_spec: str, tight_spec: str, repeats: int) -> d
             res = jax.block_until_ready(pj.fit_raptor(Xl, y, splits=splits)[0])
             times.append(time.perf_counter() - t0)
         t_pj = statistics.median(times)
-        sk = sklearn_raptor(Xl.astype(np.float64), y, tr, va, te)
+        sk = sklearn_raptor(Xl.astype(np.float64), y, tr, va, te, blas_threads=loop_threads)
         row = {
             "layer": layer,
             "probejax_seconds": t_pj,
@@ -86,7 +92,16 @@ def run_dataset(name: str, layers_spec: str, tight_spec: str, repeats: int) -> d
             "path_converged": float(np.mean(np.asarray(res.path_converged))),
         }
         if layer in tight:
-            ref = sklearn_raptor(Xl.astype(np.float64), y, tr, va, te, tol=1e-10, max_iter=100_000)
+            ref = sklearn_raptor(
+                Xl.astype(np.float64),
+                y,
+                tr,
+                va,
+                te,
+                tol=1e-10,
+                max_iter=100_000,
+                blas_threads=loop_threads,
+            )
             row.update(
                 tight_C=ref["C"],
                 tight_converged=ref["converged"],
@@ -132,13 +147,15 @@ def main() -> None:
         help="layers with the tol-1e-10 reference ('all', 'none')",
     )
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--loop-threads", type=int, default=1, help="BLAS threads of the loop")
     ap.add_argument("--out", default="results/benchmarks/raptor_real.json")
     args = ap.parse_args()
     out = {
         "device": jax.devices()[0].device_kind,
         "backend": jax.default_backend(),
+        "loop_blas_threads": args.loop_threads,
         "datasets": {
-            name: run_dataset(name, args.layers, args.tight_layers, args.repeats)
+            name: run_dataset(name, args.layers, args.tight_layers, args.repeats, args.loop_threads)
             for name in args.datasets
         },
     }
