@@ -91,3 +91,19 @@ def test_scipy_openblas_gets_one_thread_unless_the_user_chose():
     assert all(t > 1 for t in numpy_threads)  # NumPy's own BLAS is left alone
     assert _lapack_threads({"PROBEJAX_LAPACK_THREADS": "keep"})[0][0] > 1
     assert _lapack_threads({"OPENBLAS_NUM_THREADS": "2"})[0] == [2]
+
+
+def test_small_batches_become_separate_calls_and_large_ones_a_sequential_map():
+    from probejax.core import _linalg
+
+    def program(batch):
+        A = _spd(jax.random.key(1), (batch,), 4)
+        return str(jax.make_jaxpr(jax.vmap(cholesky))(A)), A
+
+    small, A = program(3)
+    if _linalg.lapack_single_threaded():
+        assert small.count("cholesky") >= 3 and "scan" not in small
+    large, B = program(_linalg.UNROLL_MAX + 1)
+    assert "scan" in large
+    np.testing.assert_allclose(jax.vmap(cholesky)(B), jnp.linalg.cholesky(B), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(jax.vmap(cholesky)(A), jnp.linalg.cholesky(A), rtol=1e-5, atol=1e-5)

@@ -8,9 +8,14 @@ both pool threads block waiting for work that no thread is left to run: the prog
 hangs forever (seen with ``jax.vmap`` over seeds of :func:`probejax.theory.simulate`).
 
 The wrappers here are the plain decompositions for one matrix; their batching rule
-runs the batch as a sequential ``lax.map``, so every LAPACK call sees one matrix and
-runs inline. On a GPU the rule is not needed (cuSOLVER batches natively), so there the
-batched call is kept.
+makes every LAPACK call see one matrix, so that it runs inline on its thread and never
+waits for another. A batch of up to ``UNROLL_MAX`` matrices becomes that many separate
+calls, which XLA runs two or more at a time on its pool (on 2 cores a GCS layer's 1000
+Newton fits, a Cholesky factorisation per lane and step, took 1.19 s instead of 1.54 s,
+an ad-hoc timing); this needs SciPy's OpenBLAS at one thread (below), else concurrent
+calls would each start a thread per core. Otherwise, and for larger batches, the rule
+runs the batch as a sequential ``lax.map``. On a GPU the rule is not needed (cuSOLVER
+batches natively), so there the batched call is kept.
 
 The LAPACK jaxlib calls on the CPU is SciPy's, linked to SciPy's own OpenBLAS, which by
 default starts one thread per core for each call. Those calls already run on a thread
@@ -32,6 +37,8 @@ import jax
 import jax.numpy as jnp
 from jax.custom_batching import custom_vmap
 
+UNROLL_MAX = 128
+
 
 def _sequential_rule(fn):
     def rule(axis_size, in_batched, A):
@@ -41,8 +48,11 @@ def _sequential_rule(fn):
             return out, jax.tree.map(lambda _: False, out)
         if jax.default_backend() != "cpu":
             out = jax.vmap(fn)(A)
+        elif axis_size <= UNROLL_MAX and lapack_single_threaded():
+            # fn is the wrapped one: a nested vmap's batch is split the same way
+            out = jax.tree.map(lambda *xs: jnp.stack(xs), *(fn(A[i]) for i in range(axis_size)))
         else:
-            out = jax.lax.map(fn, A)  # fn is the wrapped one: nested vmaps stay sequential
+            out = jax.lax.map(fn, A)
         return out, jax.tree.map(lambda _: True, out)
 
     return rule
@@ -95,4 +105,10 @@ def limit_lapack_threads() -> list[str]:
     return [lib.filepath for lib in ours]
 
 
-limit_lapack_threads()
+def lapack_single_threaded() -> bool:
+    """Whether SciPy's OpenBLAS runs one thread: limited at import, or by the user."""
+    threads = os.environ.get("OPENBLAS_NUM_THREADS", os.environ.get("OMP_NUM_THREADS"))
+    return bool(_LIMITED) or threads == "1"
+
+
+_LIMITED = limit_lapack_threads()
