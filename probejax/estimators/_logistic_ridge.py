@@ -20,7 +20,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ..core._probe import Diagnosed, LinearProbe, diagnostics
+from ..core._probe import Diagnosed, LinearProbe
 from ..solvers._ridge_logistic import (
     resolve_solver,
     solve_ridge_logistic,
@@ -52,10 +52,8 @@ class LogisticRidge(PathEstimator):
         )
 
     @staticmethod
-    def _wrap(sol, keep_dual: bool = False):
+    def _wrap(sol):
         info = {"lam": sol.lam, "converged": sol.converged, "n_iter": sol.n_iter}
-        if keep_dual and sol.dual is not None:
-            info["dual"] = sol.dual  # for warm_refit
         return Diagnosed(LinearProbe(sol.w, sol.b), info)
 
     def fit(self, X, y, key=None):
@@ -78,24 +76,17 @@ class LogisticRidge(PathEstimator):
         else:
             gram = X @ X.T if n < d else None
         options = self._options(X, lams.shape[0], gram)
-        path = solve_ridge_logistic_path(X, y, jnp.asarray(lams, X.dtype), **options)
-        return self._wrap(path, keep_dual=True)
+        return self._wrap(solve_ridge_logistic_path(X, y, jnp.asarray(lams, X.dtype), **options))
 
     def refit(self, X, y, key=None, shared=None):
         return self._solve_one(X, y, shared, None)
 
     def warm_refit(self, X, y, key, start, shared=None):
-        """:meth:`refit` started from ``start``'s ``(w, b)``, near the pool's solution,
-        so that Newton needs fewer steps than from zero. In the representer form
-        (``n < d``) the start is the path's representer coefficients on the pool's
-        first rows (the train part, :meth:`path`'s ``X``) and zero on the others:
-        exactly the same ``w``."""
+        """:meth:`refit` started from ``start``'s ``(w, b)``: Newton in the primal form
+        (``n >= d``) starts there, near the pool's solution, so it needs fewer steps
+        than from zero; the representer form starts from zero."""
         lin = start.linear()
-        init = (lin.w, lin.b)
-        dual = diagnostics(start).get("dual")
-        if dual is not None:
-            init += (jnp.zeros(X.shape[0], X.dtype).at[: dual.shape[0]].set(dual),)
-        return self._solve_one(X, y, shared, init)
+        return self._solve_one(X, y, shared, (lin.w, lin.b))
 
     def _solve_one(self, X, y, shared, init):
         options = self._options(X, 1, shared)

@@ -52,11 +52,6 @@ class ReducedDesign(eqx.Module):
             return self.X.T @ (self.lift_matrix @ beta)
         return self.lift_matrix @ beta
 
-    def dual(self, beta: Float[Array, " r"]) -> Float[Array, " n"] | None:
-        """The representer coefficients :math:`a = U S^{-1/2}\beta` of the lifted
-        weights (:math:`w = X^\top a`) when :math:`n < d`; ``None`` otherwise."""
-        return self.lift_matrix @ beta if self.representer else None
-
     def project(self, w: Float[Array, " d"]) -> Float[Array, " r"]:
         """Coordinates of the row-space component of ``w``: :math:`\\beta = V^\\top w`."""
         if self.representer:

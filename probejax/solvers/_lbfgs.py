@@ -199,7 +199,6 @@ def lbfgs_run(
         n_iter=s.k,
         failed=s.failed,
         tol=tol,
-        dual=design.dual(s.theta[1:]),
     )
     return sol, s.theta
 

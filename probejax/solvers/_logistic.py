@@ -48,9 +48,6 @@ class RidgeLogisticSolution(eqx.Module):
     - ``n_iter``: iterations taken.
     - ``converged``: whether the tolerance was met (see :func:`tolerance_met`).
     - ``result``: a :class:`Result` code.
-    - ``dual``: the representer coefficients :math:`a` with :math:`w = X^\top a`, shape
-      ``(n,)``, where the solver worked in a representer form (:math:`n < d`); else
-      ``None``.
     """
 
     w: Float[Array, " d"]
@@ -63,7 +60,6 @@ class RidgeLogisticSolution(eqx.Module):
     n_iter: Int[Array, ""]
     converged: Bool[Array, ""]
     result: Int[Array, ""]
-    dual: Float[Array, " n"] | None = None
 
 
 def vdot(a: Float[Array, "... k"], b: Float[Array, "... k"]) -> Float[Array, ...]:
@@ -145,7 +141,7 @@ def tolerance_met(grad_norm, grad_norm0, decrement, objective, tol):
 
 
 def finish(
-    *, w, b, lam, objective, grad_norm, grad_norm0, decrement, n_iter, failed, tol, dual=None
+    *, w, b, lam, objective, grad_norm, grad_norm0, decrement, n_iter, failed, tol
 ) -> RidgeLogisticSolution:
     """Assemble a solution, deciding ``converged`` and ``result`` at the returned point."""
     converged = tolerance_met(grad_norm, grad_norm0, decrement, objective, tol)
@@ -163,5 +159,4 @@ def finish(
         n_iter=n_iter,
         converged=converged,
         result=result,
-        dual=dual,
     )

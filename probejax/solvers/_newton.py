@@ -91,12 +91,9 @@ class _PrimalForm(eqx.Module):
     def weights(self, theta):
         return theta
 
-    def coordinates(self, w, dual=None):
+    def coordinates(self, w):
         """The form's coordinates of the weights ``w`` (here ``w`` itself)."""
         return w
-
-    def dual(self, theta):
-        return None
 
 
 class _RepresenterForm(eqx.Module):
@@ -133,14 +130,10 @@ class _RepresenterForm(eqx.Module):
         # 800 x 4096, against well under one for this product)
         return theta @ self.X
 
-    def coordinates(self, w, dual=None):
-        """The representer coefficients ``dual`` of ``w`` (:math:`w = X^\top a`) where
-        the caller has them, else None: weights alone have no cheap exact coordinates
-        here (a warm start is then dropped)."""
-        return dual
-
-    def dual(self, theta):
-        return theta
+    def coordinates(self, w):
+        """None: weights have no cheap exact representer coordinates (a warm start is
+        dropped)."""
+        return None
 
 
 def newton_form(X: Float[Array, "n d"], gram: Float[Array, "n n"] | None = None):
@@ -274,5 +267,4 @@ def newton_solve(
         n_iter=s.k,
         failed=s.failed,
         tol=tol,
-        dual=form.dual(s.theta),
     )

@@ -57,7 +57,7 @@ def solve_ridge_logistic(
     tol: float | None = None,
     max_iter: int | None = None,
     gram: Float[Array, "n n"] | None = None,
-    init: tuple | None = None,
+    init: tuple[Float[Array, " d"], Float[Array, ""]] | None = None,
 ) -> RidgeLogisticSolution:
     """The traceable core: one fit, no input checks. ``y`` must be +-1 floats.
 
@@ -65,11 +65,9 @@ def solve_ridge_logistic(
     Gram matrix or eigendecomposition of ``X`` is computed once. ``solver`` is
     ``"newton"`` or ``"lbfgs"`` (``"auto"`` is resolved by the callers that know the
     grid size). ``gram``: optionally :math:`XX^\top`, precomputed (used when ``n < d``).
-    ``init``: a warm start ``(w, b)`` or ``(w, b, a)``, e.g. the solution of a nearby
-    problem, with ``a`` (shape ``(n,)``) representer coefficients of ``w`` on the rows
-    of ``X`` (:math:`w = X^\top a`). Newton starts there: from ``w`` in the primal form
-    (``n >= d``), from ``a`` in the representer form (from zero without it); L-BFGS
-    starts from zero. The stopping rule does not depend on the start.
+    ``init``: a warm start ``(w, b)``, e.g. the solution of a nearby problem; Newton in
+    the primal form (``n >= d``) starts there, the other forms start from zero. The
+    stopping rule does not depend on the start.
     """
     if solver not in ("newton", "lbfgs"):
         raise ValueError(f"solver must be 'newton' or 'lbfgs' here, got {solver!r}.")
@@ -77,7 +75,7 @@ def solve_ridge_logistic(
     max_iter = default_max_iter(solver) if max_iter is None else max_iter
     if solver == "newton":
         form = newton_form(X, gram)
-        theta = None if init is None else form.coordinates(init[0], *init[2:])
+        theta = None if init is None else form.coordinates(init[0])
         start = None if theta is None else (theta, init[1])
         return newton_solve(
             form, y, lam, fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, init=start
