@@ -1,6 +1,6 @@
 """The vmap-safe LAPACK wrappers: same numbers as jnp.linalg, and no thread-pool hang."""
 
-import ast
+import json
 import os
 import subprocess
 import sys
@@ -60,13 +60,13 @@ def _lapack_threads(env: dict) -> tuple[list[int], list[int]]:
     counts of SciPy's and of NumPy's bundled OpenBLAS."""
     code = textwrap.dedent(
         """
-        import probejax, threadpoolctl
+        import json, probejax, threadpoolctl
         from pathlib import Path
         info = threadpoolctl.threadpool_info()
         def threads(pkg):
             return [i["num_threads"] for i in info if i["internal_api"] == "openblas"
                     and Path(i["filepath"]).parent.name == pkg + ".libs"]
-        print(threads("scipy"), threads("numpy"))
+        print(json.dumps([threads("scipy"), threads("numpy")]))
         """
     )
     env = {**{k: v for k, v in os.environ.items() if "NUM_THREADS" not in k}, **env}
@@ -74,8 +74,8 @@ def _lapack_threads(env: dict) -> tuple[list[int], list[int]]:
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
     )
     assert out.returncode == 0, out.stderr
-    scipy_threads, numpy_threads = out.stdout.strip().splitlines()[-1].split("] [")
-    return ast.literal_eval(scipy_threads + "]"), ast.literal_eval("[" + numpy_threads)
+    scipy_threads, numpy_threads = json.loads(out.stdout.strip().splitlines()[-1])
+    return scipy_threads, numpy_threads
 
 
 def test_scipy_openblas_gets_one_thread_unless_the_user_chose():

@@ -39,6 +39,8 @@ import jax.numpy as jnp
 from jax.custom_batching import custom_vmap
 
 UNROLL_MAX = 128
+# the environment variables by which a user sets OpenBLAS's threads (the first wins)
+_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
 
 
 def _sequential_rule(fn):
@@ -83,7 +85,7 @@ def limit_lapack_threads() -> list[str]:
     one thread (module docstring). **Returns** the library files limited (empty where
     none was found, ``threadpoolctl`` is missing, or the environment opts out)."""
     if os.environ.get("PROBEJAX_LAPACK_THREADS") == "keep" or any(
-        v in os.environ for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
+        v in os.environ for v in _THREAD_VARS
     ):
         return []
     try:
@@ -108,7 +110,7 @@ def limit_lapack_threads() -> list[str]:
 
 def lapack_single_threaded() -> bool:
     """Whether SciPy's OpenBLAS runs one thread: limited at import, or by the user."""
-    threads = os.environ.get("OPENBLAS_NUM_THREADS", os.environ.get("OMP_NUM_THREADS"))
+    threads = next((os.environ[v] for v in _THREAD_VARS if v in os.environ), None)
     return bool(_LIMITED) or threads == "1"
 
 
