@@ -9,12 +9,16 @@ hangs forever (seen with ``jax.vmap`` over seeds of :func:`probejax.theory.simul
 
 The wrappers here are the plain decompositions for one matrix; their batching rule
 makes every LAPACK call see one matrix, so that it runs inline on its thread and never
-waits for another. A batch of up to ``UNROLL_MAX`` matrices becomes that many separate
-calls, which XLA runs two or more at a time on its pool (on 2 cores a GCS layer's 1000
-Newton fits, a Cholesky factorisation per lane and step, took 1.19 s instead of 1.54 s,
-an ad-hoc timing); this needs SciPy's OpenBLAS at one thread (below), else concurrent
-calls would each start a thread per core. Otherwise, and for larger batches, the rule
-runs the batch as a sequential ``lax.map``. On a GPU the rule is not needed (cuSOLVER
+waits for another. A batch of up to ``UNROLL_MAX`` matrices of at least
+``UNROLL_MIN_SIZE`` rows becomes that many separate calls, which XLA runs two or more at
+a time on its pool (on 2 cores a GCS layer's 1000 Newton fits, a 143 x 143 Cholesky
+factorisation per lane and step, took 1.19 s instead of 1.54 s, an ad-hoc timing); this
+needs SciPy's OpenBLAS at one thread (below), else concurrent calls would each start a
+thread per core. Otherwise the rule runs the batch as a sequential ``lax.map``: smaller
+matrices gain nothing from the concurrency, and their copies cost compilation time,
+multiplied when vmaps nest (Newton over a 100-point ridge grid on a 32-wide layer,
+inside vmapped stability runs, compiled in 10.6 s unrolled against 2.9 s mapped; two
+separate ``lax.map`` halves ran no faster than one). Larger batches are mapped too. On a GPU the rule is not needed (cuSOLVER
 batches natively), so there the batched call is kept.
 
 The LAPACK that jaxlib calls on the CPU is SciPy's, linked to SciPy's own OpenBLAS,
@@ -39,6 +43,7 @@ import jax.numpy as jnp
 from jax.custom_batching import custom_vmap
 
 UNROLL_MAX = 128
+UNROLL_MIN_SIZE = 96
 # the environment variables by which a user sets OpenBLAS's threads (the first wins)
 _THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
 
@@ -51,7 +56,9 @@ def _sequential_rule(fn):
             return out, jax.tree.map(lambda _: False, out)
         if jax.default_backend() != "cpu":
             out = jax.vmap(fn)(A)
-        elif axis_size <= UNROLL_MAX and lapack_single_threaded():
+        elif (
+            axis_size <= UNROLL_MAX and A.shape[-1] >= UNROLL_MIN_SIZE and lapack_single_threaded()
+        ):
             # fn is the wrapped one: a nested vmap's batch is split the same way
             out = jax.tree.map(lambda *xs: jnp.stack(xs), *(fn(A[i]) for i in range(axis_size)))
         else:
