@@ -1,6 +1,7 @@
 """probejax: probe theory and scaling in JAX.
 
-Layers, bottom to top: ``io`` (atomic writes, results hashes), ``core`` (input checks,
+Layers, bottom to top: ``io`` (atomic writes, results hashes, the compiled-program
+cache), ``core`` (input checks,
 metrics, splits, standardisation, probe types), ``solvers`` (ridge-logistic Newton and
 L-BFGS, ridge least squares), ``estimators`` (the :class:`Estimator` protocol and
 every probe built on it), ``protocol`` (fit-and-score, stability, comparison and the
@@ -40,6 +41,7 @@ from .estimators._kdirection import (
 from .estimators._lda import fit_lda as fit_lda, lda_shrinkage as lda_shrinkage
 from .estimators._mass_mean import fit_mass_mean as fit_mass_mean
 from .estimators._pca import fit_pca_probe as fit_pca_probe
+from .io._compile_cache import enable_compile_cache as enable_compile_cache
 from .protocol import (
     Controls as Controls,
     Evaluation as Evaluation,

@@ -1,6 +1,23 @@
+import os
+import shutil
+import tempfile
+
 import jax
 import numpy as np
 import pytest
+
+from probejax.io import enable_compile_cache
+
+# Compiled programs are kept for this run only, in a fresh folder that the command-line
+# tests (which enable the cache as users get it) and their subprocesses share; nothing
+# is read from or written to the user's own cache.
+_COMPILED = tempfile.mkdtemp(prefix="probejax-test-xla-")
+os.environ["PROBEJAX_COMPILE_CACHE"] = _COMPILED
+enable_compile_cache()
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(_COMPILED, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True, scope="module")

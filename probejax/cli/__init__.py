@@ -20,8 +20,19 @@ _add_llm()
 
 
 @app.callback()
-def _main() -> None:
+def _main(
+    compile_cache: bool = typer.Option(
+        True,
+        "--compile-cache/--no-compile-cache",
+        help="keep compiled programs on disk (<cache>/xla) and reuse them in later runs; "
+        "PROBEJAX_COMPILE_CACHE=off also turns it off, =DIR picks the folder",
+    ),
+) -> None:
     """probejax: ridge-logistic probes (RAPTOR) in JAX."""
+    if compile_cache:
+        from ..io import enable_compile_cache
+
+        enable_compile_cache()
 
 
 @app.command()

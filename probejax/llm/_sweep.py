@@ -35,6 +35,7 @@ import jax
 import numpy as np
 
 from ..estimators._registry import resolve_methods
+from ..io import cache_root as user_cache_root
 from ..io._atomic import write_npz_atomic
 from ..io._results import write_json_atomic
 from ..protocol._compare import compare as compare_estimators
@@ -44,7 +45,7 @@ from ..protocol._sklearn_reference import sklearn_raptor
 from ..protocol._splits import protocol_splits
 from ._cache import cached_activations
 from ._datasets import TextDataset, load_dataset
-from ._model import LoadedModel, cache_root as user_cache_root, load_model
+from ._model import LoadedModel, load_model
 
 DEFAULT_METHODS = ("raptor", "mass_mean", "lda", "pca", "ridge_ls", "gcs")
 # Stability (20 refits per layer and method) dominates a sweep's cost: by default it

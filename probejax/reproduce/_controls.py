@@ -39,8 +39,8 @@ __all__ = ["compute", "headline", "plot"]
 
 def _layer_data(loaded, dataset, config, layer: int):
     """``(X, y)`` of ``dataset`` at ``layer`` from the activation cache the sweep filled."""
+    from ..io import cache_root
     from ..llm._cache import cached_activations
-    from ..llm._model import cache_root
     from ..llm._sweep import activation_cache_dir
 
     cache = activation_cache_dir(cache_root(), loaded, dataset, config["pooling"], config["point"])

@@ -56,8 +56,8 @@ def load_layer(name: str, layer: int, max_examples: int = 1500, seed: int = 0):
     """``(X, y)`` of a bundled dataset's cached SmolLM2 activations at ``layer``
     (``X`` float64 ``(N, d)``, ``y`` 0/1), from the cache that ``probejax reproduce llm``
     fills (``$PROBEJAX_CACHE`` or ``~/.cache/probejax``)."""
+    from ..io import cache_root
     from ..llm._datasets import load_dataset
-    from ..llm._model import cache_root
 
     data = load_dataset(name, max_examples=max_examples, seed=seed)
     pattern = str(cache_root() / "activations" / "*" / f"{name}-{data.hash[:12]}-last-block_output")
