@@ -17,7 +17,11 @@ another kind of machine sharing the home folder. The command line enables it for
 every command; library users call it once (a notebook's first cell). Entries are
 written and read under a file lock, so processes sharing the folder never read a
 half-written entry, and the least recently used entries are evicted past
-``max_bytes``.
+``max_bytes``. JAX writes an entry in place, not through a temporary file: a process
+killed in the middle of that write leaves a truncated entry, which later runs report
+in a warning ("Error reading persistent compilation cache entry") and compile afresh;
+deleting the folder clears it. Nothing else depends on the cache: a missing or
+unreadable entry only costs the compilation.
 
 Opt-outs: ``PROBEJAX_COMPILE_CACHE=off`` (or ``0``/``false``/``no``); a folder of the
 user's own via ``PROBEJAX_COMPILE_CACHE=/some/dir``; a cache the user configured in
