@@ -73,8 +73,8 @@ def default_compile_cache_dir() -> Path:
 def enable_compile_cache(
     directory: str | os.PathLike | None = None,
     *,
-    min_compile_seconds: float = 0.0,
-    max_bytes: int = 4 * 2**30,
+    min_compile_seconds: float = 0.2,
+    max_bytes: int = 2**30,
 ) -> Path | None:
     """Keep compiled programs on disk and reuse them (module docstring).
 
@@ -82,11 +82,15 @@ def enable_compile_cache(
 
     - `directory`: the cache folder (default ``$PROBEJAX_COMPILE_CACHE`` when it names
       a folder, else :func:`default_compile_cache_dir`).
-    - `min_compile_seconds`: programs that compile faster are not written (JAX's own
-      default is 1 s; a sweep's many programs of 0.01-0.5 s add up: with 0, a warm
-      rerun of ``benchmarks/compile_cache.py --layers 2 --n 200 --d 32 --methods
-      raptor,lda`` took 3.8 s, with 0.2 s 5.1 s, against 12.3 s cold).
-    - `max_bytes`: the least recently used entries are evicted beyond this size.
+    - `min_compile_seconds`: programs that compile faster are not written. JAX's own
+      default is 1 s, but a sweep's programs take 0.2-5 s each. Writing every program
+      (0) saved a little more: a warm rerun of ``benchmarks/compile_cache.py --layers
+      2 --n 200 --d 32 --methods raptor,lda`` took 3.8 s with 0 and 5.1 s with 0.2 s,
+      against 12.3 s cold. But JAX scans the whole folder on every write, to enforce
+      `max_bytes`, and with the many small entries that 0 writes the test suite took
+      13 min 29 s against 11 min 34 s, its system time doubled.
+    - `max_bytes`: the least recently used entries are evicted beyond this size
+      (kept moderate for the same per-write scan).
 
     **Returns:** the folder in use, or ``None`` when the cache stays off: turned off by
     ``PROBEJAX_COMPILE_CACHE=off``, or the folder cannot be created (a warning names
