@@ -7,10 +7,11 @@ and in the same one alike: a three-layer sweep of three methods on a tiny model 
 JAX's persistent compilation cache keeps each compiled executable on disk, keyed by a
 hash of the program, the jaxlib version, the backend, the devices and the XLA flags,
 and loads it instead of compiling when the same program comes again (the rerun above:
-2.7 s in the same process, 5.7 s as a new one). A program is the same whenever the shapes and settings are, so reruns, resumed
-sweeps, a second dataset of the same size and the test suite all hit it.
+2.7 s in the same process, 5.7 s as a new one). A program is the same whenever the
+shapes and settings are, so reruns, resumed sweeps, a second dataset of the same size
+and the test suite all hit it. ``benchmarks/compile_cache.py`` measures it.
 
-:func:`enable_compile_cache` points JAX at ``<cache root>/xla/<jax version>-<machine>``:
+:func:`enable_compile_cache` points JAX at ``<cache root>/xla/jax-<version>-<machine>``:
 the machine tag hashes the CPU model and instruction-set flags, because a CPU
 executable is compiled for the host's instruction set and must not be loaded on
 another kind of machine sharing the home folder. The command line enables it for
