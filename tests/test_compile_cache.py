@@ -26,7 +26,7 @@ monitoring.register_event_listener(lambda name, **kw: events.append(name))
 def before(x):
     return (x * 2.0).sum()
 
-before(jnp.ones(3)).block_until_ready()  # a compilation before the cache is enabled
+before(jnp.ones(3)).block_until_ready()  # a program compiled before the cache is on
 import probejax
 
 folder = probejax.enable_compile_cache(*sys.argv[1:], min_compile_seconds=0.0)
@@ -77,6 +77,33 @@ def test_a_second_process_loads_the_compiled_program(tmp_path):
     # an explicit folder wins over the default
     mine = _run(env, str(tmp_path / "mine"))
     assert mine["folder"] == str(tmp_path / "mine") and mine["hits"] == 0
+
+
+SWITCH = r"""
+import os, sys
+import jax, jax.numpy as jnp
+import probejax
+
+first, second = sys.argv[1:3]
+probejax.enable_compile_cache(first, min_compile_seconds=0.0)
+jax.jit(lambda x: jnp.linalg.cholesky(x @ x.T + 3.0 * jnp.eye(4)).sum())(jnp.ones((4, 3)))
+probejax.enable_compile_cache(second, min_compile_seconds=0.0)
+jax.jit(lambda x: jnp.linalg.eigh(x @ x.T)[0].sum())(jnp.ones((5, 3))).block_until_ready()
+print(*(sum(p.endswith("-cache") for p in os.listdir(f)) for f in (first, second)))
+"""
+
+
+def test_a_new_folder_takes_effect_after_programs_were_compiled(tmp_path):
+    """JAX settles on its cache at the first compilation; enabling again moves it."""
+    env = {k: v for k, v in os.environ.items() if k != "PROBEJAX_COMPILE_CACHE"}
+    first, second = tmp_path / "first", tmp_path / "second"
+    out = subprocess.run(
+        [sys.executable, "-c", SWITCH, str(first), str(second)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    n_first, n_second = map(int, out.stdout.split())
+    assert n_first >= 1 and n_second >= 1
 
 
 def test_opt_outs_and_a_folder_given_to_jax(tmp_path):
