@@ -18,8 +18,9 @@ thread per core. Otherwise the rule runs the batch as a sequential ``lax.map``: 
 matrices gain nothing from the concurrency, and their copies cost compilation time,
 multiplied when vmaps nest (Newton over a 100-point ridge grid on a 32-wide layer,
 inside vmapped stability runs, compiled in 10.6 s unrolled against 2.9 s mapped; two
-separate ``lax.map`` halves ran no faster than one). Larger batches are mapped too. On a GPU the rule is not needed (cuSOLVER
-batches natively), so there the batched call is kept.
+separate ``lax.map`` halves ran no faster than one; ad-hoc timings). Larger batches
+are mapped too. On a GPU the rule is not needed (cuSOLVER batches natively), so there
+the batched call is kept.
 
 The LAPACK that jaxlib calls on the CPU is SciPy's, linked to SciPy's own OpenBLAS,
 which by default starts one thread per core for each call. Those calls already run on

@@ -3,7 +3,8 @@
 Every probejax sweep builds its programs afresh (a RAPTOR grid fit per layer chunk, a
 stability run, a baseline), so JAX compiles them again on every call, in a new process
 and in the same one alike: a three-layer sweep of three methods on a tiny model took
-13.6 s, nearly all of it compiling, and its rerun in the same process 10.2 s.
+13.6 s, nearly all of it compiling, and its rerun in the same process 10.2 s (ad-hoc
+timings of ``probejax llm sweep`` through typer's test runner).
 JAX's persistent compilation cache keeps each compiled executable on disk, keyed by a
 hash of the program, the jaxlib version, the backend, the devices and the XLA flags,
 and loads it instead of compiling when the same program comes again (the rerun above:
@@ -85,9 +86,9 @@ def enable_compile_cache(
       a folder, else :func:`default_compile_cache_dir`).
     - `min_compile_seconds`: programs that compile faster are not written. JAX's own
       default is 1 s, but a sweep's programs take 0.2-5 s each. Writing every program
-      (0) saved a little more: a warm rerun of ``benchmarks/compile_cache.py --layers
-      2 --n 200 --d 32 --methods raptor,lda`` took 3.8 s with 0 and 5.1 s with 0.2 s,
-      against 12.3 s cold. But JAX scans the whole folder on every write, to enforce
+      (0) saved a little more: in ``benchmarks/compile_cache.py --layers 2 --n 200 --d
+      32 --methods raptor,lda --min-compile-seconds S`` the warm run took 3.6 s with
+      S = 0 and 5.0 s with S = 0.2, against 12.4 s and 11.9 s cold. But JAX scans the whole folder on every write, to enforce
       `max_bytes`, and with the many small entries that 0 writes the test suite took
       13 min 29 s against 11 min 34 s, its system time doubled.
     - `max_bytes`: the least recently used entries are evicted beyond this size

