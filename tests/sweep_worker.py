@@ -58,11 +58,15 @@ def grid(lams=LAMS):
     )
 
 
-def run(directory, **kw):
-    from probejax.sweep import run_sweep
+def run(directory, lams=None, **kw):
+    """``run_sweep`` of ``cheap_fn`` over ``grid(lams)``; ``kw`` are :class:`Execution`
+    fields (cells of a device vectorised, silent, unless given)."""
+    from probejax.sweep import Execution, run_sweep
 
     _, y = problem()
-    return run_sweep(cheap_fn, grid(), directory, data={"y": y}, **({"progress": False} | kw))
+    execution = Execution(**({"progress": False, "cell_batching": "vmap"} | kw))
+    g = grid() if lams is None else grid(lams)
+    return run_sweep(cheap_fn, g, directory, data={"y": y}, execution=execution)
 
 
 def main(mode: str, directory: str, out: str | None = None):
@@ -88,12 +92,7 @@ def main(mode: str, directory: str, out: str | None = None):
             if event.chunk == 1:
                 os.kill(os.getpid(), signal.SIGKILL)
 
-        from probejax.sweep import run_sweep
-
-        _, y = problem()
-        run_sweep(
-            cheap_fn, grid(), directory, data={"y": y}, cells_per_device=1, progress=kill_after_two
-        )
+        run(directory, cells_per_device=1, progress=kill_after_two)
     elif mode == "multihost":
         from probejax.sweep import initialize_multihost
 

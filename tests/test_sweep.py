@@ -14,7 +14,7 @@ from conftest import planted_problem
 
 import probejax as pj
 from probejax.protocol import path_sweep, probe_sweep
-from probejax.sweep import Axis, Grid, StoreMismatchError, load_sweep, run_sweep
+from probejax.sweep import Axis, Execution, Grid, StoreMismatchError, load_sweep, run_sweep
 from probejax.theory import theory_sweep
 from probejax.theory._fixed_point import Params, residual, to_coords
 from probejax.theory._quadrature import Quadrature
@@ -140,7 +140,7 @@ def test_changed_config_never_reuses_results(tmp_path, uninterrupted):
     r = sw.run(d, cells_per_device=5)
     assert r.cells_computed == 0 and r.cells_reused == 10
     # and a changed config in a fresh directory computes everything
-    r = run_sweep(sw.cheap_fn, sw.grid(sw.LAMS * 2), tmp_path, data={"y": y}, progress=False)
+    r = sw.run(tmp_path, lams=sw.LAMS * 2)
     assert r.cells_computed == 10 and r.config_hash != old
 
 
@@ -270,7 +270,11 @@ def test_path_sweep_solutions_satisfy_optimality(tmp_path):
 def test_theory_sweep_cells_are_fixed_points(tmp_path, x64):
     alphas, lams, betas = np.array([0.7, 2.0, 5.0]), np.array([0.01, 1.0, 0.1]), [0.0, 2.0]
     r = theory_sweep(
-        tmp_path, alphas=alphas, lams=lams, betas=betas, cells_per_device=6, progress=False
+        tmp_path,
+        alphas=alphas,
+        lams=lams,
+        betas=betas,
+        execution=Execution(cells_per_device=6, progress=False),
     )
     fp = r.values
     assert fp.m.shape == (2, 1, 3, 3) and bool(fp.converged.all())

@@ -26,6 +26,7 @@ from ..core._checks import as_pm1_labels
 from ..core._probe import diagnostics
 from ..estimators._base import Estimator
 from ..io._results import config_hash
+from ..sweep._execution import Execution
 from ..sweep._grid import Axis, content_sha256
 from ..sweep._runner import batching
 from ._engine import (
@@ -180,7 +181,7 @@ def compare(
             labels=[layer_ids[r] for r in rows],
         )
     )
-    common = dict(cells_per_device=chunk_size, progress=progress)
+    common = dict(execution=Execution(cells_per_device=chunk_size, progress=progress))
 
     digests = {
         "fit": array_digests(data),
@@ -231,8 +232,10 @@ def compare(
                 desc=f"{name} stability",
                 # on CPU the cells of a chunk run one after another anyway: one layer
                 # per chunk costs nothing and reports progress per layer
-                cells_per_device=1 if batching("auto") == "map" else chunk_size,
-                progress=progress,
+                execution=Execution(
+                    cells_per_device=1 if batching("auto") == "map" else chunk_size,
+                    progress=progress,
+                ),
             )
             for k in ("stability", "stability_signed"):
                 out[k] = nan.copy()

@@ -41,6 +41,7 @@ from ..core._rows import Tokens, n_rows
 from ..core._splits import as_groups
 from ..estimators._base import Estimator
 from ..io._results import config_hash
+from ..sweep._execution import Execution
 from ._engine import (
     array_digests,
     check_layers,
@@ -317,8 +318,7 @@ def control_layers(
         config=config,
         layer_labels=layer_ids,
         fingerprint=fingerprint,
-        cells_per_device=1,
-        progress=progress,
+        execution=Execution(cells_per_device=1, progress=progress),
         desc="controls",
     )
     return out.values, cs

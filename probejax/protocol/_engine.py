@@ -27,8 +27,9 @@ import numpy as np
 from ..core._checks import check_finite, float_dtype
 from ..core._rows import Tokens
 from ..io._progress import progress_bar
+from ..sweep._execution import Execution
 from ..sweep._grid import Axis, Grid, take
-from ..sweep._runner import ChunkDone, SweepResult, batching, run_sweep
+from ..sweep._runner import ChunkDone, SweepResult, run_sweep
 
 
 def check_layers(X_layers) -> tuple[int, ...]:
@@ -123,11 +124,7 @@ def sweep_layers(
     extra_axes: Sequence[Axis] = (),
     layer_labels=None,
     fingerprint: str | None = None,
-    cells_per_device: int | None = None,
-    memory_budget_bytes: int | None = None,
-    mesh=None,
-    cell_batching: str = "auto",
-    progress: bool | Callable[[ChunkDone], None] = True,
+    execution: Execution = Execution(),
     desc: str = "layers",
 ) -> LayerSweep:
     """Run ``fn(X_layer, cell, data) -> pytree`` on every layer (module docstring).
@@ -139,10 +136,11 @@ def sweep_layers(
     the results store (``None``: a temporary one); ``data`` shared by every cell;
     ``config``: everything else ``fn``'s output depends on (it enters the hash);
     ``extra_axes`` after the layer axis; ``layer_labels``, ``fingerprint`` of the
-    activations (default their SHA-256); ``cells_per_device``, ``memory_budget_bytes``,
-    ``mesh``, ``cell_batching``, ``progress``: as :func:`probejax.sweep.run_sweep`
-    (``True`` prints a line per chunk naming ``desc``).
+    activations (default their SHA-256); ``execution``: a
+    :class:`~probejax.sweep.Execution` (its ``progress=True`` draws a bar per chunk
+    naming ``desc``).
     """
+    progress = execution.progress
     if isinstance(X_layers, Axis):  # built (and checked) once by a caller running many sweeps
         axis = X_layers
     else:
@@ -178,11 +176,7 @@ def sweep_layers(
             directory,
             data=data,
             config=config,
-            memory_budget_bytes=memory_budget_bytes,
-            cells_per_device=cells_per_device,
-            mesh=mesh,
-            cell_batching=batching(cell_batching),
-            progress=on_chunk,
+            execution=execution.replace(progress=on_chunk),
         )
         if progress is True:
             print(

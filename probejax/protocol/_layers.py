@@ -25,6 +25,7 @@ from ..core._scaler import Standardizer
 from ..estimators._base import Estimator
 from ..estimators._raptor import RAPTOR_C_GRID
 from ..solvers._ridge_logistic import resolve_solver, solve_ridge_logistic
+from ..sweep._execution import Execution
 from ..sweep._grid import Axis
 from ..sweep._runner import ChunkDone, SweepResult
 from ._engine import check_layers, check_mask, describe_estimator, layer_inputs, sweep_layers
@@ -76,8 +77,7 @@ def raptor_layers(
         directory,
         data={"y": np.asarray(y_pm1), **splits.arrays()},
         config={"sweep": RAPTOR_LAYERS_VERSION, "estimator": describe_estimator(est)},
-        cells_per_device=min(int(chunk_size), L),
-        progress=progress,
+        execution=Execution(cells_per_device=min(int(chunk_size), L), progress=progress),
         desc="raptor",
     )
     return RaptorLayers(out.values, splits, out.seconds)
@@ -194,11 +194,13 @@ def probe_sweep(
         extra_axes=[seed_axis],
         layer_labels=layer_labels,
         fingerprint=fingerprint,
-        cells_per_device=cells_per_device,
-        memory_budget_bytes=memory_budget_bytes,
-        mesh=mesh,
-        cell_batching=cell_batching,
-        progress=progress,
+        execution=Execution(
+            cells_per_device=cells_per_device,
+            memory_budget_bytes=memory_budget_bytes,
+            mesh=mesh,
+            cell_batching=cell_batching,
+            progress=progress,
+        ),
         desc="probe sweep",
     )
     return out.result
@@ -272,11 +274,13 @@ def path_sweep(
         extra_axes=[Axis("lam", lams, "vmap")],
         layer_labels=layer_labels,
         fingerprint=fingerprint,
-        cells_per_device=cells_per_device,
-        memory_budget_bytes=memory_budget_bytes,
-        mesh=mesh,
-        cell_batching=cell_batching,
-        progress=progress,
+        execution=Execution(
+            cells_per_device=cells_per_device,
+            memory_budget_bytes=memory_budget_bytes,
+            mesh=mesh,
+            cell_batching=cell_batching,
+            progress=progress,
+        ),
         desc="path sweep",
     )
     return out.result

@@ -19,11 +19,12 @@ package: :func:`probejax.protocol.probe_sweep` (any estimator over layers x seed
                  Axis("lam", lams, kind="vmap")])
     res = run_sweep(fn, grid, "results/my_sweep", data={"y": y},
                     config={"solver": "lbfgs", "version": 1},
-                    memory_budget_bytes=8 * 2**30)
+                    execution=Execution(memory_budget_bytes=8 * 2**30))
     res.values["acc"].shape  # (layers, 3, len(lams))
 """
 
 from ._distributed import initialize_multihost as initialize_multihost
+from ._execution import Execution as Execution
 from ._grid import Axis as Axis, Grid as Grid
 from ._memory import ChunkPlan as ChunkPlan
 from ._runner import (

@@ -44,11 +44,11 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from ..io._results import config_hash, jsonable
 from ._distributed import agree, barrier
+from ._execution import Execution
 from ._grid import Grid, content_sha256, row_spec
 from ._memory import ChunkPlan, default_budget, plan_chunk
 from ._store import MANIFEST, SweepStore
 
-CELL_BATCHING = ("vmap", "map")
 _CELL = "_cell"  # the flat cell index travels with every chunk (batch axis with no shard axis)
 
 
@@ -247,11 +247,7 @@ def run_sweep(
     *,
     data: Any = None,
     config: dict | None = None,
-    memory_budget_bytes: int | None = None,
-    cells_per_device: int | None = None,
-    mesh: Mesh | None = None,
-    cell_batching: str = "vmap",
-    progress: bool | Callable[[ChunkDone], None] = True,
+    execution: Execution = Execution(),
 ) -> SweepResult:
     """Run ``fn`` on every cell of ``grid``, resumably (module docstring).
 
@@ -265,16 +261,10 @@ def run_sweep(
     - ``data``: pytree of arrays shared by every cell (replicated on every device).
     - ``config``: JSON-able dict of everything else that determines ``fn``'s output
       (solver settings, a code version); it enters the config hash.
-    - ``memory_budget_bytes``: bytes per device for one chunk's program (default:
-      half the device's memory where it reports it, else 2 GiB).
-    - ``cells_per_device``: fix the cells per device instead (skips the estimate).
-    - ``mesh``: a 1-D ``Mesh`` of this process's devices (default: all local devices).
-    - ``cell_batching``: ``"vmap"`` (cells of a device vectorised together) or
-      ``"map"`` (one after another inside the program: ``lax.cond`` in ``fn`` stays
-      a branch, and temporaries are those of one cell).
-    - ``progress``: ``True`` prints a line per chunk to stderr; a callable receives a
-      :class:`ChunkDone` per chunk (raising from it stops the sweep; the chunk is
-      already written); ``False`` is silent.
+    - ``execution``: how the cells are laid out on the devices and reported
+      (:class:`~probejax.sweep.Execution`: cells per device or a memory budget, the
+      mesh, ``"map"`` or ``"vmap"`` of a device's cells, progress); it never enters
+      the hash.
 
     **Returns:** a :class:`SweepResult`.
     """
@@ -282,14 +272,16 @@ def run_sweep(
         raise TypeError(f"fn must be callable, got {type(fn).__name__}.")
     if not isinstance(grid, Grid):
         raise TypeError(f"grid must be a probejax.sweep.Grid, got {type(grid).__name__}.")
-    if cell_batching not in CELL_BATCHING:
-        raise ValueError(f"cell_batching must be one of {CELL_BATCHING}, got {cell_batching!r}.")
-    if memory_budget_bytes is not None and int(memory_budget_bytes) <= 0:
-        raise ValueError(f"memory_budget_bytes must be > 0, got {memory_budget_bytes}.")
-    if cells_per_device is not None and int(cells_per_device) < 1:
-        raise ValueError(f"cells_per_device must be >= 1, got {cells_per_device}.")
+    if not isinstance(execution, Execution):
+        raise TypeError(
+            f"execution must be a probejax.sweep.Execution, got {type(execution).__name__}."
+        )
+    cell_batching = batching(execution.cell_batching)
+    memory_budget_bytes = execution.memory_budget_bytes
+    cells_per_device = execution.cells_per_device
+    progress = execution.progress
     data = {} if data is None else data
-    mesh = _local_mesh(mesh)
+    mesh = _local_mesh(execution.mesh)
     n_dev = mesh.size
     pid, n_proc = jax.process_index(), jax.process_count()
     report = _print_progress if progress is True else None

@@ -7,17 +7,16 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh
 
 from ..core._checks import float_dtype
 from ..datamodels._teacher_student import CHANNELS, GaussianTeacherStudent
+from ..sweep._execution import Execution
 from ..sweep._grid import Axis, Grid
-from ..sweep._runner import ChunkDone, SweepResult, batching, run_sweep
+from ..sweep._runner import SweepResult, run_sweep
 from ._grid import _continuation
 from ._quadrature import Quadrature
 
@@ -49,11 +48,7 @@ def theory_sweep(
     quad: Quadrature = Quadrature(),
     tol: float | None = None,
     max_iter: int = 200,
-    cell_batching: str = "auto",
-    memory_budget_bytes: int | None = None,
-    cells_per_device: int | None = None,
-    mesh: Mesh | None = None,
-    progress: bool | Callable[[ChunkDone], None] = True,
+    execution: Execution = Execution(),
 ) -> SweepResult:
     r"""Replica fixed points over ``betas x rhos x alphas`` (shard axes) and ``lams``
     (each cell solves the whole ridge grid by continuation, strongest ridge first, as
@@ -64,13 +59,10 @@ def theory_sweep(
     (>= 0, any order), ``betas`` (logistic inverse temperatures, >= 0), ``rhos``
     (teacher powers, > 0): 1-D grids; ``channel``, ``delta``, ``eps``: the rest of the
     :class:`probejax.GaussianTeacherStudent`; ``quad``, ``tol``, ``max_iter``: solver
-    options of :func:`probejax.theory.solve_fixed_point`; ``memory_budget_bytes``,
-    ``cells_per_device``, ``mesh``, ``progress``: as :func:`probejax.sweep.run_sweep`.
-    ``cell_batching``: ``"map"`` runs a device's cells one after another, so the
-    continuation's cold-start retry stays a branch taken only where needed (best on
-    CPU); ``"vmap"`` vectorises them (the retry is then computed for every cell, but
-    an accelerator runs the cells in parallel); ``"auto"``: ``"map"`` on CPU, else
-    ``"vmap"``.
+    options of :func:`probejax.theory.solve_fixed_point`; ``execution``: a
+    :class:`~probejax.sweep.Execution` (with ``cell_batching="map"`` the continuation's
+    cold-start retry stays a branch taken only where needed, best on CPU; ``"vmap"``
+    computes it for every cell, but an accelerator runs the cells in parallel).
 
     **Returns:** a :class:`SweepResult` whose ``values`` is a
     :class:`probejax.theory.FixedPoint` with leaves of shape
@@ -117,9 +109,5 @@ def theory_sweep(
             "tol": tol,
             "max_iter": max_iter,
         },
-        memory_budget_bytes=memory_budget_bytes,
-        cells_per_device=cells_per_device,
-        mesh=mesh,
-        cell_batching=batching(cell_batching),
-        progress=progress,
+        execution=execution,
     )
