@@ -42,12 +42,18 @@ from ._tuned import (
     select_index as select_index,
 )
 
-register("raptor", raptor, label="RAPTOR (ridge logistic, tuned)")
-register("mass_mean", MassMean, label="mass-mean")
-register("lda", LDA, label="Fisher LDA (Ledoit-Wolf)")
-register("pca", PCA, label="top PCA direction")
-register("ridge_ls", tuned_ridge_ls, label="ridge least squares (tuned)")
-register("gcs", gcs, label="GCS (mean of 1000 probes)", stability=False)
-register("rfm", RFM, label="RFM (xRFM, tuned)", stability=False)
-register("kdir", KDirection, label="k-direction probe (INLP, k=3)")
-register("random_direction", RandomDirection, label="random direction (Platt)")
+register("raptor", raptor, label="RAPTOR (ridge logistic, tuned)", color="tab:blue")
+register("mass_mean", MassMean, label="mass-mean", color="tab:orange")
+register("lda", LDA, label="Fisher LDA (Ledoit-Wolf)", color="tab:red")
+register("pca", PCA, label="top PCA direction", color="tab:brown")
+register("ridge_ls", tuned_ridge_ls, label="ridge least squares (tuned)", color="tab:pink")
+register("gcs", gcs, label="GCS (mean of 1000 probes)", stability=False, color="tab:olive")
+register("rfm", RFM, label="RFM (xRFM, tuned)", stability=False, color="tab:purple")
+register("kdir", KDirection, label="k-direction probe (INLP, k=3)", color="tab:cyan")
+register(
+    "random_direction",
+    RandomDirection,
+    label="random direction (Platt)",
+    color="gray",
+    linestyle="--",
+)

@@ -8,8 +8,9 @@ A name resolves, in order, to
    whose attribute is an :class:`Estimator` instance or a callable returning one
    (how a user's own estimator, defined in their own file, reaches the CLI).
 
-Each registered entry has a human label (legends, tables) and whether its stability
-is measured by default (``False`` for estimators whose refits are costly).
+Each registered entry has a human label (legends, tables), optionally a colour and a
+line style for figures, and whether its stability is measured by default (``False``
+for estimators whose refits are costly).
 """
 
 from __future__ import annotations
@@ -27,23 +28,33 @@ from ._base import Estimator
 @dataclasses.dataclass(frozen=True)
 class Entry:
     """A registered estimator: ``make()`` builds it; ``label`` names it in figures;
-    ``stability`` says whether its stability is measured by default."""
+    ``stability`` says whether its stability is measured by default; ``color`` and
+    ``linestyle`` (matplotlib's, ``None``: the figure's default) draw it in figures."""
 
     make: Callable[[], Estimator]
     label: str
     stability: bool = True
+    color: str | None = None
+    linestyle: str | None = None
 
 
 _REGISTRY: dict[str, Entry] = {}
 
 
 def register(
-    name: str, make: Callable[[], Estimator], *, label: str | None = None, stability: bool = True
+    name: str,
+    make: Callable[[], Estimator],
+    *,
+    label: str | None = None,
+    stability: bool = True,
+    color: str | None = None,
+    linestyle: str | None = None,
 ) -> None:
-    """Register ``make`` (a zero-argument callable returning an estimator) as ``name``."""
+    """Register ``make`` (a zero-argument callable returning an estimator) as ``name``
+    (the other arguments: the :class:`Entry`'s fields)."""
     if not name or ":" in name or "," in name:
         raise ValueError(f"estimator names must be non-empty without ':' or ',', got {name!r}.")
-    _REGISTRY[name] = Entry(make, label or name, stability)
+    _REGISTRY[name] = Entry(make, label or name, stability, color, linestyle)
 
 
 def registered() -> dict[str, Entry]:
