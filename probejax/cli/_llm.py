@@ -176,7 +176,11 @@ def steer(
     strengths: str = typer.Option(
         "-0.25,0,0.25", help="multipliers k: push = k x the layer's median residual norm"
     ),
-    positions: str = typer.Option("all", help="all | after_prompt"),
+    positions: str = typer.Option(
+        "all",
+        help="all | last (the last position of every forward call: the prompt's "
+        "last token, then each generated token)",
+    ),
     seeds: str = typer.Option("0", help="comma-separated sampling seeds"),
     max_new_tokens: int = typer.Option(30),
     temperature: float = typer.Option(0.8, help="0: greedy"),
@@ -193,6 +197,7 @@ def steer(
     from ..llm import (
         NEUTRAL_PROMPTS,
         SENTIMENT_PAIRS,
+        Positions,
         RowSteering,
         SteeringVector,
         contrast_pairs,
@@ -208,6 +213,10 @@ def steer(
         typer.echo("error: give exactly one of --pairs, --data or --random.", err=True)
         raise typer.Exit(1)
     ks, seed_list = _floats(strengths, "strengths"), [int(s) for s in _floats(seeds, "seeds")]
+    try:
+        where = Positions.named(positions, "--positions")
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
     try:
         lm = load_model(model)
         if pairs is not None:
@@ -229,7 +238,7 @@ def steer(
         rho = residual_norms(lm, [*prompts, *NEUTRAL_PROMPTS], [layer])
         vec = vec.relative(rho)
         rows = [(p, k, s) for p in prompts for k in ks for s in seed_list]
-        spec = RowSteering.rows([vec] * len(rows), [k for _, k, _ in rows], positions=positions)
+        spec = RowSteering.rows([vec] * len(rows), [k for _, k, _ in rows], positions=where)
         out = generate_batch(
             lm,
             [p for p, _, _ in rows],

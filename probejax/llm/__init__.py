@@ -22,15 +22,21 @@ from ._generate import (
     generate_batch as generate_batch,
 )
 from ._hooks import HOOK_POINTS as HOOK_POINTS, decoder_layers as decoder_layers, hooked as hooked
+from ._intervention import (
+    Intervention as Intervention,
+    Positions as Positions,
+    SteerRecord as SteerRecord,
+)
 from ._model import LoadedModel as LoadedModel, load_model as load_model
 from ._rowsteer import RowSteering as RowSteering
 from ._steer import (
+    EditRule as EditRule,
+    ExactEdit as ExactEdit,
     FixedSteering as FixedSteering,
-    SteerRecord as SteerRecord,
     TargetSteering as TargetSteering,
+    UnitVectorEdit as UnitVectorEdit,
     generate as generate,
     probe_probability as probe_probability,
-    steer as steer,
     steering_demo as steering_demo,
 )
 from ._steer_data import NEUTRAL_PROMPTS as NEUTRAL_PROMPTS, SENTIMENT_PAIRS as SENTIMENT_PAIRS

@@ -10,8 +10,8 @@ shaped matmuls) whatever else is in the batch. Sampling at temperature :math:`T`
 nucleus :math:`p`: :math:`\pi \propto \exp(z/T)`, sorted descending, keep the shortest
 prefix whose mass reaches :math:`p`, renormalise. ``temperature=0`` is greedy.
 
-Steering is any hook object with ``layers`` and ``__call__(layer, hidden)``:
-a :class:`~probejax.llm.RowSteering` (a push per row) or a
+Steering is any :class:`~probejax.llm.Intervention`: a
+:class:`~probejax.llm.RowSteering` (a push per row) or a
 :class:`~probejax.llm.TargetSteering` (RAPTOR's minimal edit, which edits each row).
 
 :func:`continuation_nll` and :func:`ab_probabilities` are single forward passes.
@@ -25,6 +25,11 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
+import torch
+
+from ._hooks import unpack_model
+from ._intervention import Intervention, Positions
+from ._rowsteer import RowSteering
 
 
 class Generations(NamedTuple):
@@ -34,12 +39,6 @@ class Generations(NamedTuple):
     texts: list[str]
     prompt_ids: list[list[int]]
     token_ids: list[list[int]]
-
-
-def _unpack(lm):
-    if isinstance(lm, tuple):
-        return lm
-    return lm.model, lm.tokenizer
 
 
 def _cache_kw(model) -> str:
@@ -81,8 +80,6 @@ def encode_prompts(tokenizer, prompts: Sequence[str], chat: bool = False) -> lis
 
 
 def _left_pad(rows: Sequence[Sequence[int]], pad: int):
-    import torch
-
     T = max(len(r) for r in rows)
     ids = torch.tensor([[pad] * (T - len(r)) + list(r) for r in rows])
     att = torch.tensor([[0] * (T - len(r)) + [1] * len(r) for r in rows])
@@ -90,22 +87,13 @@ def _left_pad(rows: Sequence[Sequence[int]], pad: int):
     return ids, att, pos
 
 
-def _hooks(model, steering):
-    if steering is None:
-        return contextlib.nullcontext()
-    from ._hooks import hooked
-
-    if hasattr(steering, "reset"):
-        steering.reset()
-    point = getattr(steering, "point", "block_output")
-    return hooked(model, steering.layers, steering, point, prepend=True)
+def _hooks(model, steering: Intervention | None):
+    return contextlib.nullcontext() if steering is None else steering.attach(model)
 
 
 def _nucleus_draw(logp, idx, top_p: float, u):
     """Inverse-CDF draw from sorted log-probabilities ``logp`` (tokens ``idx``) cut to
     the nucleus of mass `top_p`."""
-    import torch
-
     p = logp.exp()
     p = p * ((p.cumsum(-1) - p) < top_p)
     c = p.cumsum(-1)
@@ -114,8 +102,6 @@ def _nucleus_draw(logp, idx, top_p: float, u):
 
 
 def _choose(logits, temperature: float, top_p: float, gens, top_k: int = 256):
-    import torch
-
     if temperature == 0:
         return logits.argmax(-1)
     z = logits.float() / temperature
@@ -143,7 +129,7 @@ def generate_batch(
     max_new_tokens: int = 40,
     temperature: float = 0.8,
     top_p: float = 0.95,
-    steering=None,
+    steering: Intervention | None = None,
     chat: bool = False,
     batch_size: int | None = None,
 ) -> Generations:
@@ -156,16 +142,15 @@ def generate_batch(
     - `seeds`: one per row, or one for all; row ``b`` samples from
       ``torch.Generator().manual_seed(seeds[b])``.
     - `max_new_tokens`, `temperature` (0: greedy), `top_p`.
-    - `steering`: ``None``, a :class:`~probejax.llm.RowSteering` (its rows align with
-      the prompts, or one row for all) or a :class:`~probejax.llm.TargetSteering`.
+    - `steering`: ``None`` or an :class:`~probejax.llm.Intervention`, e.g. a
+      :class:`~probejax.llm.RowSteering` (its rows align with the prompts, or one row
+      for all) or a :class:`~probejax.llm.TargetSteering`; its log is reset.
     - `chat`: wrap each prompt in the chat template as the user turn.
     - `batch_size`: rows per loop (default: all); a per-row steering is sliced to match.
 
     **Returns:** :class:`Generations`.
     """
-    import torch
-
-    model, tok = _unpack(lm)
+    model, tok = unpack_model(lm)
     n = len(prompts)
     if n == 0:
         raise ValueError("prompts is empty.")
@@ -174,14 +159,14 @@ def generate_batch(
         raise ValueError(f"{len(seeds)} seeds for {n} prompts: give one per prompt or one int.")
     if not (temperature >= 0 and 0 < top_p <= 1):
         raise ValueError(f"need temperature >= 0 and 0 < top_p <= 1, got {temperature}, {top_p}.")
-    rows_steered = getattr(steering, "n_rows", 1)
+    rows_steered = 1 if steering is None else steering.n_rows
     if rows_steered not in (1, n):
         raise ValueError(f"the steering has {rows_steered} rows for {n} prompts.")
     step = batch_size or n
     if step < n:
         out = Generations([], [], [])
         for s in range(0, n, step):
-            part = steering.select(slice(s, s + step)) if hasattr(steering, "select") else steering
+            part = None if steering is None else steering.select(slice(s, s + step))
             g = generate_batch(
                 lm,
                 prompts[s : s + step],
@@ -244,9 +229,7 @@ def continuation_nll(
 
     **Returns:** shape ``(n,)``, float64.
     """
-    import torch
-
-    model, tok = _unpack(lm)
+    model, tok = unpack_model(lm)
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     out = np.full(len(prompt_ids), np.nan)
     for s in range(0, len(prompt_ids), batch_size):
@@ -289,7 +272,7 @@ def ab_probabilities(
     match: Sequence[str],
     other: Sequence[str],
     *,
-    steering=None,
+    steering: Intervention | None = None,
     batch_size: int = 16,
 ) -> np.ndarray:
     r"""CAA's A/B score: the probability of the behaviour-matching answer letter
@@ -298,17 +281,13 @@ def ab_probabilities(
     .. math::  p = \frac{\exp z_{\text{match}}}{\exp z_{\text{match}} + \exp z_{\text{other}}},
 
     :math:`z` the next-token logits after the prompt (which ends where the letter goes,
-    e.g. ``"Answer:\n ("``), one forward pass per row, under `steering` (a
-    :class:`~probejax.llm.RowSteering` whose rows align with the prompts, one row for
-    all, or ``None``).
+    e.g. ``"Answer:\n ("``), one forward pass per row, under `steering` (an
+    :class:`~probejax.llm.Intervention`, e.g. a :class:`~probejax.llm.RowSteering`
+    with a row per prompt or one row for all, or ``None``).
 
     **Returns:** shape ``(n,)``, float64.
     """
-    import torch
-
-    from ._rowsteer import RowSteering
-
-    model, tok = _unpack(lm)
+    model, tok = unpack_model(lm)
     n = len(prompts)
     if not n == len(match) == len(other):
         raise ValueError(f"{n} prompts, {len(match)} match and {len(other)} other letters.")
@@ -319,7 +298,7 @@ def ab_probabilities(
         rows = [tok(p).input_ids for p in prompts[sl]]
         a = [letter_token(tok, p, m) for p, m in zip(prompts[sl], match[sl], strict=True)]
         b = [letter_token(tok, p, o) for p, o in zip(prompts[sl], other[sl], strict=True)]
-        spec = steering.select(sl) if isinstance(steering, RowSteering) else steering
+        spec = None if steering is None else steering.select(sl)
         ids, att, pos = _left_pad(rows, pad)
         with torch.no_grad(), _hooks(model, spec):
             z = model(input_ids=ids, attention_mask=att, position_ids=pos).logits[:, -1].double()
@@ -350,13 +329,9 @@ def ab_sweep(
     - `batch_size`: questions per prefix pass (each expands to ``len(arms)`` rows).
 
     **Returns:** shape ``(len(arms), n)``, float64; equal (up to float rounding) to
-    ``ab_probabilities`` with ``RowSteering.constant(v, m, positions="after_prompt")``.
+    ``ab_probabilities`` with ``RowSteering.constant(v, m, positions=Positions.LAST)``.
     """
-    import torch
-
-    from ._rowsteer import RowSteering
-
-    model, tok = _unpack(lm)
+    model, tok = unpack_model(lm)
     n, R = len(prompts), len(arms)
     if not n == len(match) == len(other):
         raise ValueError(f"{n} prompts, {len(match)} match and {len(other)} other letters.")
@@ -387,7 +362,7 @@ def ab_sweep(
             spec = (
                 None
                 if all(v is None for v in vecs)
-                else RowSteering.rows(vecs, mults, positions="after_prompt")
+                else RowSteering.rows(vecs, mults, positions=Positions.LAST)
             )
             with _hooks(model, spec):
                 z = (

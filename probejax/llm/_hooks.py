@@ -52,6 +52,30 @@ def decoder_layers(model) -> Sequence:
     )
 
 
+def unpack_model(lm, need_tokenizer: bool = True):
+    """``(model, tokenizer)`` of a loaded model (``.model``, ``.tokenizer``), a
+    ``(model, tokenizer)`` pair or a bare ``torch.nn.Module`` (tokenizer ``None``).
+
+    Raises ``TypeError`` for anything else, and when `need_tokenizer` and there is none.
+    """
+    import torch
+
+    if isinstance(lm, tuple):
+        model, tokenizer = lm
+    elif isinstance(lm, torch.nn.Module):
+        model, tokenizer = lm, None
+    elif hasattr(lm, "model"):
+        model, tokenizer = lm.model, getattr(lm, "tokenizer", None)
+    else:
+        raise TypeError(
+            f"expected a loaded model (with .model and .tokenizer), a (model, tokenizer) "
+            f"pair or a torch module, got {type(lm).__name__}."
+        )
+    if need_tokenizer and tokenizer is None:
+        raise TypeError("a tokenizer is needed: pass a loaded model or a (model, tokenizer) pair.")
+    return model, tokenizer
+
+
 def _hidden(output):
     """The hidden-state tensor of a block's output (a tensor or a tuple led by one)."""
     return output[0] if isinstance(output, tuple) else output

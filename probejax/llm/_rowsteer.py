@@ -2,52 +2,53 @@ r"""A steering hook with its own push for every batch row.
 
 :class:`RowSteering` holds, per steered block :math:`\ell`, a matrix
 :math:`P_\ell \in \mathbb{R}^{B\times d}` and adds row :math:`b`'s push to that row's
-hidden state, :math:`e_{\ell,b,t} \leftarrow e_{\ell,b,t} + P_{\ell,b}`, at every position
-or only after the prompt (module :mod:`probejax.llm._vectors`). One batch can thus hold
-many prompts, directions and strengths at once (a dose-response in one ``generate``
-call); a matrix with one row applies to every row. Rows without a push at a layer get
-zeros there.
+hidden state, :math:`e_{\ell,b,t} \leftarrow e_{\ell,b,t} + P_{\ell,b}`, at the positions
+:math:`t` its :class:`~probejax.llm.Positions` names (every position, or the last of each
+forward call). One batch can thus hold many prompts, directions and strengths at once
+(a dose-response in one ``generate_batch`` call); a matrix with one row applies to every
+row. Rows without a push at a layer get zeros there.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
+import torch
 
-from ._vectors import SteeringVector, check_positions
+from ._intervention import Intervention, Positions, SteerRecord
+from ._vectors import SteeringVector
 
 
-class RowSteering:
+class RowSteering(Intervention):
     """Per-row additive pushes ``{layer: (B, d)}`` at one hook point.
 
     **Arguments:**
 
     - `pushes`: ``{layer: array (B, d)}``, row ``b``'s push at that layer (``B = 1``
       broadcasts over the batch).
-    - `positions`: ``"all"`` or ``"after_prompt"`` (the last position of each forward
-      call: with a KV cache, the prompt's last token and then every generated token).
+    - `positions`: :attr:`Positions.ALL` or :attr:`Positions.LAST`.
     - `point`: the hook point.
+
+    Its log records, per row and step, the push's norm as ``eps`` (``applied`` when it
+    is not zero).
     """
 
     def __init__(
         self,
         pushes: Mapping[int, np.ndarray],
         *,
-        positions: str = "all",
+        positions: Positions = Positions.ALL,
         point: str = "block_output",
     ):
-        check_positions(positions)
+        super().__init__(positions=positions, point=point)
         if not pushes:
             raise ValueError("pushes is empty: give at least one {layer: (B, d) array}.")
         self.pushes = {int(i): np.atleast_2d(np.asarray(p, np.float64)) for i, p in pushes.items()}
         rows = {p.shape[0] for p in self.pushes.values()}
         if len(rows) != 1:
             raise ValueError(f"the layers' pushes have different row counts {sorted(rows)}.")
-        self.positions = positions
-        self.point = point
-        self._cache: dict = {}
+        self.lengths = {i: np.linalg.norm(p, axis=-1) for i, p in self.pushes.items()}
 
     @property
     def layers(self) -> list[int]:
@@ -59,9 +60,9 @@ class RowSteering:
 
     @classmethod
     def constant(
-        cls, vector: SteeringVector, multiplier: float, *, positions: str = "all"
+        cls, vector: SteeringVector, multiplier: float, *, positions: Positions = Positions.ALL
     ) -> RowSteering:
-        """``multiplier * vector`` on every row."""
+        """``multiplier * vector`` on every row, at the vector's hook point."""
         pushes = {i: float(multiplier) * v[None] for i, v in vector.directions.items()}
         return cls(pushes, positions=positions, point=vector.point)
 
@@ -71,7 +72,7 @@ class RowSteering:
         vectors: Sequence[SteeringVector | None],
         multipliers: Sequence[float],
         *,
-        positions: str = "all",
+        positions: Positions = Positions.ALL,
     ) -> RowSteering:
         """Row ``b`` gets ``multipliers[b] * vectors[b]`` (``None``: unsteered); all the
         vectors must share one hook point."""
@@ -102,38 +103,17 @@ class RowSteering:
         pushes = {i: p[rows] for i, p in self.pushes.items()}
         return RowSteering(pushes, positions=self.positions, point=self.point)
 
-    def __call__(self, layer: int, hidden):
-        import torch
-
-        key = (layer, hidden.device, hidden.dtype)
-        if key not in self._cache:
-            p = self.pushes[layer]
-            if p.shape[1] != hidden.shape[-1]:
-                raise ValueError(
-                    f"layer {layer}: the push has {p.shape[1]} entries but the hidden state "
-                    f"has d = {hidden.shape[-1]}."
-                )
-            self._cache[key] = torch.as_tensor(p, dtype=hidden.dtype, device=hidden.device)
-        push = self._cache[key]
-        if push.shape[0] not in (1, hidden.shape[0]):
-            raise ValueError(
-                f"layer {layer}: {push.shape[0]} rows of pushes for a batch of {hidden.shape[0]}."
+    def edit(self, layer: int, step: int, hidden: torch.Tensor) -> torch.Tensor:
+        (push,) = self._tensors(layer, hidden, (self.pushes[layer],), hidden.dtype)
+        B = hidden.shape[0]
+        if push.shape[0] not in (1, B):
+            raise ValueError(f"layer {layer}: {push.shape[0]} rows of pushes for a batch of {B}.")
+        part = self.positions.part(hidden)
+        lengths = np.broadcast_to(self.lengths[layer], (B,))
+        for row in range(B):
+            eps = float(lengths[row])
+            n = part.shape[1] if eps != 0 else 0
+            self.log.append(
+                SteerRecord(step, layer, row, eps != 0, eps, float("nan"), float("nan"), n)
             )
-        if self.positions == "all":
-            return hidden + push[:, None, :]
-        new = hidden.clone()
-        new[:, -1] = hidden[:, -1] + push
-        return new
-
-    @contextlib.contextmanager
-    def attach(self, model) -> Iterator[RowSteering]:
-        """Install the hooks for the body of a ``with`` (ahead of the blocks' own hooks);
-        they come off on exit, also when the body raises."""
-        from ._hooks import hooked
-
-        if isinstance(model, tuple):
-            model = model[0]
-        elif not hasattr(model, "forward"):
-            model = model.model
-        with hooked(model, self.layers, self, self.point, prepend=True):
-            yield self
+        return self.positions.merge(hidden, part + push[:, None, :])

@@ -2,32 +2,25 @@ r"""Steering a causal LM along a probe's concept direction, and measuring the re
 
 A linear probe at layer :math:`\ell` reads the residual stream :math:`e \in \mathbb{R}^d`
 leaving block :math:`\ell` (hook point ``"block_output"``) in raw activation
-coordinates, as ``fit_raptor(...).probe`` returns it:
+coordinates, as ``pj.evaluate(...).probe`` returns it:
 
 .. math::  s(e) = w^\top e + b, \qquad p(e) = \sigma(s(e)), \qquad v = w / \lVert w \rVert ,
 
-:math:`v` being the concept vector (``res.concept_vector()``).
+:math:`v` being the concept vector (``probe.concept_vector()``). Both interventions here
+are :class:`~probejax.llm.Intervention` hooks (``with spec.attach(model):``) and take a
+:class:`~probejax.llm.Positions`.
 
-- **Fixed steering** adds a constant push, :math:`e \leftarrow e + \alpha v`, at every
-  position or only at the last one.
-- **Target steering** (RAPTOR, arXiv 2602.00158) applies the smallest L2 edit that puts
-  the probe at a target probability :math:`p^*`. Along :math:`v`,
-  :math:`s(e + \epsilon v) = s(e) + \epsilon \lVert w \rVert`, so
-
-  .. math::  \epsilon = \frac{\operatorname{logit}(p^*) - b - w^\top e}{\lVert w \rVert},
-             \qquad e \leftarrow e + \epsilon v ,
-
-  and no other edit of smaller norm reaches :math:`s = \operatorname{logit}(p^*)`. It is
-  applied at the last position of every forward step (the prompt's last token, then
-  each generated token), and only while the probe has not reached the target:
-  towards (:math:`p^* \ge 1/2`) when :math:`s(e) < \operatorname{logit}(p^*)`, away
-  (:math:`p^* < 1/2`) when :math:`s(e) > \operatorname{logit}(p^*)`.
-
-  RAPTOR's code writes :math:`\epsilon = \operatorname{logit}(p^*) - b - v^\top e` with
-  the unit :math:`v` (and :math:`b = 0`): it treats :math:`v` itself as the probe, so the
-  real probe lands at :math:`s = \lVert w\rVert(\operatorname{logit}(p^*) - b) + b`, not
-  at the target, unless :math:`\lVert w \rVert = 1`. ``rule="raptor"`` reproduces that
-  edit; ``rule="exact"`` (default) is the one above.
+- **Fixed steering** (:class:`FixedSteering`) adds a constant push,
+  :math:`e \leftarrow e + \alpha v`, at every position or only at the last one.
+- **Target steering** (:class:`TargetSteering`; RAPTOR, arXiv 2602.00158) applies an
+  edit along :math:`v` that moves the probe to a target probability :math:`p^*`,
+  :math:`e \leftarrow e + \epsilon v`, by default at the last position of every forward
+  step (the prompt's last token, then each generated token), and only while the probe
+  has not reached the target: towards (:math:`p^* \ge 1/2`) when the score is below
+  :math:`\operatorname{logit}(p^*)`, away (:math:`p^* < 1/2`) when above. An
+  :class:`EditRule` says which score and which :math:`\epsilon`: :class:`ExactEdit`
+  (default) is the smallest L2 edit that puts the probe at the target;
+  :class:`UnitVectorEdit` reproduces the edit of RAPTOR's code.
 
 Success in the edited coordinate is true by construction. :func:`probe_probability`
 measures instead: it re-encodes the generated text without steering and reads the probe
@@ -36,56 +29,22 @@ there.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import copy
+import dataclasses
 import math
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
+from scipy.special import expit
 
 from ._extract import extract
-from ._hooks import hooked
-
-POSITIONS = ("all", "last")
-RULES = ("exact", "raptor")
-
-
-class SteerRecord(NamedTuple):
-    """What one steering hook did to one batch row at one forward step.
-
-    ``step`` counts the forward passes through ``layer`` (0 is the prompt, then one per
-    generated token); ``eps`` is the step length along the unit direction at the last
-    position (0 when skipped); ``logit_before``/``logit_after`` are the probe logit
-    :math:`w^\\top e + b` at the last position before and after the edit (``nan`` for
-    fixed steering, which has no probe); ``n_edited`` counts the edited positions.
-    """
-
-    step: int
-    layer: int
-    row: int
-    applied: bool
-    eps: float
-    logit_before: float
-    logit_after: float
-    n_edited: int
-
-    @property
-    def p_before(self) -> float:
-        return _sigmoid(self.logit_before)
-
-    @property
-    def p_after(self) -> float:
-        return _sigmoid(self.logit_after)
-
-
-def _sigmoid(s: float) -> float:
-    return math.nan if math.isnan(s) else float(np.exp(-np.logaddexp(0.0, -s)))
-
-
-def _finite(x: float) -> float | None:
-    return None if math.isnan(x) else x
+from ._hooks import unpack_model
+from ._intervention import Intervention, Positions, SteerRecord
+from ._rowsteer import RowSteering
 
 
 def _logit(p: float, name: str) -> float:
@@ -120,138 +79,115 @@ def _probe(value: Any, name: str) -> tuple[np.ndarray, float]:
     return _vector(w, f"{name} weights"), float(np.asarray(b))
 
 
-def _check_positions(positions: str) -> None:
-    if positions not in POSITIONS:
-        raise ValueError(f"positions={positions!r} is not one of {POSITIONS}.")
-
-
-class _Steering:
-    """Shared bookkeeping: per-layer step counters, device/dtype caches and the log."""
-
-    def __init__(self) -> None:
-        self.log: list[SteerRecord] = []
-        self._calls: dict[int, int] = {}
-        self._cache: dict[tuple, tuple[torch.Tensor, ...]] = {}
-
-    @property
-    def layers(self) -> list[int]:
-        raise NotImplementedError
-
-    def _step(self, layer: int) -> int:
-        step = self._calls.get(layer, 0)
-        self._calls[layer] = step + 1
-        return step
-
-    def _tensors(self, layer: int, hidden: torch.Tensor, arrays, dtype) -> tuple:
-        key = (layer, hidden.device, dtype)
-        if key not in self._cache:
-            d = hidden.shape[-1]
-            if arrays[0].shape[0] != d:
-                raise ValueError(
-                    f"layer {layer}: the steering vector has {arrays[0].shape[0]} entries but "
-                    f"the hidden state has d = {d}."
-                )
-            self._cache[key] = tuple(
-                torch.as_tensor(a, dtype=dtype, device=hidden.device) for a in arrays
-            )
-        return self._cache[key]
-
-    def reset(self) -> None:
-        """Clear the log and the step counters."""
-        self.log.clear()
-        self._calls.clear()
-
-    def summary(self) -> list[dict]:
-        """Per steered layer: steps seen, edits applied and skipped, mean and max
-        :math:`|\\epsilon|` of the applied edits, probe probability before and after the
-        edit at the first and the last step (``None`` without a probe or a step)."""
-        out = []
-        for layer in self.layers:
-            recs = [r for r in self.log if r.layer == layer]
-            done = [r for r in recs if r.applied]
-            eps = np.abs([r.eps for r in done]) if done else np.zeros(0)
-            out.append(
-                {
-                    "layer": layer,
-                    "n_steps": len(recs),
-                    "n_applied": len(done),
-                    "n_skipped": len(recs) - len(done),
-                    "mean_abs_eps": float(eps.mean()) if done else 0.0,
-                    "max_abs_eps": float(eps.max()) if done else 0.0,
-                    "p_before_first": _finite(recs[0].p_before) if recs else None,
-                    "p_after_first": _finite(recs[0].p_after) if recs else None,
-                    "p_before_last": _finite(recs[-1].p_before) if recs else None,
-                    "p_after_last": _finite(recs[-1].p_after) if recs else None,
-                }
-            )
-        return out
-
-
-class FixedSteering(_Steering):
+class FixedSteering(RowSteering):
     r"""A constant push :math:`e \leftarrow e + \alpha v` with unit :math:`v = u/\lVert u\rVert`.
 
-    A hook function for :func:`steer` (``fn(layer, hidden) -> hidden``).
+    A :class:`RowSteering` with the same push on every row; its log records the signed
+    :math:`\alpha` as ``eps``.
 
     **Arguments:**
 
     - `layers`: ``{layer: u}``, a direction per block (any scale; it is normalised).
     - `strength`: :math:`\alpha`, in units of the residual stream (negative pushes away).
-    - `positions`: ``"all"`` edits every position (with a KV cache: the prompt, then each
-      new token), ``"last"`` only the last one of each forward step.
+    - `positions`: :attr:`Positions.ALL` (with a KV cache: the prompt, then each new
+      token) or :attr:`Positions.LAST` (the last position of each forward step).
+    - `point`: the hook point.
     """
 
-    def __init__(self, layers: Mapping[int, Any], strength: float, *, positions: str = "all"):
-        super().__init__()
-        _check_positions(positions)
+    def __init__(
+        self,
+        layers: Mapping[int, Any],
+        strength: float,
+        *,
+        positions: Positions = Positions.ALL,
+        point: str = "block_output",
+    ):
         if not layers:
             raise ValueError("layers is empty: give at least one {layer: direction}.")
         self.directions = {
             int(i): (u := _vector(v, f"layers[{i}]")) / np.linalg.norm(u) for i, v in layers.items()
         }
         self.strength = float(strength)
-        self.positions = positions
-
-    @property
-    def layers(self) -> list[int]:
-        return sorted(self.directions)
-
-    def __call__(self, layer: int, hidden: torch.Tensor) -> torch.Tensor:
-        (v,) = self._tensors(layer, hidden, (self.directions[layer],), hidden.dtype)
-        step = self._step(layer)
-        push = self.strength * v
-        if self.positions == "all":
-            new = hidden + push
-        else:
-            new = hidden.clone()
-            new[:, -1] = hidden[:, -1] + push
-        n = hidden.shape[1] if self.positions == "all" else 1
-        for row in range(hidden.shape[0]):
-            self.log.append(
-                SteerRecord(step, layer, row, True, self.strength, math.nan, math.nan, n)
-            )
-        return new
+        pushes = {i: self.strength * v[None] for i, v in self.directions.items()}
+        super().__init__(pushes, positions=positions, point=point)
+        self.lengths = {i: np.array([self.strength]) for i in self.directions}
 
 
-class TargetSteering(_Steering):
+class EditRule(abc.ABC):
+    r"""How :class:`TargetSteering` scores a state and how far it steps along :math:`v`.
+
+    The edit is :math:`e \leftarrow e + \epsilon v` with :math:`\epsilon =`
+    :meth:`step` of the gap :math:`\operatorname{logit}(p^*) - ` :meth:`score`, made
+    while the score has not reached :math:`\operatorname{logit}(p^*)`.
+    """
+
+    @abc.abstractmethod
+    def score(self, e: torch.Tensor, w: torch.Tensor, v: torch.Tensor, b: float) -> torch.Tensor:
+        """The score of states ``e`` (..., d) that is compared with the target logit."""
+
+    @abc.abstractmethod
+    def step(self, gap: torch.Tensor, norm_w: float) -> torch.Tensor:
+        """:math:`\\epsilon` for a gap :math:`\\operatorname{logit}(p^*) -` score."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ExactEdit(EditRule):
+    r"""The smallest L2 edit that puts the probe at the target.
+
+    Along :math:`v`, :math:`s(e + \epsilon v) = s(e) + \epsilon \lVert w \rVert`, so
+
+    .. math::  \epsilon = \frac{\operatorname{logit}(p^*) - b - w^\top e}{\lVert w \rVert}
+
+    gives :math:`s = \operatorname{logit}(p^*)` after the edit, and no edit of smaller
+    norm does. The score is the probe's, :math:`s(e) = w^\top e + b`.
+    """
+
+    def score(self, e, w, v, b):
+        return e @ w + b
+
+    def step(self, gap, norm_w):
+        return gap / norm_w
+
+
+@dataclasses.dataclass(frozen=True)
+class UnitVectorEdit(EditRule):
+    r"""The edit of RAPTOR's code, which treats the unit vector :math:`v` as the probe.
+
+    Score :math:`v^\top e + b` and
+
+    .. math::  \epsilon = \operatorname{logit}(p^*) - b - v^\top e ,
+
+    so after the edit :math:`v^\top e + b = \operatorname{logit}(p^*)`, and the real
+    probe lands at :math:`s = \lVert w\rVert(\operatorname{logit}(p^*) - b) + b`, not at
+    the target, unless :math:`\lVert w \rVert = 1` (RAPTOR's code has :math:`b = 0`).
+    """
+
+    def score(self, e, w, v, b):
+        return e @ v + b
+
+    def step(self, gap, norm_w):
+        return gap
+
+
+class TargetSteering(Intervention):
     r"""RAPTOR's minimal edit to a target probe probability, applied until reached.
 
-    At each forward step and steered layer, with :math:`s = w^\top e + b` at the last
-    position: if the probe has not reached :math:`p^*` (towards: :math:`s <
-    \operatorname{logit}(p^*)` for :math:`p^* \ge 1/2`; away: :math:`s >
-    \operatorname{logit}(p^*)`), :math:`e \leftarrow e + \epsilon v` with
-    :math:`\epsilon = (\operatorname{logit}(p^*) - s)/\lVert w \rVert` (``rule="exact"``,
-    after which :math:`s = \operatorname{logit}(p^*)`) or :math:`\epsilon =
-    \operatorname{logit}(p^*) - b - v^\top e` (``rule="raptor"``, RAPTOR's code, whose
-    reached-test also uses :math:`v^\top e + b`). Otherwise nothing is changed and the log
-    says skipped. The logit arithmetic is done in float32 (or float64 for float64
-    models) and the edited state is cast back to the model's dtype.
+    At each forward step and steered layer, at each edited position: if the rule's
+    score (:meth:`EditRule.score`) has not reached :math:`\operatorname{logit}(p^*)`
+    (towards: below it for :math:`p^* \ge 1/2`; away: above it), :math:`e \leftarrow e +
+    \epsilon v` with the rule's :math:`\epsilon`; with :class:`ExactEdit` the probe
+    then reads :math:`s = w^\top e + b = \operatorname{logit}(p^*)`. Otherwise nothing
+    is changed and the log says skipped. The logit arithmetic is done in float32 (or
+    float64 for float64 models) and the edited state is cast back to the model's dtype.
 
     **Arguments:**
 
     - `layers`: ``{layer: (w, b)}`` or ``{layer: LinearProbe}``, raw-coordinate probes.
     - `target_p`: :math:`p^*` in (0, 1); RAPTOR uses 0.9999 (towards) and 0.0001 (away).
-    - `positions`: ``"last"`` (RAPTOR) or ``"all"`` (each position edited independently).
-    - `rule`: ``"exact"`` or ``"raptor"``.
+    - `positions`: :attr:`Positions.LAST` (RAPTOR) or :attr:`Positions.ALL` (each
+      position edited independently).
+    - `rule`: an :class:`EditRule`, :class:`ExactEdit` or :class:`UnitVectorEdit`.
+    - `point`: the hook point.
     """
 
     def __init__(
@@ -259,40 +195,39 @@ class TargetSteering(_Steering):
         layers: Mapping[int, Any],
         target_p: float,
         *,
-        positions: str = "last",
-        rule: str = "exact",
+        positions: Positions = Positions.LAST,
+        rule: EditRule = ExactEdit(),
+        point: str = "block_output",
     ):
-        super().__init__()
-        _check_positions(positions)
-        if rule not in RULES:
-            raise ValueError(f"rule={rule!r} is not one of {RULES}.")
+        super().__init__(positions=positions, point=point)
+        if not isinstance(rule, EditRule):
+            raise ValueError(
+                f"rule={rule!r} is not an EditRule: use ExactEdit() or UnitVectorEdit()."
+            )
         if not layers:
             raise ValueError("layers is empty: give at least one {layer: (w, b)}.")
         self.probes = {int(i): _probe(p, f"layers[{i}]") for i, p in layers.items()}
         self.target_p = float(target_p)
         self.target_logit = _logit(target_p, "target_p")
         self.towards = self.target_p >= 0.5
-        self.positions = positions
         self.rule = rule
 
     @property
     def layers(self) -> list[int]:
         return sorted(self.probes)
 
-    def __call__(self, layer: int, hidden: torch.Tensor) -> torch.Tensor | None:
+    def edit(self, layer: int, step: int, hidden: torch.Tensor) -> torch.Tensor | None:
         w_np, b = self.probes[layer]
         dtype = torch.float64 if hidden.dtype == torch.float64 else torch.float32
         w, v = self._tensors(layer, hidden, (w_np, w_np / np.linalg.norm(w_np)), dtype)
-        step = self._step(layer)
         norm_w = float(np.linalg.norm(w_np))
         t = self.target_logit
-        part = hidden if self.positions == "all" else hidden[:, -1:]
+        part = self.positions.part(hidden)
         e = part.to(dtype)
         s = e @ w + b
-        s_rule = s if self.rule == "exact" else e @ v + b
-        todo = s_rule < t if self.towards else s_rule > t
-        eps = (t - s_rule) / (norm_w if self.rule == "exact" else 1.0)
-        eps = torch.where(todo, eps, torch.zeros_like(eps))
+        score = self.rule.score(e, w, v, b)
+        todo = score < t if self.towards else score > t
+        eps = torch.where(todo, self.rule.step(t - score, norm_w), torch.zeros_like(score))
         edited = (e + eps[..., None] * v).to(hidden.dtype)
         s_after = edited.to(dtype) @ w + b
         for row in range(hidden.shape[0]):
@@ -310,54 +245,7 @@ class TargetSteering(_Steering):
             )
         if not bool(todo.any()):
             return None
-        if self.positions == "all":
-            return torch.where(todo[..., None], edited, hidden)
-        new = hidden.clone()
-        new[:, -1:] = torch.where(todo[..., None], edited, part)
-        return new
-
-
-@contextlib.contextmanager
-def steer(model, spec: _Steering | None, point: str = "block_output") -> Iterator[_Steering | None]:
-    """Install a steering object's hooks on its layers for the body of a ``with``.
-
-    The hooks run ahead of any hooks the blocks already carry (so ``output_hidden_states``
-    records the steered state) and come off on exit, also when the body raises: outside
-    the ``with`` the model computes exactly what it computed before.
-
-    **Arguments:**
-
-    - `model`: a transformers causal LM, or a loaded model with a ``.model``.
-    - `spec`: a :class:`FixedSteering` or :class:`TargetSteering`; ``None`` steers nothing.
-    - `point`: ``"block_output"`` (RAPTOR) or ``"block_input"``.
-
-    **Returns:**
-
-    A context manager yielding `spec`, whose ``log`` fills as the model runs.
-    """
-    if spec is None:
-        yield None
-        return
-    model, _ = _unpack(model, need_tokenizer=False)
-    with hooked(model, spec.layers, spec, point, prepend=True):
-        yield spec
-
-
-def _unpack(lm, need_tokenizer: bool = True):
-    if isinstance(lm, tuple):
-        model, tokenizer = lm
-    elif isinstance(lm, torch.nn.Module):
-        model, tokenizer = lm, None
-    elif hasattr(lm, "model"):
-        model, tokenizer = lm.model, getattr(lm, "tokenizer", None)
-    else:
-        raise TypeError(
-            f"expected a loaded model (with .model and .tokenizer) or a (model, tokenizer) "
-            f"pair, got {type(lm).__name__}."
-        )
-    if need_tokenizer and tokenizer is None:
-        raise TypeError("a tokenizer is needed: pass a loaded model or a (model, tokenizer) pair.")
-    return model, tokenizer
+        return self.positions.merge(hidden, torch.where(todo[..., None], edited, part))
 
 
 def _encode(tokenizer, prompt: str, chat: bool):
@@ -381,8 +269,7 @@ def generate(
     top_p: float = 0.95,
     repetition_penalty: float = 1.1,
     seed: int = 0,
-    steering: _Steering | None = None,
-    point: str = "block_output",
+    steering: Intervention | None = None,
     chat: bool = False,
 ) -> str:
     """The continuation of `prompt`, optionally under steering.
@@ -395,14 +282,14 @@ def generate(
 
     - `lm`: a loaded model (``.model``, ``.tokenizer``) or a ``(model, tokenizer)`` pair.
     - `prompt`: raw text, or the user turn of a chat template when ``chat=True``.
-    - `steering`: a :class:`FixedSteering` / :class:`TargetSteering`, or ``None``.
-    - `point`: the hook point steering edits.
+    - `steering`: an :class:`~probejax.llm.Intervention` (e.g. :class:`FixedSteering`,
+      :class:`TargetSteering`), attached for the call, or ``None``.
 
     **Returns:**
 
     The decoded new tokens (special tokens removed), without the prompt.
     """
-    model, tokenizer = _unpack(lm)
+    model, tokenizer = unpack_model(lm)
     enc = _encode(tokenizer, prompt, chat).to(model.device)
     config = copy.deepcopy(model.generation_config)
     config.max_new_tokens = max_new_tokens
@@ -415,7 +302,8 @@ def generate(
             tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         )
     cuda = [model.device.index or 0] if model.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda), torch.no_grad(), steer(model, steering, point):
+    hooks = contextlib.nullcontext() if steering is None else steering.attach(model)
+    with torch.random.fork_rng(devices=cuda), torch.no_grad(), hooks:
         torch.manual_seed(seed)
         out = model.generate(**enc, generation_config=config)
     return tokenizer.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True)
@@ -453,8 +341,7 @@ def probe_probability(
     X = extract(
         loaded, list(texts), layers=[layer], pooling=pooling, point=point, batch_size=batch_size
     )[0]
-    s = np.asarray(X, dtype=np.float64) @ w + float(b)
-    return np.exp(-np.logaddexp(0.0, -s))
+    return expit(np.asarray(X, dtype=np.float64) @ w + float(b))
 
 
 def steering_demo(
@@ -467,7 +354,7 @@ def steering_demo(
     direction: str = "towards",
     target_p: float | None = None,
     strength: float | None = None,
-    rule: str = "exact",
+    rule: EditRule = ExactEdit(),
     max_new_tokens: int = 40,
     **generate_kwargs,
 ) -> dict:
@@ -486,7 +373,7 @@ def steering_demo(
     - `layers`: the blocks to steer (and to measure at).
     - `direction`: ``"towards"`` or ``"away"`` (the positive class of the probe).
     - `target_p`, `strength`: at most one; `strength` is :math:`\alpha \ge 0`.
-    - `rule`: for target steering, ``"exact"`` or ``"raptor"``.
+    - `rule`: for target steering, an :class:`EditRule`.
     - `generate_kwargs`: passed to :func:`generate` (``do_sample``, ``seed``, ``chat``...).
 
     **Returns:**
@@ -528,7 +415,7 @@ def steering_demo(
     texts = [prompt, prompt + unsteered, prompt + steered]
     X = extract(loaded, texts, layers=layers, pooling="last")
     s = np.einsum("lnd,ld->ln", np.asarray(X, dtype=np.float64), W) + B[:, None]
-    p = np.exp(-np.logaddexp(0.0, -s))
+    p = expit(s)
     return {
         "prompt": prompt,
         "direction": direction,

@@ -2,14 +2,15 @@ r"""Steering vectors: one direction per layer, built three ways, applied with a 
 
 A :class:`SteeringVector` holds :math:`u_\ell \in \mathbb{R}^d` for each steered block
 :math:`\ell` (hook point ``"block_output"`` by default: the residual stream leaving the
-block). Inside ``with vec.apply(model, multiplier=m):`` every forward pass adds
+block). Inside ``with RowSteering.constant(vec, m, positions=...).attach(model):``
+(:class:`~probejax.llm.RowSteering`) every forward pass adds
 
 .. math::  e_{\ell, t} \leftarrow e_{\ell, t} + m\, u_\ell
 
-at all positions :math:`t` (``positions="all"``) or only after the prompt
-(``positions="after_prompt"``: the last position of every forward call, which during
-cached generation is the prompt's last token and then each generated token, the tokens
-whose outputs are generated text). Built from
+at every position :math:`t` (:attr:`Positions.ALL`) or only at the last position of
+each forward call (:attr:`Positions.LAST`: during cached generation the prompt's last
+token, then each generated token, the tokens whose outputs are generated text). Built
+from
 
 - contrast pairs (:meth:`SteeringVector.from_pairs`): the mean of differences
   :math:`u_\ell = \frac1n\sum_i (e_\ell(x_i^+) - e_\ell(x_i^-))` at each text's last
@@ -34,8 +35,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
-POSITIONS = ("all", "after_prompt")
+from ._extract import extract
+from ._hooks import hooked
 
 
 def _as_vector(v: Any, name: str) -> np.ndarray:
@@ -47,11 +50,6 @@ def _as_vector(v: Any, name: str) -> np.ndarray:
     if not np.all(np.isfinite(a)):
         raise ValueError(f"{name} has non-finite entries.")
     return a
-
-
-def check_positions(positions: str) -> None:
-    if positions not in POSITIONS:
-        raise ValueError(f"positions={positions!r} is not one of {POSITIONS}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,13 +104,6 @@ class SteeringVector:
         """The directions normalised to length 1."""
         return self.relative(dict.fromkeys(self.directions, 1.0))
 
-    def apply(self, model, multiplier: float = 1.0, *, positions: str = "all"):
-        """A context manager adding ``multiplier * u_layer`` at each steered block
-        (module docstring); the hooks come off on exit, also when the body raises."""
-        from ._rowsteer import RowSteering
-
-        return RowSteering.constant(self, multiplier, positions=positions).attach(model)
-
     @classmethod
     def from_pairs(
         cls,
@@ -130,8 +121,6 @@ class SteeringVector:
         **Arguments:** `loaded` (a loaded model), `pairs` (``(positive, negative)``
         texts), `layers`, `point`, `batch_size` (for :func:`probejax.llm.extract`).
         """
-        from ._extract import extract
-
         if not pairs:
             raise ValueError("pairs is empty.")
         pos, neg = zip(*pairs, strict=True)
@@ -201,10 +190,6 @@ def residual_norms(
 
     **Returns:** ``{layer: rho}``.
     """
-    import torch
-
-    from ._hooks import hooked
-
     layers = [int(i) for i in layers]
     if not texts:
         raise ValueError("texts is empty: the median norm needs some tokens.")

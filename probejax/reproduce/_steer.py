@@ -11,16 +11,18 @@ by CAA's A/B behaviour probability, never by the probe (config: ``experiments/st
    all rescaled to length :math:`\\rho_\\ell` (:meth:`SteeringVector.relative`);
 3. generates, batched, every (prompt, seed) at every signed strength :math:`k` for every
    direction and layer, plus the unsteered runs (strength 0, direction ``"none"``) and
-   RAPTOR's minimal edit towards and away (direction ``"raptor_edit"``, strength the
-   signed mean edit norm over :math:`\\rho_\\ell`);
+   the minimal edit (:class:`probejax.llm.TargetSteering`) of the probe of the config's
+   ``edit_estimator`` towards and away (direction ``"<edit_estimator>_edit"``, strength
+   the signed mean edit norm over :math:`\\rho_\\ell`);
 4. scores each continuation (VADER, perplexity under the unsteered model, repeated
    3-grams) and summarises the dose-response (:func:`probejax.llm.dose_response`);
 5. runs the A/B evaluation: per behaviour, vectors from training contrast pairs at one
-   layer (mean of differences at the answer letter, RAPTOR's probe on those
-   activations, random), the behaviour-matching letter's probability on held-out
-   questions at each multiplier.
+   layer (mean of differences at the answer letter, the concept vector of the config's
+   ``ab.estimator`` fitted on those activations, random), the behaviour-matching
+   letter's probability on held-out questions at each multiplier.
 
-:func:`plot` draws the dose-response curves and the A/B curves from the results file.
+:func:`plot` draws the dose-response curves and the A/B curves from the results file,
+estimators labelled and coloured by their registry entries.
 """
 
 from __future__ import annotations
@@ -38,8 +40,38 @@ from matplotlib.ticker import NullFormatter, ScalarFormatter
 __all__ = ["compute", "plot", "steering_grid"]
 
 
+def _edit_direction(config: dict) -> str:
+    """The direction name of the minimal-edit records."""
+    return f"{config['edit_estimator']}_edit"
+
+
+def _check(config: dict) -> list[int]:
+    """Validate ``config`` before any model is loaded; **returns** the grid's layers."""
+    from ..estimators import get_entry
+    from ..llm._intervention import Positions
+
+    for name in config["estimators"]:
+        get_entry(name)
+    layers = sorted({i for cell in config["grid"] for i in cell["layers"]})
+    if config["edit_targets"]:
+        name = config.get("edit_estimator")
+        if name not in config["estimators"]:
+            raise ValueError(
+                f"edit_estimator={name!r} is not among the config's estimators "
+                f"{list(config['estimators'])}: the minimal-edit arm steers with its probe."
+            )
+    if not set(config["edit_layers"]) <= set(layers):
+        raise ValueError(f"edit_layers {config['edit_layers']} must be among the grid's {layers}.")
+    Positions.named(config["positions"], "positions")
+    if config.get("ab"):
+        get_entry(config["ab"]["estimator"])
+        Positions.named(config["ab"].get("positions", "last"), "ab.positions")
+    return layers
+
+
 def _sentiment_directions(lm, config, layers, log) -> tuple[dict, dict]:
-    """``({name: SteeringVector (unit)}, {layer: (w, b)} of RAPTOR's probe)``."""
+    """``({name: SteeringVector (unit)}, {layer: (w, b)})``: the directions, and the
+    linear probe of the config's ``edit_estimator`` (empty without one)."""
     import jax
     import jax.numpy as jnp
 
@@ -64,7 +96,7 @@ def _sentiment_directions(lm, config, layers, log) -> tuple[dict, dict]:
     rows = list(range(lm.n_layers)) if cache_layers is None else list(cache_layers)
     y = jnp.asarray(2.0 * data.labels - 1.0, jnp.float32)
     vectors: dict[str, dict[int, np.ndarray]] = {}
-    raptor_probe = {}
+    edit_probe = {}
     key = jax.random.key(config["seed"])
     for name, kwargs in config["estimators"].items():
         est = get_estimator(name, **kwargs)
@@ -75,31 +107,35 @@ def _sentiment_directions(lm, config, layers, log) -> tuple[dict, dict]:
             probe = est.fit(Xl, y, key)
             vectors[name][layer] = np.asarray(probe.concept_vector(), np.float64)
             lin = probe.linear()
-            if name == "raptor" and lin is not None:
-                raptor_probe[layer] = (np.asarray(lin.w, np.float64), float(lin.b))
+            if name == config.get("edit_estimator") and config["edit_targets"]:
+                if lin is None:
+                    raise ValueError(f"edit_estimator {name!r} has no linear probe to edit with.")
+                edit_probe[layer] = (np.asarray(lin.w, np.float64), float(lin.b))
             log(f"  {name} at layer {layer}: {time.perf_counter() - t0:.1f} s")
     out = {k: SteeringVector(v, name=k) for k, v in vectors.items()}
     out["pairs"] = SteeringVector.from_pairs(lm, SENTIMENT_PAIRS, layers, name="pairs")
     out["random"] = SteeringVector.random(config["seed"] + 1, lm.d_model, layers)
-    return {k: v.unit() for k, v in out.items()}, raptor_probe
+    return {k: v.unit() for k, v in out.items()}, edit_probe
 
 
 def _generate_records(lm, config, prompts, rows_of, log) -> list[dict]:
     """Generate every row (``rows_of``: list of (direction, layer, k, vector|None,
     prompt, seed)) in batches, one RowSteering per batch."""
     from ..llm._generate import generate_batch
+    from ..llm._intervention import Positions
     from ..llm._rowsteer import RowSteering
 
     g = config["generation"]
     recs: list[dict] = []
     bs = config["batch_size"]
+    positions = Positions.named(config["positions"], "positions")
     for s in range(0, len(rows_of), bs):
         chunk = rows_of[s : s + bs]
         vecs = [r[3] for r in chunk]
         steering = (
             None
             if all(v is None for v in vecs)
-            else RowSteering.rows(vecs, [r[2] for r in chunk], positions=config["positions"])
+            else RowSteering.rows(vecs, [r[2] for r in chunk], positions=positions)
         )
         out = generate_batch(
             lm,
@@ -127,14 +163,16 @@ def _generate_records(lm, config, prompts, rows_of, log) -> list[dict]:
 
 
 def _edit_records(lm, config, prompts_seeds, layer, probe, rho, log) -> list[dict]:
-    """RAPTOR's minimal edit towards and away at one layer, with per-row edit norms."""
+    """The minimal edit towards and away at one layer, with per-row edit norms."""
     from ..llm._generate import generate_batch
+    from ..llm._intervention import Positions
     from ..llm._steer import TargetSteering
 
     g = config["generation"]
     recs = []
+    direction = _edit_direction(config)
     for target in config["edit_targets"]:
-        spec = TargetSteering({layer: probe}, target, positions="last")
+        spec = TargetSteering({layer: probe}, target, positions=Positions.LAST)
         out = generate_batch(
             lm,
             [p for p, _ in prompts_seeds],
@@ -152,7 +190,7 @@ def _edit_records(lm, config, prompts_seeds, layer, probe, rho, log) -> list[dic
             norm = float(np.mean(eps)) if eps else 0.0
             recs.append(
                 {
-                    "direction": "raptor_edit",
+                    "direction": direction,
                     "layer": layer,
                     "strength": sign * norm / rho,
                     "target_p": target,
@@ -164,7 +202,7 @@ def _edit_records(lm, config, prompts_seeds, layer, probe, rho, log) -> list[dic
                     "_ids": (pids, tids),
                 }
             )
-        log(f"  raptor edit p*={target} at layer {layer}: done")
+        log(f"  {direction} p*={target} at layer {layer}: done")
     return recs
 
 
@@ -199,12 +237,15 @@ def _ab_eval(lm, config, rho, log) -> list[dict]:
     from ..estimators import get_estimator
     from ..llm._extract import extract
     from ..llm._generate import ab_probabilities, ab_sweep
+    from ..llm._intervention import Positions
     from ..llm._rowsteer import RowSteering
     from ..llm._steer_eval import bootstrap_ci
     from ..llm._vectors import SteeringVector
 
     ab = config["ab"]
     layer = ab["layer"]
+    est = ab["estimator"]
+    positions = Positions.named(ab.get("positions", "last"), "ab.positions")
     out = []
     for name in ab["behaviours"]:
         t0 = time.perf_counter()
@@ -213,25 +254,25 @@ def _ab_eval(lm, config, rho, log) -> list[dict]:
         X = extract(lm, texts, layers=[layer], batch_size=16)[0].astype(np.float64)
         n = len(train)
         y = np.r_[np.ones(n), -np.ones(n)]
-        probe = get_estimator("raptor").fit(
+        probe = get_estimator(est).fit(
             jnp.asarray(X, jnp.float32), jnp.asarray(y, jnp.float32), jax.random.key(0)
         )
         vecs = {
             "pairs": SteeringVector({layer: (X[:n] - X[n:]).mean(0)}, name="pairs"),
-            "raptor": SteeringVector({layer: np.asarray(probe.concept_vector())}, name="raptor"),
+            est: SteeringVector({layer: np.asarray(probe.concept_vector())}, name=est),
             "random": SteeringVector.random(config["seed"] + 7, lm.d_model, [layer]),
         }
         vecs = {k: v.relative({layer: rho[layer]}) for k, v in vecs.items()}
         rows = [(None, 0.0)] + [(k, m) for k in vecs for m in ab["multipliers"] if m != 0]
         q_, a_, b_ = zip(*test, strict=True)
         arms = [(None if d is None else vecs[d], m) for d, m in rows]
-        if ab.get("positions", "after_prompt") == "after_prompt":
+        if positions is Positions.LAST:
             P = ab_sweep(lm, q_, a_, b_, arms)
         else:  # every position of the prompt steered: no shared prefix, one pass per row
             spec = RowSteering.rows(
                 [v for v, _ in arms for _ in test],
                 [m for _, m in arms for _ in test],
-                positions=ab["positions"],
+                positions=positions,
             )
             n_arms = len(arms)
             P = ab_probabilities(lm, q_ * n_arms, a_ * n_arms, b_ * n_arms, steering=spec).reshape(
@@ -263,10 +304,8 @@ def _ab_eval(lm, config, rho, log) -> list[dict]:
                 "p_unsteered": float(base.mean()),
                 "curves": curves,
                 "shift": shifts,
-                "cosine_pairs_raptor": float(
-                    vecs["pairs"].directions[layer]
-                    @ vecs["raptor"].directions[layer]
-                    / rho[layer] ** 2
+                f"cosine_pairs_{est}": float(
+                    vecs["pairs"].directions[layer] @ vecs[est].directions[layer] / rho[layer] ** 2
                 ),
             }
         )
@@ -295,22 +334,18 @@ def compute(config: dict, log: Callable[[str], None] = print) -> dict:
     )
     from ..llm._vectors import SteeringVector, residual_norms
 
+    layers = _check(config)
     torch.set_num_threads(config["threads"])
     timings = {}
     t0 = time.perf_counter()
     lm = load_model(config["model"], threads=config["threads"])
-    layers = sorted({i for cell in config["grid"] for i in cell["layers"]})
-    if config["edit_targets"] and "raptor" not in config["estimators"]:
-        raise ValueError("the minimal-edit arm needs 'raptor' among the config's estimators.")
-    if not set(config["edit_layers"]) <= set(layers):
-        raise ValueError(f"edit_layers {config['edit_layers']} must be among the grid's {layers}.")
     prompts = list(NEUTRAL_PROMPTS[: config["n_prompts"]])
     seeds = list(config["seeds"])
     ab_layers = [config["ab"]["layer"]] if config.get("ab") else []
     rho = residual_norms(lm, prompts, sorted({*layers, *ab_layers}))
     log("median residual norms: " + ", ".join(f"{i}: {r:.1f}" for i, r in rho.items()))
     log("fitting the sentiment directions")
-    units, raptor_probe = _sentiment_directions(lm, config, layers, log)
+    units, edit_probe = _sentiment_directions(lm, config, layers, log)
     names = list(units)
     cosines = {
         str(layer): {
@@ -337,7 +372,7 @@ def compute(config: dict, log: Callable[[str], None] = print) -> dict:
     records = _generate_records(lm, config, prompts, rows, log)
     if config["edit_targets"]:
         for layer in config["edit_layers"]:
-            records += _edit_records(lm, config, ps, layer, raptor_probe[layer], rho[layer], log)
+            records += _edit_records(lm, config, ps, layer, edit_probe[layer], rho[layer], log)
     timings["generation_s"] = round(time.perf_counter() - t1, 1)
 
     t2 = time.perf_counter()
@@ -352,9 +387,8 @@ def compute(config: dict, log: Callable[[str], None] = print) -> dict:
         r["rep3"] = repeated_ngram_rate(r["continuation"])
     timings["scoring_s"] = round(time.perf_counter() - t2, 1)
 
-    summary = dose_response(
-        [r for r in records if r["direction"] != "raptor_edit"], seed=config["seed"]
-    )
+    edit_dir = _edit_direction(config) if config["edit_targets"] else None
+    summary = dose_response([r for r in records if r["direction"] != edit_dir], seed=config["seed"])
     edit_summary = []
     base_ppl = summary["unsteered"]["perplexity"]
     for layer in config["edit_layers"]:
@@ -362,14 +396,13 @@ def compute(config: dict, log: Callable[[str], None] = print) -> dict:
             rs = [
                 r
                 for r in records
-                if r["direction"] == "raptor_edit"
-                and r["layer"] == layer
-                and r["target_p"] == target
+                if r["direction"] == edit_dir and r["layer"] == layer and r["target_p"] == target
             ]
             m, lo, hi = bootstrap_ci(np.array([r["vader"] for r in rs]), config["seed"])
             ppl = _nanmedian([r["perplexity"] for r in rs])
             edit_summary.append(
                 {
+                    "estimator": config["edit_estimator"],
                     "layer": layer,
                     "target_p": target,
                     "vader": {"mean": m, "ci": [lo, hi]},
@@ -421,13 +454,24 @@ def steering_grid(loaded, items, prompts, targets, max_new_tokens: int, log) -> 
     return demos
 
 
-_COLORS = {
-    "raptor": "tab:blue",
-    "mass_mean": "tab:orange",
-    "pairs": "tab:green",
-    "rfm": "tab:purple",
-    "random": "gray",
+# the directions this target builds itself; an estimator's direction is styled by its
+# registry entry
+_OWN_STYLES = {
+    "pairs": ("contrast pairs", "tab:green", "-"),
+    "random": ("random", "gray", "-"),
 }
+
+
+def _style(direction: str) -> tuple[str, str | None, str]:
+    """``(label, colour, line style)`` of a direction."""
+    from ..estimators import registered
+
+    if direction in _OWN_STYLES:
+        return _OWN_STYLES[direction]
+    entry = registered().get(direction)
+    if entry is None:
+        return direction, None, "-"
+    return entry.label, entry.color, entry.linestyle or "-"
 
 
 def plot(results: Path | str | dict, figures_dir: Path | str) -> list[Path]:
@@ -450,10 +494,11 @@ def plot(results: Path | str | dict, figures_dir: Path | str) -> list[Path]:
             m = [p["vader"]["mean"] for p in c["points"]]
             lo = [p["vader"]["ci"][0] for p in c["points"]]
             hi = [p["vader"]["ci"][1] for p in c["points"]]
-            col = _COLORS.get(c["direction"])
-            top.plot(k, m, "o-", ms=3, color=col, label=c["direction"])
+            label, col, ls = _style(c["direction"])
+            top.plot(k, m, marker="o", ls=ls, ms=3, color=col, label=label)
             top.fill_between(k, lo, hi, color=col, alpha=0.15)
-            bottom.plot(k, [p["perplexity_ratio"] for p in c["points"]], "o-", ms=3, color=col)
+            pr = [p["perplexity_ratio"] for p in c["points"]]
+            bottom.plot(k, pr, marker="o", ls=ls, ms=3, color=col)
         bottom.axhline(1.5, color="k", ls=":", lw=1)
         bottom.yaxis.set_major_formatter(ScalarFormatter())
         bottom.yaxis.set_minor_formatter(NullFormatter())
@@ -476,13 +521,15 @@ def plot(results: Path | str | dict, figures_dir: Path | str) -> list[Path]:
         axes = fig.subplots(1, len(ab), squeeze=False, sharey=True)[0]
         for ax, b in zip(axes, ab, strict=True):
             for d, pts in b["curves"].items():
+                label, col, ls = _style(d)
                 ax.plot(
                     [p["multiplier"] for p in pts],
                     [p["p"] for p in pts],
-                    "o-",
+                    marker="o",
+                    ls=ls,
                     ms=3,
-                    color=_COLORS.get(d),
-                    label=d,
+                    color=col,
+                    label=label,
                 )
             ax.set(title=b["behaviour"], xlabel="multiplier k", ylim=(0, 1))
             ax.title.set_fontsize(8)
@@ -571,9 +618,11 @@ def markdown_tables(results: dict) -> str:
         lines.append(f"| {d} | " + " | ".join(cells) + " |")
     edits = results.get("edit_summary") or []
     if edits:
+        label = _style(edits[0]["estimator"])[0]
         lines += [
             "",
-            "| RAPTOR minimal edit | layer | mean edit / median norm | VADER [95% CI] | ppl ratio |",
+            f"| minimal edit of {label} | layer | mean edit / median norm | VADER [95% CI] "
+            "| ppl ratio |",
             "|---|---:|---:|---:|---:|",
         ]
         for e in edits:
