@@ -14,7 +14,6 @@ Derivations: ``theory/`` at the top of the repository.
 from ._fixed_point import (
     FixedPoint as FixedPoint,
     Params as Params,
-    Status as Status,
     solve_fixed_point as solve_fixed_point,
 )
 from ._grid import solve_grid as solve_grid
@@ -62,5 +61,6 @@ from ._optimal import (
 from ._point import predict_point as predict_point
 from ._quadrature import Quadrature as Quadrature
 from ._simulate import Measured as Measured, simulate as simulate
+from ._solver import FixedPointSolver as FixedPointSolver, Solution as Solution, Status as Status
 from ._sweep import theory_sweep as theory_sweep
 from ._two_learners import TwoLearners as TwoLearners, two_learner_overlap as two_learner_overlap

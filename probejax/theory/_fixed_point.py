@@ -21,18 +21,14 @@ term equals the :math:`y = +1` term and the sum is twice the latter. Prior side 
 
 The solver works in unconstrained coordinates :math:`x = (\operatorname{atanh}(m/\sqrt{\rho q}),
 \log q, \log V)` on the residual :math:`R(x) = x(T(x)) - x` of one sweep
-:math:`T` = channel then prior: a few damped (Picard) sweeps, then Newton steps (Jacobian
-by forward differentiation, steps clipped to a trust region) that are kept only when
-they reduce :math:`\lVert R\rVert_2` (backtracking by halving), damped sweeps otherwise. It returns a status per
-point and never raises. Derivatives of the solution with respect to the parameters
-:math:`p` use the implicit function theorem, :math:`dx^* = -(\partial_x R)^{-1}\partial_p R\,dp`,
+:math:`T` = channel then prior, with the theory's one solver (:mod:`._solver`: damped
+sweeps, then trust-region Newton with backtracking). It returns a status per point and
+never raises. Derivatives of the solution with respect to the parameters :math:`p` use
+the implicit function theorem, :math:`dx^* = -(\partial_x R)^{-1}\partial_p R\,dp`,
 never the iterations.
 """
 
 from __future__ import annotations
-
-import enum
-from functools import partial
 
 import equinox as eqx
 import jax
@@ -42,18 +38,10 @@ from jaxtyping import Array, Bool, Float, Int
 from ._channels import channel_scale, partition
 from ._prox import prox_terms
 from ._quadrature import Quadrature, gaussian_rule
+from ._solver import FixedPointSolver, default_tol
 
-PICARD_STEPS = 8
-DAMPING = 0.5
-TRUST = 2.0
-BACKTRACKS = 5
-Q_MAX = 1e12
-
-
-class Status(enum.IntEnum):
-    CONVERGED = 0
-    MAX_ITER = 1  # no convergence within max_iter
-    DIVERGED = 2  # q or V left (0, Q_MAX) or became non-finite: no fixed point found
+# Coordinates (atanh(m / sqrt(rho q)), log q, log V): q and V are bounded.
+SOLVER = FixedPointSolver(log_bounded=(1, 2), picard_steps=8, max_iter=200)
 
 
 class Params(eqx.Module):
@@ -69,7 +57,8 @@ class FixedPoint(eqx.Module):
     """Order parameters and conjugates at the solution, with the solver's status.
 
     ``residual`` is :math:`\\lVert R\\rVert_\\infty`; ``converged`` means
-    ``residual <= tol``; ``status`` a :class:`Status` code.
+    ``residual <= tol``; ``status`` a :class:`probejax.theory.Status` code (the report
+    of :class:`probejax.theory.FixedPointSolver`).
     """
 
     m: Float[Array, ""]
@@ -142,81 +131,6 @@ def _initial(p: Params):
     )
 
 
-def _healthy(x):
-    return (
-        jnp.all(jnp.isfinite(x))
-        & (jnp.abs(x[1]) < jnp.log(Q_MAX))
-        & (jnp.abs(x[2]) < jnp.log(Q_MAX))
-    )
-
-
-def _norm(r):
-    return jnp.where(jnp.all(jnp.isfinite(r)), jnp.max(jnp.abs(r)), jnp.inf)
-
-
-def _norm2(r):
-    return jnp.where(jnp.all(jnp.isfinite(r)), jnp.sqrt(jnp.sum(r * r)), jnp.inf)
-
-
-def _iterate(p: Params, quad: Quadrature, tol, max_iter, x0, picard_steps):
-    R = partial(residual, p=p, quad=quad)
-
-    def picard(_, x):
-        return jnp.where(_healthy(x), x + DAMPING * R(x), x)
-
-    x = jax.lax.fori_loop(0, picard_steps, picard, x0)
-
-    def cond(c):
-        x, r, k = c
-        return (_norm(r) > tol) & (k < max_iter) & _healthy(x)
-
-    def body(c):
-        x, r, k = c
-        J = jax.jacfwd(R)(x)
-        step = jnp.clip(-jnp.linalg.solve(J, r), -TRUST, TRUST)
-        step = jnp.where(jnp.all(jnp.isfinite(step)), step, 0.0)
-        target = _norm2(r)
-
-        # Trials: the Newton step, then halvings (accepted once |R|_2 drops: Newton's
-        # direction descends it), and last a damped sweep, accepted unconditionally.
-        # The residual of the accepted trial is kept, so convergence is detected
-        # without another Jacobian.
-        def trial(i):
-            newton = x + (0.5**i) * step
-            return jnp.where(i <= BACKTRACKS, newton, x + DAMPING * r)
-
-        def ls_cond(c):
-            _, _, ok, i = c
-            return ~ok & (i <= BACKTRACKS + 1)
-
-        def ls_body(c):
-            _, _, _, i = c
-            xt = trial(i)
-            rt = R(xt)
-            ok = (i > BACKTRACKS) | (_norm2(rt) < (1 - 1e-4 * 0.5**i) * target)
-            return xt, rt, ok, i + 1
-
-        xt, rt, _, _ = jax.lax.while_loop(ls_cond, ls_body, (x, r, False, 0))
-        return xt, rt, k + 1
-
-    x, r, k = jax.lax.while_loop(cond, body, (x, R(x), jnp.array(picard_steps)))
-    return x, _norm(r), k
-
-
-@partial(jax.custom_jvp, nondiff_argnums=(2,))
-def _with_implicit_derivative(x, p: Params, quad: Quadrature):
-    return x
-
-
-@_with_implicit_derivative.defjvp
-def _implicit_jvp(quad, primals, tangents):
-    x, p = primals
-    _, dp = tangents
-    J = jax.jacfwd(residual)(x, p, quad)
-    _, dR = jax.jvp(lambda p_: residual(x, p_, quad), (p,), (dp,))
-    return x, -jnp.linalg.solve(J, dR)
-
-
 def solve_fixed_point(
     model,
     alpha,
@@ -224,7 +138,7 @@ def solve_fixed_point(
     *,
     quad: Quadrature = Quadrature(),
     tol: float | None = None,
-    max_iter: int = 200,
+    max_iter: int | None = None,
     init: FixedPoint | None = None,
 ) -> FixedPoint:
     """Solve the fixed point at one point (vmap over any of ``alpha``, ``lam`` or the
@@ -234,8 +148,9 @@ def solve_fixed_point(
     beta, delta, eps), ``alpha = n/d > 0``, ``lam >= 0`` (``lam = 0`` is the
     unregularised estimator, which exists only beyond the separability threshold),
     ``quad``, ``tol`` on :math:`\\lVert R\\rVert_\\infty` (default 1e-10 in float64, 1e-5 in
-    float32), ``max_iter`` Newton/damped iterations, ``init`` a nearby converged
-    :class:`FixedPoint` to start from (continuation along a grid: no damped warm-up).
+    float32), ``max_iter`` damped and Newton iterations (default ``SOLVER.max_iter``,
+    200), ``init`` a nearby converged :class:`FixedPoint` to start from (continuation
+    along a grid: no damped warm-up).
 
     **Returns:** :class:`FixedPoint`.
     """
@@ -245,32 +160,20 @@ def solve_fixed_point(
         jnp.asarray(lam, dtype),
         jax.tree.map(lambda a: jnp.asarray(a, dtype), model),
     )
-    tol = (1e-10 if dtype == jnp.float64 else 1e-5) if tol is None else float(tol)
-    return _solve(p, init, quad=quad, tol=tol, max_iter=int(max_iter))
+    return _solve(p, init, quad=quad, tol=default_tol(tol), solver=SOLVER.with_max_iter(max_iter))
 
 
 @eqx.filter_jit
-def _solve(p: Params, init, *, quad: Quadrature, tol: float, max_iter: int) -> FixedPoint:
-    # Compiled once per (channel, quadrature, tol, max_iter, dtype, init or not): the
+def _solve(
+    p: Params, init, *, quad: Quadrature, tol: float, solver: FixedPointSolver
+) -> FixedPoint:
+    # Compiled once per (channel, quadrature, tol, solver, dtype, init or not): the
     # swept values are traced leaves of ``p``.
-    dtype = p.alpha.dtype
-    if init is None:
-        x0, warmup = _initial(p), PICARD_STEPS
-    else:
-        x0 = jax.lax.stop_gradient(to_coords(p.model.rho, init.m, init.q, init.V))
-        x0, warmup = jnp.where(jnp.all(jnp.isfinite(x0)), x0, _initial(p)), 0
-    x, res, k = _iterate(jax.lax.stop_gradient(p), quad, tol, max_iter, x0, warmup)
-    x = jax.lax.stop_gradient(x)
-    healthy = _healthy(x) & jnp.isfinite(res)
-    converged = healthy & (res <= tol)
-    status = jnp.where(
-        converged, Status.CONVERGED, jnp.where(healthy, Status.MAX_ITER, Status.DIVERGED)
-    )
-    x = _with_implicit_derivative(x, p, quad)
-    m, q, V = from_coords(p.model.rho, x)
+    warm = None if init is None else to_coords(p.model.rho, init.m, init.q, init.V)
+    sol = solver.solve(residual, _initial(p), p, (quad,), tol=tol, warm=warm)
+    m, q, V = from_coords(p.model.rho, sol.x)
     mh, qh, Vh = channel_update(p, m, q, V, quad)
-    nan = jnp.asarray(jnp.nan, dtype)
-    keep = lambda v: jnp.where(converged, v, nan)
+    keep = sol.keep
     return FixedPoint(
         m=keep(m),
         q=keep(q),
@@ -278,8 +181,8 @@ def _solve(p: Params, init, *, quad: Quadrature, tol: float, max_iter: int) -> F
         mh=keep(mh),
         qh=keep(qh),
         Vh=keep(Vh),
-        residual=res,
-        n_iter=k,
-        converged=converged,
-        status=status,
+        residual=sol.residual,
+        n_iter=sol.n_iter,
+        converged=sol.converged,
+        status=sol.status,
     )

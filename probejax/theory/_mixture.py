@@ -49,10 +49,11 @@ the prior is the isotropic one of :mod:`._fixed_point` exactly (the hats there a
 Solver: coordinates :math:`x = (m_k/\sqrt{q_k}, \log q_k, \log V_k, b)`, the map
 :math:`T` = channel then prior, and for :math:`b` one Newton step on the intercept
 equation, :math:`b \leftarrow b + \sum_k\rho_k\mathbb E f_k / \sum_k\rho_k\mathbb E(-\partial_\omega f_k)`;
-residual :math:`R(x) = T(x) - x`; damped sweeps then Newton steps (Jacobian by forward
-differentiation, clipped, kept when they reduce :math:`\lVert R\rVert_2`, else a damped
-sweep). Every point returns a status and never raises; derivatives come from the
-implicit function theorem, :math:`dx^* = -(\partial_x R)^{-1}\partial_p R\,dp`.
+residual :math:`R(x) = T(x) - x`, solved by the theory's one solver (:mod:`._solver`:
+damped sweeps, then trust-region Newton with backtracking), with fewer warm-up sweeps
+and iterations than the teacher-student model (``MIXTURE_SOLVER``). Every point returns
+a status and never raises; derivatives come from the implicit function theorem,
+:math:`dx^* = -(\partial_x R)^{-1}\partial_p R\,dp`.
 """
 
 from __future__ import annotations
@@ -62,18 +63,16 @@ from functools import partial
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
-from ._fixed_point import Status
 from ._losses import Logistic, Loss
 from ._quadrature import Quadrature, gaussian_rule
+from ._solver import FixedPointSolver, continuation, default_tol
 
 MIXTURE_QUAD = Quadrature(base_panels=8, levels=6, order=6)
-PICARD_STEPS = 6
-DAMPING = 0.5
-TRUST = 2.0
-BACKTRACKS = 5
-Q_MAX = 1e12
+# Coordinates (m_k / sqrt(q_k), log q_k, log V_k, b): the q_k and V_k are bounded.
+MIXTURE_SOLVER = FixedPointSolver(log_bounded=(2, 3, 4, 5), picard_steps=6, max_iter=100)
 LABELS = (1.0, -1.0)
 
 
@@ -186,18 +185,6 @@ def residual(x, p: MixtureParams, loss: Loss, quad: Quadrature):
     return x2 - x
 
 
-def _healthy(x):
-    return jnp.all(jnp.isfinite(x)) & jnp.all(jnp.abs(x[2:6]) < jnp.log(Q_MAX))
-
-
-def _norm(r):
-    return jnp.where(jnp.all(jnp.isfinite(r)), jnp.max(jnp.abs(r)), jnp.inf)
-
-
-def _norm2(r):
-    return jnp.where(jnp.all(jnp.isfinite(r)), jnp.sqrt(jnp.sum(r * r)), jnp.inf)
-
-
 def _initial(p: MixtureParams):
     om = p.spec.eigvals
     scale = 0.2 * p.n / (1.0 + jnp.sum(om, axis=1) / p.lam)
@@ -207,77 +194,12 @@ def _initial(p: MixtureParams):
     return _pack(m, q, V, jnp.zeros((), om.dtype))
 
 
-def _iterate(p, loss, quad, tol, max_iter, x0, picard_steps):
-    R = partial(residual, p=p, loss=loss, quad=quad)
-
-    def picard(_, x):
-        return jnp.where(_healthy(x), x + DAMPING * R(x), x)
-
-    x = jax.lax.fori_loop(0, picard_steps, picard, x0)
-
-    def cond(c):
-        x, r, k = c
-        return (_norm(r) > tol) & (k < max_iter) & _healthy(x)
-
-    def body(c):
-        x, r, k = c
-        J = jax.jacfwd(R)(x)
-        step = jnp.clip(-jnp.linalg.solve(J, r), -TRUST, TRUST)
-        step = jnp.where(jnp.all(jnp.isfinite(step)), step, 0.0)
-        target = _norm2(r)
-
-        def ls_cond(c):
-            _, _, ok, i = c
-            return ~ok & (i <= BACKTRACKS + 1)
-
-        def ls_body(c):
-            _, _, _, i = c
-            xt = jnp.where(i <= BACKTRACKS, x + (0.5**i) * step, x + DAMPING * r)
-            rt = R(xt)
-            ok = (i > BACKTRACKS) | (_norm2(rt) < (1 - 1e-4 * 0.5**i) * target)
-            return xt, rt, ok, i + 1
-
-        xt, rt, _, _ = jax.lax.while_loop(ls_cond, ls_body, (x, r, False, 0))
-        return xt, rt, k + 1
-
-    x, r, k = jax.lax.while_loop(cond, body, (x, R(x), jnp.array(picard_steps)))
-    return x, _norm(r), k
-
-
-@partial(jax.custom_jvp, nondiff_argnums=(2, 3))
-def _with_implicit_derivative(x, p, loss, quad):
-    return x
-
-
-@_with_implicit_derivative.defjvp
-def _implicit_jvp(loss, quad, primals, tangents):
-    x, p = primals
-    _, dp = tangents
-    J = jax.jacfwd(residual)(x, p, loss, quad)
-    _, dR = jax.jvp(lambda p_: residual(x, p_, loss, quad), (p,), (dp,))
-    return x, -jnp.linalg.solve(J, dR)
-
-
-def _solve(p: MixtureParams, init, loss, quad, tol, max_iter) -> MixtureFixedPoint:
-    dtype = p.lam.dtype
-    if init is None:
-        x0, warmup = _initial(p), PICARD_STEPS
-    else:
-        x0 = jax.lax.stop_gradient(_pack(init.m, init.q, init.V, init.b))
-        ok = jnp.all(jnp.isfinite(x0))
-        x0, warmup = jnp.where(ok, x0, _initial(p)), 0
-    x, res, k = _iterate(jax.lax.stop_gradient(p), loss, quad, tol, max_iter, x0, warmup)
-    x = jax.lax.stop_gradient(x)
-    healthy = _healthy(x) & jnp.isfinite(res)
-    converged = healthy & (res <= tol)
-    status = jnp.where(
-        converged, Status.CONVERGED, jnp.where(healthy, Status.MAX_ITER, Status.DIVERGED)
-    )
-    x = _with_implicit_derivative(x, p, loss, quad)
-    m, q, V, b = _unpack(x)
+def _solve(p: MixtureParams, init, loss, quad, tol, solver) -> MixtureFixedPoint:
+    warm = None if init is None else _pack(init.m, init.q, init.V, init.b)
+    sol = solver.solve(residual, _initial(p), p, (loss, quad), tol=tol, warm=warm)
+    m, q, V, b = _unpack(sol.x)
     mh, qh, Vh, _, _ = hats(loss, p, m, q, V, b, quad)
-    nan = jnp.asarray(jnp.nan, dtype)
-    keep = lambda v: jnp.where(converged, v, nan)
+    keep = sol.keep
     return MixtureFixedPoint(
         m=keep(m),
         q=keep(q),
@@ -286,10 +208,10 @@ def _solve(p: MixtureParams, init, loss, quad, tol, max_iter) -> MixtureFixedPoi
         mh=keep(mh),
         qh=keep(qh),
         Vh=keep(Vh),
-        residual=res,
-        n_iter=k,
-        converged=converged,
-        status=status,
+        residual=sol.residual,
+        n_iter=sol.n_iter,
+        converged=sol.converged,
+        status=sol.status,
     )
 
 
@@ -297,11 +219,6 @@ def _params(spec, n, lam, rho) -> MixtureParams:
     dtype = jnp.zeros(()).dtype
     cast = lambda a: jnp.asarray(a, dtype)
     return MixtureParams(cast(n), cast(lam), cast(rho), jax.tree.map(cast, spec))
-
-
-def _tol(tol):
-    dtype = jnp.zeros(()).dtype
-    return (1e-10 if dtype == jnp.float64 else 1e-5) if tol is None else float(tol)
 
 
 def solve_mixture(
@@ -313,7 +230,7 @@ def solve_mixture(
     rho=(0.5, 0.5),
     quad: Quadrature = MIXTURE_QUAD,
     tol: float | None = None,
-    max_iter: int = 100,
+    max_iter: int | None = None,
     init: MixtureFixedPoint | None = None,
 ) -> MixtureFixedPoint:
     """Solve the mixture fixed point at one ``(n, lam)`` (vmap over ``n``, ``lam``,
@@ -324,46 +241,33 @@ def solve_mixture(
     ``n > 0`` training examples, ``lam > 0`` (= 1/C), ``loss`` (:mod:`._losses`),
     ``rho`` the training class shares (labels +1, -1; class-balanced draws: 0.5, 0.5),
     ``quad``, ``tol`` on :math:`\\lVert R\\rVert_\\infty` (default 1e-10 in float64),
-    ``max_iter``, ``init`` a nearby solution (continuation: no damped warm-up).
+    ``max_iter`` (default ``MIXTURE_SOLVER.max_iter``, 100), ``init`` a nearby solution
+    (continuation: no damped warm-up).
 
     **Returns:** :class:`MixtureFixedPoint`.
     """
     spec = model if isinstance(model, Spectrum) else Spectrum.of(model)
     p = _params(spec, n, lam, rho)
-    return _solve_jit(p, init, loss, quad, _tol(tol), int(max_iter))
+    solver = MIXTURE_SOLVER.with_max_iter(max_iter)
+    return _solve_jit(p, init, loss, quad, default_tol(tol), solver)
 
 
 @partial(jax.jit, static_argnums=(2, 3, 4, 5))
-def _solve_jit(p, init, loss, quad, tol, max_iter):
-    return _solve(p, init, loss, quad, tol, max_iter)
+def _solve_jit(p, init, loss, quad, tol, solver):
+    return _solve(p, init, loss, quad, tol, solver)
 
 
 @partial(jax.jit, static_argnums=(4, 5, 6, 7))
-def _grid(spec, ns, lams_desc, rho, loss, quad, tol, max_iter):
-    def solve(n, lam, init):
-        return _solve(MixtureParams(n, lam, rho, spec), init, loss, quad, tol, max_iter)
-
-    cold = jax.vmap(lambda n, lam: solve(n, lam, None), in_axes=(0, None))
-    warm = jax.vmap(solve, in_axes=(0, None, 0))
-    first = cold(ns, lams_desc[0])
-
-    def step(prev, lam):
-        fp = warm(ns, lam, prev)
-        # The cold retry runs only when some lane failed (a cond outside the vmap).
-        retry = lambda: jax.tree.map(
-            lambda a, b: jnp.where(_bcast(fp.converged, a), a, b), fp, cold(ns, lam)
+def _grid(spec, ns, lams_desc, rho, loss, quad, tol, solver):
+    def solve(lam, init):
+        one = lambda n, init: _solve(
+            MixtureParams(n, lam, rho, spec), init, loss, quad, tol, solver
         )
-        fp = jax.lax.cond(jnp.all(fp.converged), lambda: fp, retry)
-        nxt = jax.tree.map(lambda a, b: jnp.where(_bcast(fp.converged, a), a, b), fp, prev)
-        return nxt, fp
+        return jax.vmap(one)(ns, init)
 
-    _, rest = jax.lax.scan(step, first, lams_desc[1:])
-    out = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
+    # Each warm start is the lane's last converged solution.
+    out = continuation(solve, lams_desc, lambda last, *_: last, hold_failed=True)
     return jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), out)
-
-
-def _bcast(mask, a):
-    return jnp.reshape(mask, mask.shape + (1,) * (a.ndim - mask.ndim))
 
 
 def solve_mixture_grid(
@@ -375,16 +279,14 @@ def solve_mixture_grid(
     rho=(0.5, 0.5),
     quad: Quadrature = MIXTURE_QUAD,
     tol: float | None = None,
-    max_iter: int = 100,
+    max_iter: int | None = None,
 ) -> MixtureFixedPoint:
     """Fixed points on the grid ``ns x lams``: a ``vmap`` over ``ns`` of a ``scan`` over
     ``lams`` from the strongest ridge down, each point warm-started from the previous
-    one (a cold start where the warm start fails).
+    one (a cold start where the warm start fails); the options of :func:`solve_mixture`.
 
     **Returns:** :class:`MixtureFixedPoint` with leaves ``(len(ns), len(lams), ...)``.
     """
-    import numpy as np
-
     spec = model if isinstance(model, Spectrum) else Spectrum.of(model)
     lams_np = np.asarray(lams, float)
     ns_np = np.asarray(ns, float)
@@ -404,8 +306,8 @@ def solve_mixture_grid(
         p.rho,
         loss,
         quad,
-        _tol(tol),
-        int(max_iter),
+        default_tol(tol),
+        MIXTURE_SOLVER.with_max_iter(max_iter),
     )
     inverse = np.argsort(order)
     return jax.tree.map(lambda a: a[:, inverse], out)

@@ -19,6 +19,7 @@ from ..sweep._grid import Axis, Grid
 from ..sweep._runner import SweepResult, run_sweep
 from ._grid import _continuation
 from ._quadrature import Quadrature
+from ._solver import default_tol
 
 THEORY_SWEEP_VERSION = "theory_sweep/1"
 
@@ -79,7 +80,7 @@ def theory_sweep(
         ]
     )
     dtype = float_dtype()
-    tol = (1e-10 if dtype == jnp.float64 else 1e-5) if tol is None else float(tol)
+    tol = default_tol(tol)
     max_iter = int(max_iter)
 
     def fn(cell, data):
