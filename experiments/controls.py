@@ -31,6 +31,7 @@ def get_config(quick: bool = False) -> dict:
     """The reproduction config (plain JSON-able values).
 
     - ``model``, ``pooling``, ``point``, ``batch_size``, ``seed``: as ``experiments/llm.py``;
+    - ``estimator``: the registered estimator whose probes are controlled (RAPTOR);
     - ``datasets``: ``{name: max_examples}`` (None: all), bundled names;
     - ``layers``: swept layers (None: all); ``permutations``: label shuffles per layer;
     - ``k_max``: directions of the k-direction probe (its steps' permutation tests use
@@ -44,6 +45,7 @@ def get_config(quick: bool = False) -> dict:
         "point": "block_output",
         "batch_size": 16,
         "seed": 0,
+        "estimator": "raptor",
     }
     if quick:
         return {

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 def get_config(quick: bool = False) -> dict:
     """As ``experiments/llm.py`` (same keys), restricted to the headline."""
-    methods = {
+    estimators = {
         "raptor": {},
         "mass_mean": {},
         "lda": {},
@@ -43,7 +43,8 @@ def get_config(quick: bool = False) -> dict:
         "datasets": ["cities"],
         "max_examples": 160 if quick else 1500,
         "layers": [4, 10, 16, 22] if quick else None,
-        "compare": {"methods": methods, "stability_runs": 3 if quick else 20, "drop": 0.2},
-        "sklearn_reference": False,
-        "stability_layers": None,  # the sweep's default: 8 layers spread over the depth
+        "estimators": estimators,
+        # the sweep's default: 8 layers spread over the depth
+        "stability": {"runs": 3 if quick else 20, "drop": 0.2, "spread": 8},
+        "sklearn": None,
     }

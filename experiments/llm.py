@@ -8,10 +8,8 @@ Outputs:   results/llm/results.json, results/llm/<dataset>_probes.npz, figures
            figures/llm_<dataset>_{accuracy,stability,cost}.png (quick: under
            results/llm_quick/).
 
-Expected result (measured 2026-11-26, 12.3 minutes on 2 CPU cores with the activation
-cache filled; 2026-11-21 under heavy load: 41 minutes; the RAPTOR numbers re-measured
-with `probejax llm sweep` after the solver fix of 2026-11-26): RAPTOR best
-layer 12 on cities, test accuracy 0.923 (AUROC 0.968; >= 0.87 at every layer from 10),
+Expected result (about 12 minutes on 2 CPU cores with the activation cache filled):
+RAPTOR best layer 12 on cities, test accuracy 0.923 (AUROC 0.968; >= 0.87 at every layer from 10),
 and layer 29 on sentiment, 0.853 (AUROC 0.909); stability 0.77-0.86 (cities) and
 0.74-0.88 (sentiment) at layers 9-29. The steering demo's re-encoded probabilities are
 in the results file; `probejax reproduce steer` measures steering layer by layer.
@@ -19,7 +17,7 @@ in the results file; `probejax reproduce steer` measures steering layer by layer
 
 from __future__ import annotations
 
-METHODS = {
+ESTIMATORS = {
     "raptor": {},
     "mass_mean": {},
     "lda": {},
@@ -28,7 +26,7 @@ METHODS = {
     "gcs": {"n_estimators": 1000},
 }
 # RFM ("rfm") is left out of the reproduction (its 30 fits add about 7 minutes per
-# dataset here); the README's RFM row comes from `probejax llm sweep --methods ...,rfm`.
+# dataset here); add it with `probejax llm sweep --estimators ...,rfm`.
 
 
 def get_config(quick: bool = False) -> dict:
@@ -38,12 +36,13 @@ def get_config(quick: bool = False) -> dict:
     - ``datasets``: bundled names, each swept on every layer in ``layers`` (None: all);
     - ``max_examples``: stratified subsample per dataset (None: all);
     - ``pooling``, ``point``, ``batch_size``: extraction;
-    - ``compare``: ``methods`` (registered estimator names or import paths, each with
-      its factory's keyword arguments), stability runs and dropped fraction;
-    - ``sklearn_reference``: layers on which to time the authors' scikit-learn loop
-      (False: none);
-    - ``stability_layers``: layers whose directional stability is measured (None: all);
-    - ``steer``: the dataset whose RAPTOR probe steers, prompts, layers (offsets from
+    - ``estimators``: registered estimator names or import paths, each with its
+      factory's keyword arguments (the first one is primary: its probe steers);
+    - ``stability``: ``runs``, dropped share ``drop`` and the ``layers`` whose
+      directional stability is measured (None: all) or ``spread``: that many layers
+      spread over the depth;
+    - ``sklearn``: layers on which to time the authors' scikit-learn loop (None: none);
+    - ``steer``: the dataset whose primary probe steers, prompts, layers (offsets from
       the best layer), target probabilities and generation length.
     """
     base = {
@@ -53,7 +52,6 @@ def get_config(quick: bool = False) -> dict:
         "point": "block_output",
         "batch_size": 16,
         "seed": 0,
-        "sklearn_reference": True,
     }
     if quick:
         return {
@@ -63,12 +61,9 @@ def get_config(quick: bool = False) -> dict:
             "datasets": ["cities", "sentiment"],
             "max_examples": 160,
             "layers": [4, 10, 16, 22],
-            "compare": {
-                "methods": {**METHODS, "gcs": {"n_estimators": 50}},
-                "stability_runs": 3,
-                "drop": 0.2,
-            },
-            "sklearn_reference": False,
+            "estimators": {**ESTIMATORS, "gcs": {"n_estimators": 50}},
+            "stability": {"runs": 3, "drop": 0.2, "layers": None},
+            "sklearn": None,
             "steer": {
                 "dataset": "sentiment",
                 "prompts": ["I think that today"],
@@ -84,11 +79,11 @@ def get_config(quick: bool = False) -> dict:
         "datasets": ["cities", "sentiment"],
         "max_examples": 1500,  # cities has 1500; sentiment (4238) is subsampled, balanced
         "layers": None,
-        "compare": {"methods": METHODS, "stability_runs": 20, "drop": 0.2},
-        # the authors' scikit-learn loop takes 30-90 s per layer here: three layers
-        "sklearn_reference": [5, 15, 25],
-        # 20 stability refits cost ~20 s per layer on 2 cores: every third layer
-        "stability_layers": [*range(0, 30, 3), 29],
+        "estimators": ESTIMATORS,
+        # the authors' scikit-learn loop takes a minute per layer here: three layers
+        "sklearn": [5, 15, 25],
+        # 20 stability refits per layer and estimator: every third layer
+        "stability": {"runs": 20, "drop": 0.2, "layers": [*range(0, 30, 3), 29]},
         "steer": {
             "dataset": "sentiment",
             "prompts": ["I think that today", "The new phone I bought"],

@@ -26,8 +26,8 @@ def get_config(quick: bool = False) -> dict:
     - ``max_examples``, ``seed``: the datasets as `probejax reproduce llm` builds them;
     - ``ns``: class-balanced training sizes drawn from the pool; ``Cs``: the C grid;
       ``resamples``: draws per n (accuracy on the rest of the pool; stability over pairs);
-    - ``raptor``: the protocol's C grid, split ``seeds`` and stability ``runs``
-      (False: skip).
+    - ``protocol``: the registered ``estimator`` whose protocol is measured (RAPTOR), the
+      theory's C grid ``Cs``, split ``seeds`` and stability ``runs`` (False: skip).
     """
     base = {"target": "theory-llm", "max_examples": 1500, "seed": 0}
     if quick:
@@ -40,7 +40,7 @@ def get_config(quick: bool = False) -> dict:
             "ns": [100],
             "Cs": [float(c) for c in np.logspace(-3, 1, 3)],
             "resamples": 4,
-            "raptor": False,
+            "protocol": False,
         }
     return {
         **base,
@@ -51,5 +51,10 @@ def get_config(quick: bool = False) -> dict:
         "ns": [100, 400],
         "Cs": [float(c) for c in np.logspace(-4, 2, 9)],
         "resamples": 8,
-        "raptor": {"Cs": [float(c) for c in np.logspace(-4, 2, 100)], "seeds": 2, "runs": 4},
+        "protocol": {
+            "estimator": "raptor",
+            "Cs": [float(c) for c in np.logspace(-4, 2, 100)],
+            "seeds": 2,
+            "runs": 4,
+        },
     }

@@ -62,6 +62,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .core._checks import float_dtype
+from .core._metrics import accuracy
 from .core._probe import Probe, diagnostics
 from .estimators import (
     LDA,
@@ -73,6 +74,7 @@ from .estimators import (
     Standardized,
     gcs,
     get_estimator,
+    neg_log_loss,
     raptor,
     tuned_ridge_ls,
 )
@@ -222,6 +224,11 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
         super().__setstate__(state)
 
 
+# scikit-learn names its scoring rules by strings (``scoring="accuracy"``); the wrapper
+# speaks that convention and hands the estimator the function
+_CRITERIA = {"accuracy": accuracy, "log_loss": neg_log_loss}
+
+
 class RaptorClassifier(ProbeClassifier):
     """RAPTOR (:func:`probejax.estimators.raptor`): ridge logistic regression on
     standardised features with ``C`` tuned over ``Cs`` (``None``: ``logspace(-4, 2,
@@ -237,8 +244,14 @@ class RaptorClassifier(ProbeClassifier):
     def _make_estimator(self):
         if not (isinstance(self.val_fraction, numbers.Real) and 0 < self.val_fraction < 1):
             raise ValueError(f"val_fraction must lie in (0, 1), got {self.val_fraction!r}.")
+        if self.criterion not in _CRITERIA:
+            raise ValueError(
+                f"criterion must be one of {tuple(_CRITERIA)}, got {self.criterion!r}."
+            )
         Cs = RAPTOR_C_GRID if self.Cs is None else self.Cs
-        return raptor(Cs, criterion=self.criterion, val_fraction=float(self.val_fraction))
+        return raptor(
+            Cs, criterion=_CRITERIA[self.criterion], val_fraction=float(self.val_fraction)
+        )
 
 
 class LogisticRidgeClassifier(ProbeClassifier):

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 
 import probejax as pj
+from probejax import estimators as E
 from probejax.estimators import get_estimator, resolve_methods
+from probejax.sweep import Execution
 
 
 def _layers(seed=0, L=3, n=160, d=24):
@@ -30,27 +32,32 @@ def compared():
         "gcs": {"n_estimators": 16, "fraction": 0.3},
     }
     estimators, _, stable = resolve_methods(methods)
-    cfg = dict(stability_runs=4, stability_of=stable, chunk_size=2)
-    out = pj.compare(estimators, X, y, jax.random.key(3), progress=False, **cfg)
-    return X, y, cfg, out
+    spec = pj.StabilitySpec(runs=4, estimators=stable)
+    execution = Execution(cells_per_device=2, progress=False)
+    out = pj.compare(estimators, X, y, jax.random.key(3), stability=spec, execution=execution)
+    return X, y, spec, out
 
 
 def test_every_method_matches_its_single_fit(compared):
-    X, y, cfg, out = compared
-    splits = out["splits"]
+    X, y, spec, out = compared
+    splits = out.splits
     pool = np.concatenate([np.asarray(splits.train_sub), np.asarray(splits.val)])
     te = np.asarray(splits.test)
-    lay = pj.raptor_layers(X, y, splits=splits)
-    m = out["methods"]
-    np.testing.assert_allclose(m["raptor"]["w"], lay.results.probe.w, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(m["raptor"]["test_accuracy"], lay.results.test_accuracy)
-    np.testing.assert_allclose(m["raptor"]["lam"], lay.results.lam)
+    m = out.estimators
+    ypm = np.where(y > 0, 1.0, -1.0).astype(np.float32)  # what estimators' fit takes
     for layer in range(X.shape[0]):
-        ref = pj.fit_mass_mean(X[layer][pool], y[pool])
+        one = pj.evaluate(E.raptor(), X[layer], y, split=splits)
+        np.testing.assert_allclose(
+            m["raptor"]["w"][layer], one.probe.linear().w, rtol=1e-5, atol=1e-6
+        )
+        np.testing.assert_allclose(m["raptor"]["test_accuracy"][layer], one.test_accuracy)
+        np.testing.assert_allclose(m["raptor"]["lam"][layer], one.info["lam"])
+    for layer in range(X.shape[0]):
+        ref = E.MassMean().fit(X[layer][pool], ypm[pool])
         np.testing.assert_allclose(m["mass_mean"]["w"][layer], ref.w, rtol=1e-5, atol=1e-6)
         acc = np.mean((np.asarray(ref.decision_function(X[layer][te])) > 0) == (y[te] > 0))
         np.testing.assert_allclose(m["mass_mean"]["test_accuracy"][layer], acc, atol=1e-6)
-        ref = pj.fit_lda(X[layer][pool], y[pool])
+        ref = E.LDA().fit(X[layer][pool], ypm[pool])
         np.testing.assert_allclose(m["lda"]["w"][layer], ref.w, rtol=1e-4, atol=1e-5)
     # signal grows with depth: the last layer is read best by every method
     for name, res in m.items():
@@ -59,27 +66,31 @@ def test_every_method_matches_its_single_fit(compared):
         assert res["fit_seconds"].shape == (3,)
 
 
-def test_raptor_stability_is_raptor_stability(compared):
-    X, y, cfg, out = compared
+def test_compare_stability_is_stability(compared):
+    X, y, spec, out = compared
     for layer in range(X.shape[0]):
-        ref = pj.raptor_stability(
-            X[layer], y, jax.random.key(3), n_runs=cfg["stability_runs"], splits=out["splits"]
-        )
+        ref = pj.stability(E.raptor(), X[layer], y, jax.random.key(3), spec=spec)
         np.testing.assert_allclose(
-            out["methods"]["raptor"]["stability"][layer], ref.mean_abs_cos, rtol=1e-5
+            out.estimators["raptor"]["stability"][layer], ref.mean_abs_cos, rtol=1e-5
         )
-    assert np.isnan(out["methods"]["gcs"]["stability"]).all()  # not measured by default
-    assert (out["methods"]["mass_mean"]["stability"] > 0.5).all()
+    assert np.isnan(out.estimators["gcs"]["stability"]).all()  # not measured by default
+    assert (out.estimators["mass_mean"]["stability"] > 0.5).all()
 
 
 def test_bad_config_is_named():
     X, y = _layers(L=1)
     with pytest.raises(ValueError, match="unknown estimator 'svm'"):
         resolve_methods("raptor,svm")
-    with pytest.raises(ValueError, match="stability_of"):
+    with pytest.raises(ValueError, match=r"StabilitySpec.estimators names \['lda'\]"):
         pj.compare(
-            {"raptor": get_estimator("raptor")}, X, y, jax.random.key(0), stability_of=["lda"]
+            {"raptor": get_estimator("raptor")},
+            X,
+            y,
+            jax.random.key(0),
+            stability=pj.StabilitySpec(estimators=["lda"]),
         )
+    with pytest.raises(ValueError, match=r"StabilitySpec.runs must be an integer >= 2"):
+        pj.StabilitySpec(runs=1)
 
 
 def test_sklearn_reference_is_the_raptor_protocol():
@@ -94,12 +105,12 @@ def test_sklearn_reference_is_the_raptor_protocol():
     X = ((rng.standard_normal((n, d)) + np.outer(2 * y - 1, u) / 2 + 1.0) * scales).astype(
         np.float32
     )
-    splits = pj.raptor_splits(jax.random.key(0), y)
+    splits = pj.protocol_splits(jax.random.key(0), y)
     sk = sklearn_raptor(X, y, splits.train_sub, splits.val, splits.test)
-    res, _ = pj.fit_raptor(X, y, splits=splits)
-    assert sk["C"] == pytest.approx(float(res.C), rel=1e-5)
+    res = pj.evaluate(E.raptor(), X, y, split=splits)
+    assert sk["C"] == pytest.approx(float(res.info["C"]), rel=1e-5)
     assert sk["test_accuracy"] == pytest.approx(float(res.test_accuracy), abs=1e-6)
-    w = np.asarray(res.probe.w, np.float64)
+    w = np.asarray(res.probe.linear().w, np.float64)
     assert w @ sk["w"] / np.linalg.norm(w) / np.linalg.norm(sk["w"]) > 0.9999
     s_sk = X[np.asarray(splits.test)] @ sk["w"] + sk["b"]
     s_pj = np.asarray(res.probe.decision_function(X[np.asarray(splits.test)]))

@@ -11,6 +11,7 @@ import probejax as pj
 from probejax.core._splits import as_groups, grouped_partition
 from probejax.estimators import LogisticRidge, MassMean
 from probejax.protocol import (
+    ControlsSpec,
     control_labels,
     controls,
     permutation_p_value,
@@ -20,6 +21,9 @@ from probejax.protocol import (
     resampled_runs,
 )
 from probejax.protocol._splits import PARTS
+from probejax.sweep import Execution
+
+QUIET = Execution(progress=False)
 
 
 def _linked_groups(rng, n_pairs, n_countries):
@@ -75,7 +79,7 @@ def test_probe_sweep_with_groups_keeps_groups_apart(tmp_path):
     groups, y = _linked_groups(rng, 120, 30)
     X = rng.normal(size=(2, y.size, 6)) + y[None, :, None]
     res = probe_sweep(
-        X, y, tmp_path / "s", estimator=MassMean(), seeds=[0, 1], groups=groups, progress=False
+        MassMean(), X, y, tmp_path / "s", seeds=[0, 1], groups=groups, execution=QUIET
     )
     acc = np.asarray(res.values.test_accuracy)
     assert acc.shape == (2, 2) and (acc > 0.7).all()
@@ -89,7 +93,7 @@ def _noise_p_values(n_sets, n_perm, stat):
         y = y.at[:2].set(jnp.array([1.0, -1.0]))
         perm = jax.random.permutation(ks, 100)
         splits = pj.Splits(perm[:50], perm[50:60], perm[60:])
-        t = permutation_test(MassMean(), X, y, splits, kp, n_permutations=n_perm, batch_size=None)
+        t = permutation_test(MassMean(), X, y, splits, kp, permutations=n_perm, batch_size=None)
         return getattr(t, f"p_{stat}")
 
     return np.asarray(jax.jit(jax.vmap(one))(jax.random.split(jax.random.key(7), n_sets)))
@@ -116,7 +120,7 @@ def test_permutation_p_value_formula_and_signal():
     rng = np.random.default_rng(0)
     y = np.tile([1, 0], 100)
     X = rng.normal(size=(200, 8)) + 1.5 * y[:, None] * np.eye(8)[0]
-    c = controls(MassMean(), X, y, jax.random.key(0), n_permutations=19)
+    c = controls(MassMean(), X, y, jax.random.key(0), spec=ControlsSpec(permutations=19))
     assert float(c.permutation.p_accuracy) == pytest.approx(1 / 20)  # nothing beats it
     assert float(c.selectivity) > 0.15  # per-example types: control ~ chance
 
@@ -138,7 +142,9 @@ def test_selectivity_of_a_signal_free_task_is_near_zero():
         rng = np.random.default_rng(seed)
         X = rng.normal(size=(300, 10))
         y = np.tile([1, 0], 150)
-        c = controls(LogisticRidge(lam=1.0), X, y, jax.random.key(seed), n_permutations=4)
+        c = controls(
+            LogisticRidge(lam=1.0), X, y, jax.random.key(seed), spec=ControlsSpec(permutations=4)
+        )
         sel.append(float(c.selectivity))
     assert abs(np.mean(sel)) < 0.04 and np.max(np.abs(sel)) < 0.15
 
@@ -155,7 +161,12 @@ def test_memorised_balanced_design_is_below_chance_only_on_random_splits():
         X = np.c_[np.eye(60)[country], rng.normal(size=(360, 5))]
         X = X + 0.1 * rng.normal(size=X.shape)
         c = controls(
-            LogisticRidge(lam=0.01), X, y, jax.random.key(seed), groups=country, n_permutations=2
+            LogisticRidge(lam=0.01),
+            X,
+            y,
+            jax.random.key(seed),
+            groups=country,
+            spec=ControlsSpec(permutations=2),
         )
         rand.append(float(c.accuracy))
         grouped.append(float(c.grouped_accuracy))

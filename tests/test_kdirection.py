@@ -27,8 +27,14 @@ from probejax.estimators import (
     resolve_methods,
 )
 from probejax.estimators._kdirection import project_out
-from probejax.protocol import k_direction_curve, protocol_splits, random_direction_baseline
+from probejax.protocol import (
+    evaluate_on,
+    k_direction_curve,
+    protocol_splits,
+    random_direction_baseline,
+)
 from probejax.protocol._kdirection import _core_jit
+from probejax.sweep import Execution
 
 # The planted subspace: S = the first k coordinates, within-class covariance
 # Q diag(EV) Q^T on S (distinct variances) and I on its complement, class means
@@ -53,9 +59,9 @@ def curve(seed, ev, c, base=None, labels=None):
     y = y if labels is None else labels
     # a small test part (300) beside a large train part keeps the residual left by
     # the estimated directions' error (~ sqrt(d / n_train)) below detection
-    splits = protocol_splits(jax.random.key(seed), y, test_fraction=0.05)
+    splits = protocol_splits(jax.random.key(seed), y, pj.SplitSpec(test_fraction=0.05))
     return k_direction_curve(
-        X, y, splits, jax.random.key(100 + seed), k_max=K_MAX, n_permutations=P, base=base
+        X, y, splits, jax.random.key(100 + seed), k_max=K_MAX, permutations=P, base=base
     )
 
 
@@ -115,7 +121,7 @@ def test_inlp_directions_and_the_kdirection_probe():
     sd = jnp.sqrt(jnp.mean((z - z.mean(0)) ** 2, axis=0))
     g_std = -(y * jax.nn.sigmoid(-y * s)) @ z / sd + est.readout_lam * (a * sd)
     np.testing.assert_allclose(g_std, 0.0, atol=1e-3)
-    assert float(pj.accuracy(y, probe.decision_function(X))) > 0.8
+    assert float(pj.metrics.accuracy(y, probe.decision_function(X))) > 0.8
     with pytest.raises(ValueError, match="k must be >= 1"):
         inlp_scan(base, X, y, 0, key)
     with pytest.raises(ValueError, match="k must be an int >= 1"):
@@ -143,17 +149,17 @@ def test_recovers_three_directions(three):
 
 def test_curve_matches_the_estimator_and_alpha_does_not_recompile(three):
     X, y = planted_subspace(0, np.asarray(EV3), np.asarray(C3))
-    splits = protocol_splits(jax.random.key(0), y, test_fraction=0.05)
+    splits = protocol_splits(jax.random.key(0), y, pj.SplitSpec(test_fraction=0.05))
     ypm = jnp.where(jnp.asarray(y) > 0, 1.0, -1.0)
     est = KDirection(k=3, base=BIASED)
-    ev = eqx.filter_jit(pj.evaluate)(
+    ev = eqx.filter_jit(evaluate_on)(
         est, jnp.asarray(X), ypm, splits, jax.random.split(jax.random.key(100))[0]
     )
     np.testing.assert_allclose(ev.test_accuracy, three.accuracy[2], atol=1 / 300 + 1e-6)
     np.testing.assert_allclose(ev.test_auroc, three.auroc[2], atol=2e-3)
     size = _core_jit._cached._cache_size()
     c = k_direction_curve(
-        X, y, splits, jax.random.key(100), k_max=K_MAX, n_permutations=P, base=BIASED, alpha=0.01
+        X, y, splits, jax.random.key(100), k_max=K_MAX, permutations=P, base=BIASED, alpha=0.01
     )
     assert _core_jit._cached._cache_size() == size
     np.testing.assert_array_equal(c.p_values, three.p_values)
@@ -202,7 +208,7 @@ def test_random_direction_fit():
     fit = eqx.filter_jit(RandomDirection().fit)
     p1, p2, p3 = (fit(X, y, jax.random.key(i)) for i in (1, 1, 2))
     np.testing.assert_array_equal(p1.linear().w, p2.linear().w)
-    assert abs(float(pj.cosine(p1.linear().w, p3.linear().w))) < 0.99
+    assert abs(float(pj.metrics.cosine(p1.linear().w, p3.linear().w))) < 0.99
     with pytest.raises(ValueError, match="needs a PRNG key"):
         RandomDirection().fit(X, y)
 
@@ -223,11 +229,10 @@ def test_registered_through_compare_and_the_random_null():
         X.astype(np.float32),
         y,
         jax.random.key(5),
-        stability_runs=runs,
-        stability_of=["random_direction"],
-        progress=False,
+        stability=pj.StabilitySpec(runs=runs, estimators=["random_direction"]),
+        execution=Execution(cells_per_device=4, progress=False),
     )
-    kd, rd = out["methods"]["kdir"], out["methods"]["random_direction"]
+    kd, rd = out.estimators["kdir"], out.estimators["random_direction"]
     assert np.asarray(kd["test_accuracy"]).shape == (2,)
     assert np.all(np.asarray(kd["test_accuracy"]) > 0.85)
     # the stability of random directions: 190 pairs of 20 independent isotropic
@@ -236,7 +241,7 @@ def test_registered_through_compare_and_the_random_null():
     np.testing.assert_allclose(rd["stability"], random_abs_cosine(d), atol=0.04)
     # the random-direction null on the same splits lies far below the trained probe
     yp = np.where(y > 0, 1.0, -1.0)
-    null = random_direction_baseline(X[0], yp, out["splits"], jax.random.key(2), 100)
+    null = random_direction_baseline(X[0], yp, out.splits, jax.random.key(2), 100)
     assert null.accuracy.shape == (100,)
     np.testing.assert_allclose(null.mean_accuracy, np.mean(null.accuracy), rtol=1e-6)
     assert float(null.mean_accuracy) < float(kd["test_accuracy"][0]) - 0.2
@@ -265,7 +270,11 @@ def test_kdir_stability_through_compare():
     n, d = 300, 20
     X, y = planted_problem(0, n, d, signal=1.5)
     out = pj.compare(
-        resolve_methods("kdir")[0], X[None].astype(np.float32), y, jax.random.key(5), progress=False
+        resolve_methods("kdir")[0],
+        X[None].astype(np.float32),
+        y,
+        jax.random.key(5),
+        execution=Execution(cells_per_device=4, progress=False),
     )
-    m = out["methods"]["kdir"]
+    m = out.estimators["kdir"]
     assert float(m["test_accuracy"][0]) > 0.85 and float(m["stability"][0]) > 0.9

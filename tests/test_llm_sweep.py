@@ -34,7 +34,7 @@ def tiny(tmp_path_factory):
 def _sweep_args(tiny, data, out):
     return [
         "llm", "sweep", "--model", str(tiny / "model"), "--data", str(data), "--out", str(out),
-        "--runs", "3", "--methods", "raptor,mass_mean,pca", "--no-sklearn",
+        "--runs", "3", "--estimators", "raptor,mass_mean,pca",
         "--cache", str(tiny / "cache"), "--layers", "0-2",
     ]  # fmt: skip
 
@@ -46,11 +46,11 @@ def test_sweep_command_writes_results_table_and_figures(tiny):
     assert result.exit_code == 0, result.output
     res = json.loads((out / "results.json").read_text())
     assert res["layers"] == [0, 1, 2]
-    assert set(res["methods"]) == {"raptor", "mass_mean", "pca"}
-    for m in res["methods"].values():
+    assert set(res["estimators"]) == {"raptor", "mass_mean", "pca"}
+    for m in res["estimators"].values():
         for field in ("test_accuracy", "test_auroc", "lam", "stability", "fit_seconds"):
             assert len(m[field]) == 3
-    assert all(0 <= a <= 1 for a in res["methods"]["raptor"]["test_accuracy"])
+    assert all(0 <= a <= 1 for a in res["estimators"]["raptor"]["test_accuracy"])
     assert res["dataset"]["n"] == 80
     probes = np.load(out / "probes.npz")
     assert probes["raptor_w"].shape == (3, 32)
@@ -61,14 +61,17 @@ def test_sweep_command_writes_results_table_and_figures(tiny):
     again = CliRunner().invoke(app, _sweep_args(tiny, data, tiny / "out2"))
     assert again.exit_code == 0, again.output
     res2 = json.loads((tiny / "out2" / "results.json").read_text())
-    assert res2["methods"]["raptor"]["test_accuracy"] == res["methods"]["raptor"]["test_accuracy"]
+    assert (
+        res2["estimators"]["raptor"]["test_accuracy"]
+        == res["estimators"]["raptor"]["test_accuracy"]
+    )
     assert res["model"]["dtype"] == "float32"
 
 
 def test_sweep_dtype_has_its_own_cache(tiny):
     data = _write_csv(tiny / "days_bf16.csv", n=40)
     args = _sweep_args(tiny, data, tiny / "out_bf16")
-    args[args.index("--methods") + 1] = "mass_mean"
+    args[args.index("--estimators") + 1] = "mass_mean"
     result = CliRunner().invoke(app, [*args, "--dtype", "bfloat16"])
     assert result.exit_code == 0, result.output
     res = json.loads((tiny / "out_bf16" / "results.json").read_text())
@@ -76,7 +79,7 @@ def test_sweep_dtype_has_its_own_cache(tiny):
     folders = [p.name for p in (tiny / "cache" / "activations").glob("*/days_bf16-*")]
     assert len(folders) == 1 and folders[0].endswith("-bfloat16")
     bad = CliRunner().invoke(app, [*args, "--dtype", "float8"])
-    assert bad.exit_code == 1 and "dtype 'float8' is not one of" in bad.output
+    assert bad.exit_code == 1 and "ExtractionSpec.dtype must be one of" in bad.output
 
 
 def test_sweep_grouped_split_and_controls(tiny):
@@ -90,7 +93,7 @@ def test_sweep_grouped_split_and_controls(tiny):
     res = json.loads((out / "results.json").read_text())
     assert res["split"] == {"kind": "grouped", "groups": ["group"]}
     c = res["controls"]
-    assert c["method"] == "raptor" and c["permutations"] == 5 and c["groups"] == ["group"]
+    assert c["estimator"] == "raptor" and c["permutations"] == 5 and c["groups"] == ["group"]
     for field in ("accuracy", "grouped_accuracy", "control_accuracy", "selectivity", "p_value"):
         assert len(c[field]) == 3
     # p-values of 5 permutations are multiples of 1/6 in [1/6, 1]

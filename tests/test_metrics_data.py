@@ -15,26 +15,26 @@ def test_metrics_match_sklearn():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 200)
     s = np.round(rng.standard_normal(200) + y, 1)  # rounding creates ties
-    assert np.isclose(float(pj.auroc(y, s)), roc_auc_score(y, s), atol=1e-6)
+    assert np.isclose(float(pj.metrics.auroc(y, s)), roc_auc_score(y, s), atol=1e-6)
     p = 1 / (1 + np.exp(-s))
-    assert np.isclose(float(pj.log_loss(y, s)), sk_log_loss(y, p), rtol=1e-5)
-    assert np.isclose(float(pj.accuracy(y, s)), np.mean((s > 0) == (y > 0)))
-    assert np.isclose(float(pj.auroc(2 * y - 1, s)), roc_auc_score(y, s), atol=1e-6)
+    assert np.isclose(float(pj.metrics.log_loss(y, s)), sk_log_loss(y, p), rtol=1e-5)
+    assert np.isclose(float(pj.metrics.accuracy(y, s)), np.mean((s > 0) == (y > 0)))
+    assert np.isclose(float(pj.metrics.auroc(2 * y - 1, s)), roc_auc_score(y, s), atol=1e-6)
 
 
 def test_metrics_jit_and_vmap():
     y = jnp.array([1.0, -1.0, 1.0, -1.0])
     S = jnp.array([[2.0, 1.0, 3.0, 0.5], [-1.0, 1.0, -2.0, 2.0]])
-    aucs = jax.jit(jax.vmap(pj.auroc, in_axes=(None, 0)))(y, S)
+    aucs = jax.jit(jax.vmap(pj.metrics.auroc, in_axes=(None, 0)))(y, S)
     np.testing.assert_allclose(aucs, [1.0, 0.0])
 
 
 def test_cosine_and_pairwise_summary():
     u, v = jnp.array([1.0, 0.0]), jnp.array([1.0, 1.0])
-    assert np.isclose(float(pj.cosine(u, v)), 1 / np.sqrt(2))
-    assert float(pj.cosine(u, jnp.zeros(2))) == 0.0
+    assert np.isclose(float(pj.metrics.cosine(u, v)), 1 / np.sqrt(2))
+    assert float(pj.metrics.cosine(u, jnp.zeros(2))) == 0.0
     V = jnp.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 2.0]])
-    mean_abs, mean_signed = pj.pairwise_cosine_summary(V)
+    mean_abs, mean_signed = pj.metrics.pairwise_cosine_summary(V)
     assert np.isclose(float(mean_abs), 1 / 3) and np.isclose(float(mean_signed), -1 / 3)
 
 

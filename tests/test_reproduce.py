@@ -114,7 +114,7 @@ def test_default_runs_the_headline_and_all_the_rest(monkeypatch, quick_run):
                 "model": {"id": "tiny"},
                 "layers": [0, 1],
                 "labels": {"raptor": "RAPTOR"},
-                "methods": {"raptor": {"test_accuracy": [0.6, 0.875], "stability": [None, 0.5]}},
+                "estimators": {"raptor": {"test_accuracy": [0.6, 0.875], "stability": [None, 0.5]}},
             }
         }
     }

@@ -26,7 +26,7 @@ def test_matches_sklearn_over_grid(x64, solver, fit_intercept, shape):
     n, d = shape
     X, y = planted_problem(0, n, d, signal=1.5)
     Cs = np.logspace(-3, 4, 8)  # C = 1e4 is near-separable when n < d
-    sol = pj.ridge_logistic_path(X, y, 1 / Cs, fit_intercept=fit_intercept, solver=solver)
+    sol = pj.solvers.ridge_logistic_path(X, y, 1 / Cs, fit_intercept=fit_intercept, solver=solver)
     assert sol.w.dtype == jnp.float64
     assert bool(sol.converged.all())
     compared = 0
@@ -53,7 +53,7 @@ def test_matches_sklearn_over_grid(x64, solver, fit_intercept, shape):
 def test_reported_gradient_is_the_true_gradient(x64, solver):
     X, y = planted_problem(1, 60, 90)
     lam = 0.3
-    sol = pj.fit_ridge_logistic(X, y, lam, solver=solver, tol=1e-3)
+    sol = pj.solvers.fit_ridge_logistic(X, y, lam, solver=solver, tol=1e-3)
     ypm = jnp.where(jnp.asarray(y) > 0, 1.0, -1.0)
     F = lambda w, b: jnp.sum(jnp.logaddexp(0.0, -ypm * (X @ w + b))) + 0.5 * lam * w @ w
     gw, gb = jax.grad(F, argnums=(0, 1))(sol.w, sol.b)
@@ -69,7 +69,7 @@ def test_reported_gradient_is_the_true_gradient(x64, solver):
 def test_intercept_only_closed_form(x64, solver):
     # With all-zero features the minimiser is w = 0, b = logit(fraction positive).
     y = np.r_[np.ones(30), np.zeros(10)]
-    sol = pj.fit_ridge_logistic(np.zeros((40, 5)), y, 1.0, solver=solver)
+    sol = pj.solvers.fit_ridge_logistic(np.zeros((40, 5)), y, 1.0, solver=solver)
     assert np.allclose(sol.w, 0.0)
     assert np.isclose(float(sol.b), np.log(3.0), rtol=1e-8)
 
@@ -80,9 +80,9 @@ def test_vmap_equals_loop(x64, solver):
     # level of the tolerance: compare tightly converged float64 fits.
     X, y = planted_problem(2, 80, 120)
     lams = np.array([0.05, 0.5, 5.0, 50.0])
-    path = pj.ridge_logistic_path(X, y, lams, solver=solver, tol=1e-12)
+    path = pj.solvers.ridge_logistic_path(X, y, lams, solver=solver, tol=1e-12)
     for i, lam in enumerate(lams):
-        one = pj.fit_ridge_logistic(X, y, lam, solver=solver, tol=1e-12)
+        one = pj.solvers.fit_ridge_logistic(X, y, lam, solver=solver, tol=1e-12)
         np.testing.assert_allclose(path.w[i], one.w, rtol=1e-8, atol=1e-10)
         np.testing.assert_allclose(path.b[i], one.b, rtol=1e-8, atol=1e-10)
         assert bool(path.converged[i]) and bool(one.converged)
@@ -100,9 +100,9 @@ def test_lbfgs_path_stages_equal_single_fits(x64, lams):
     # every grid point, coarse (continuation) or fine (interpolated start), is the
     # single fit; grids shorter than the stride and repeated ridges included
     X, y = planted_problem(3, 90, 60)
-    path = pj.ridge_logistic_path(X, y, lams, solver="lbfgs", tol=1e-12)
+    path = pj.solvers.ridge_logistic_path(X, y, lams, solver="lbfgs", tol=1e-12)
     for i, lam in enumerate(lams):
-        one = pj.fit_ridge_logistic(X, y, lam, solver="newton", tol=1e-12)
+        one = pj.solvers.fit_ridge_logistic(X, y, lam, solver="newton", tol=1e-12)
         np.testing.assert_allclose(path.w[i], one.w, rtol=1e-7, atol=1e-9)
         np.testing.assert_allclose(path.b[i], one.b, rtol=1e-7, atol=1e-9)
         assert bool(path.converged[i])
@@ -113,19 +113,19 @@ def test_lbfgs_path_stages_equal_single_fits(x64, lams):
 def test_vmap_equals_loop_float32_objective(solver):
     X, y = planted_problem(2, 80, 120)
     lams = np.array([0.05, 5.0])
-    path = pj.ridge_logistic_path(X, y, lams, solver=solver)
+    path = pj.solvers.ridge_logistic_path(X, y, lams, solver=solver)
     for i, lam in enumerate(lams):
-        one = pj.fit_ridge_logistic(X, y, lam, solver=solver)
+        one = pj.solvers.fit_ridge_logistic(X, y, lam, solver=solver)
         np.testing.assert_allclose(path.objective[i], one.objective, rtol=1e-6)
 
 
 def test_new_grid_does_not_recompile():
     X, y = planted_problem(3, 50, 30)
-    pj.ridge_logistic_path(X, y, np.logspace(-2, 2, 7), solver="lbfgs")
+    pj.solvers.ridge_logistic_path(X, y, np.logspace(-2, 2, 7), solver="lbfgs")
     size = _path_jit._cache_size()
-    pj.ridge_logistic_path(X, y, np.logspace(-1, 3, 7), solver="lbfgs")
+    pj.solvers.ridge_logistic_path(X, y, np.logspace(-1, 3, 7), solver="lbfgs")
     assert _path_jit._cache_size() == size
-    pj.ridge_logistic_path(X, y, np.logspace(-1, 3, 8), solver="lbfgs")
+    pj.solvers.ridge_logistic_path(X, y, np.logspace(-1, 3, 8), solver="lbfgs")
     assert _path_jit._cache_size() == size + 1  # the counter does count compilations
 
 
@@ -136,12 +136,12 @@ def test_separable_tiny_ridge_is_finite_and_flagged():
     lams = np.array([1e-12, 1e-6, 1e-3, 1.0])
     full = {}
     for solver in SOLVERS:
-        short = pj.ridge_logistic_path(X, y, lams, solver=solver, max_iter=3)
+        short = pj.solvers.ridge_logistic_path(X, y, lams, solver=solver, max_iter=3)
         assert np.isfinite(np.asarray(short.w)).all() and np.isfinite(np.asarray(short.b)).all()
         assert np.isfinite(np.asarray(short.objective)).all()
         assert not bool(short.converged[0])
-        assert int(short.result[0]) == pj.Result.MAX_ITER
-        full[solver] = sol = pj.ridge_logistic_path(X, y, lams, solver=solver)
+        assert int(short.result[0]) == pj.solvers.Result.MAX_ITER
+        full[solver] = sol = pj.solvers.ridge_logistic_path(X, y, lams, solver=solver)
         assert bool(sol.converged.all())
         norms = np.linalg.norm(np.asarray(sol.w), axis=1)
         assert (np.diff(norms) < 0).all()  # the large-norm end is reached at tiny ridge
@@ -154,11 +154,11 @@ def test_separable_tiny_ridge_is_finite_and_flagged():
 
 def test_float32_default_and_agrees_with_float64():
     X, y = planted_problem(5, 100, 60)
-    sol32 = pj.fit_ridge_logistic(X, y, 0.5)
+    sol32 = pj.solvers.fit_ridge_logistic(X, y, 0.5)
     assert sol32.w.dtype == jnp.float32
     jax.config.update("jax_enable_x64", True)
     try:
-        sol64 = pj.fit_ridge_logistic(X, y, 0.5)
+        sol64 = pj.solvers.fit_ridge_logistic(X, y, 0.5)
         assert sol64.w.dtype == jnp.float64
     finally:
         jax.config.update("jax_enable_x64", False)
@@ -182,21 +182,21 @@ def test_bad_inputs_are_named():
     Xn[3, 2] = np.nan
     Xn[7, 1] = np.inf
     with pytest.raises(ValueError, match=r"X holds 2 non-finite.*index \(3, 2\)"):
-        pj.fit_ridge_logistic(Xn, y, 1.0)
+        pj.solvers.fit_ridge_logistic(Xn, y, 1.0)
     with pytest.raises(ValueError, match="y has 19 labels but X has 20 rows"):
-        pj.fit_ridge_logistic(X, y[:-1], 1.0)
+        pj.solvers.fit_ridge_logistic(X, y[:-1], 1.0)
     with pytest.raises(ValueError, match="exactly two classes.*got 3"):
-        pj.fit_ridge_logistic(X, np.arange(20) % 3, 1.0)
+        pj.solvers.fit_ridge_logistic(X, np.arange(20) % 3, 1.0)
     with pytest.raises(ValueError, match="exactly two classes.*got 1"):
-        pj.fit_ridge_logistic(X, np.ones(20), 1.0)
+        pj.solvers.fit_ridge_logistic(X, np.ones(20), 1.0)
     with pytest.raises(ValueError, match=r"lam must be finite and > 0.*entry 0 is 0.0"):
-        pj.fit_ridge_logistic(X, y, 0.0)
+        pj.solvers.fit_ridge_logistic(X, y, 0.0)
     with pytest.raises(ValueError, match=r"lams must be finite and > 0.*entry 2 is -1.0"):
-        pj.ridge_logistic_path(X, y, np.array([1.0, 2.0, -1.0]))
+        pj.solvers.ridge_logistic_path(X, y, np.array([1.0, 2.0, -1.0]))
     with pytest.raises(ValueError, match="lams must be a 1-D grid"):
-        pj.ridge_logistic_path(X, y, np.ones((2, 2)))
+        pj.solvers.ridge_logistic_path(X, y, np.ones((2, 2)))
     with pytest.raises(ValueError, match="X must be a 2-D array"):
-        pj.fit_ridge_logistic(X[None], y, 1.0)
+        pj.solvers.fit_ridge_logistic(X[None], y, 1.0)
 
 
 @pytest.mark.parametrize("shape", [(600, 80), (120, 400)])
@@ -213,7 +213,7 @@ def test_float32_path_keeps_small_directions(shape):
     teacher = Q @ (rng.standard_normal(k) / scales)  # every direction carries signal
     y = np.where(X @ teacher + rng.standard_normal(n) * np.linalg.norm(teacher) * 0.01 > 0, 1, -1)
     lams = np.array([1e-2, 1e-3])
-    path = pj.ridge_logistic_path(X.astype(np.float32), y, lams, solver="lbfgs")
+    path = pj.solvers.ridge_logistic_path(X.astype(np.float32), y, lams, solver="lbfgs")
     assert bool(np.all(np.asarray(path.converged)))
     for i, lam in enumerate(lams):
         ref = LogisticRegression(C=1 / lam, tol=1e-12, max_iter=100_000).fit(X, y)

@@ -32,20 +32,23 @@ def _cos(a, b):
     return float(a @ b)
 
 
-def test_fit_raptor_is_scale_invariant():
+def test_raptor_protocol_is_scale_invariant():
     X, y = _data()
-    ref, splits = pj.fit_raptor(X, y, jax.random.key(0))
+    raptor = pj.estimators.raptor()
+    ref = pj.evaluate(raptor, X, y, jax.random.key(0))
     assert float(ref.test_accuracy) > 0.65
+    ref_probe = ref.probe.linear()
     for s in SCALES:
-        res, _ = pj.fit_raptor(X * np.float32(s), y, splits=splits)
-        assert float(res.C) == float(ref.C), s
+        res = pj.evaluate(raptor, X * np.float32(s), y, split=ref.splits)
+        probe = res.probe.linear()
+        assert float(res.info["C"]) == float(ref.info["C"]), s
         assert float(res.test_accuracy) == float(ref.test_accuracy), s
-        assert np.all(np.isfinite(np.asarray(res.probe.w))), s
-        assert _cos(res.probe.w, ref.probe.w) > 1 - 1e-5, s
+        assert np.all(np.isfinite(np.asarray(probe.w))), s
+        assert _cos(probe.w, ref_probe.w) > 1 - 1e-5, s
         # raw weights scale as 1/s, the intercept does not change
-        ratio = float(jnp.max(jnp.abs(res.probe.w))) * s / float(jnp.max(jnp.abs(ref.probe.w)))
+        ratio = float(jnp.max(jnp.abs(probe.w))) * s / float(jnp.max(jnp.abs(ref_probe.w)))
         assert ratio == pytest.approx(1.0, rel=1e-3), s
-        assert float(res.probe.b) == pytest.approx(float(ref.probe.b), rel=1e-3, abs=1e-3), s
+        assert float(probe.b) == pytest.approx(float(ref_probe.b), rel=1e-3, abs=1e-3), s
 
 
 @pytest.mark.parametrize("name", [n for n in registered() if n != "rfm"])
@@ -68,7 +71,7 @@ def test_standardizer_constant_and_zero_columns_at_any_scale():
     X[:, 1] = 7.0
     X[:, 2] = 0.0
     for s in (1e-30, 1.0, 1e30):
-        sc = pj.Standardizer.fit(jnp.asarray(X * np.float32(s)))
+        sc = pj.core.Standardizer.fit(jnp.asarray(X * np.float32(s)))
         scale = np.asarray(sc.scale)
         assert scale[1] == 1.0 and scale[2] == 1.0
         assert scale[0] == pytest.approx(X[:, 0].std() * s, rel=1e-5)

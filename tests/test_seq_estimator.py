@@ -9,10 +9,11 @@ import pytest
 
 import probejax
 import probejax.seq as ps
-from probejax import RaptorSplits
+from probejax import Splits
 from probejax.core import Tokens, diagnostics, rows
 from probejax.core._metrics import accuracy
 from probejax.seq._estimator import concept_direction
+from probejax.sweep import Execution
 
 D, T, N = 8, 8, 150
 CFG = ps.TrainConfig(max_steps=100, eval_every=10, patience=5)
@@ -50,12 +51,12 @@ def test_compare_runs_sequence_probes_on_token_layers():
         y,
         jax.random.key(0),
         mask=mask,
-        stability_runs=3,
-        progress=False,
+        stability=probejax.StabilitySpec(runs=3),
+        execution=Execution(cells_per_device=4, progress=False),
     )
-    ep = out["methods"]["ep"]
+    ep = out.estimators["ep"]
     assert ep["test_accuracy"].shape == (2,) and float(ep["test_accuracy"][1]) > 0.85
-    for m in out["methods"].values():
+    for m in out.estimators.values():
         assert np.all(np.isfinite(m["stability"])) and np.all(m["stability"] <= 1 + 1e-6)
         np.testing.assert_allclose(np.linalg.norm(m["concept"], axis=1), 1.0, rtol=1e-5)
         assert np.all(np.isnan(m["b"]))  # nonlinear probes: no raw linear probe
@@ -66,7 +67,11 @@ def test_compare_runs_sequence_probes_on_token_layers():
 def test_stability_of_a_sequence_probe():
     X, mask, y = _one_token_data(2)
     st = probejax.stability(
-        _ep(), Tokens(jnp.asarray(X), jnp.asarray(mask)), y, jax.random.key(1), n_runs=3
+        _ep(),
+        Tokens(jnp.asarray(X), jnp.asarray(mask)),
+        y,
+        jax.random.key(1),
+        spec=probejax.StabilitySpec(runs=3),
     )
     assert st.vectors.shape == (3, D)
     assert np.isfinite(float(st.mean_abs_cos)) and 0.0 <= float(st.mean_abs_cos) <= 1.0 + 1e-6
@@ -105,7 +110,7 @@ def test_fit_with_validation_equals_fit_seq_probe(criterion):
         n_seeds=est.n_seeds,
         config=cfg,
         criterion=criterion,
-        splits=RaptorSplits(*(jnp.asarray(a) for a in (tr, va, te))),
+        splits=Splits(*(jnp.asarray(a) for a in (tr, va, te))),
     )
     Xt = Tokens(jnp.asarray(X), jnp.asarray(mask))
     ypm = jnp.asarray(2.0 * y - 1.0)
@@ -179,7 +184,7 @@ def test_probe_sweep_runs_a_sequence_probe_over_layers_and_seeds(tmp_path):
 
     X, mask, y = _one_token_data(3)
     noise, _, _ = _one_token_data(4, informative=False)
-    r = probe_sweep(np.stack([noise, X]), y, tmp_path, estimator=_ep(), seeds=[0, 1], mask=mask,
-                    progress=False)  # fmt: skip
+    r = probe_sweep(_ep(), np.stack([noise, X]), y, tmp_path, seeds=[0, 1], mask=mask,
+                    execution=Execution(progress=False))  # fmt: skip
     acc = r.values.test_accuracy
     assert acc.shape == (2, 2) and (acc[1] > acc[0]).all() and (acc[1] > 0.8).all()

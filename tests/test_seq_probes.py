@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import probejax.seq as ps
-from probejax import RaptorSplits
+from probejax import Splits
 from probejax.seq._masked import last_index
 
 D, T = 16, 12
@@ -351,7 +351,7 @@ def test_few_token_signal_attention_learns_mean_linear_cannot():
     X, mask, y = _few_token_data(1, n=200)
     cfg = ps.TrainConfig(max_steps=150, eval_every=10, patience=4)
     idx = np.random.default_rng(0).permutation(200)  # explicit splits: 120 / 40 / 40
-    splits = RaptorSplits(*(jnp.asarray(idx[a:b]) for a, b in ((0, 120), (120, 160), (160, 200))))
+    splits = Splits(*(jnp.asarray(idx[a:b]) for a, b in ((0, 120), (120, 160), (160, 200))))
     kw = dict(learning_rates=(1e-2,), n_seeds=2, config=cfg, splits=splits)
     mean = ps.fit_seq_probe(lambda k: ps.MeanLinearProbe(D, key=k), X, mask, y, KEY, **kw)
     mm = ps.fit_seq_probe(

@@ -148,19 +148,19 @@ def test_standardized_logistic_ridge_matches_pipeline(data):
     )
 
 
-def test_raptor_matches_fit_raptor(data):
+def test_raptor_matches_evaluate(data):
     """Same validation split (the one ``fit`` draws from the key) gives the same probe."""
     X, y = data
     clf = RaptorClassifier(random_state=5).fit(X, y)
     y_pm1 = jnp.asarray(2.0 * y - 1.0, jnp.float32)
     n_val = math.ceil(0.2 * len(y))
     train, val = traced_stratified_split(jax.random.key(5), y_pm1, n_val)
-    splits = probejax.RaptorSplits(train, val, val)  # test part unused by the probe
-    res, _ = probejax.fit_raptor(X, y, splits=splits)
-    w = np.asarray(res.probe.w)
+    splits = probejax.Splits(train, val, val)  # test part unused by the probe
+    res = probejax.evaluate(probejax.estimators.raptor(), X, y, split=splits)
+    w = np.asarray(res.probe.linear().w)
     cos = float(clf.coef_[0] @ w / (np.linalg.norm(clf.coef_[0]) * np.linalg.norm(w)))
     assert cos > 0.999
-    assert clf.diagnostics_["C"] == pytest.approx(float(res.C), rel=1e-5)
+    assert clf.diagnostics_["C"] == pytest.approx(float(res.info["C"]), rel=1e-5)
     assert clf.score(X, y) > 0.75
 
 

@@ -220,20 +220,23 @@ def test_probe_sweep_cells_are_raptor_fits_of_their_layer_and_seed(tmp_path):
     X, y = planted_problem(3, 120, 10, signal=0.7)
     rng = np.random.default_rng(1)
     X_layers = np.stack([X, X @ rng.standard_normal((10, 10)) + 0.5]).astype(np.float32)
-    Cs, seeds = pj.RAPTOR_C_GRID[::20], [0, 4]
-    r = probe_sweep(X_layers, y, tmp_path, seeds=seeds, Cs=Cs, cells_per_device=4, progress=False)
-    v = r.values
-    assert v.test_accuracy.shape == (2, 2) and v.val_accuracy.shape == (2, 2, 5)
+    Cs, seeds = pj.estimators.RAPTOR_C_GRID[::20], [0, 4]
+    raptor = pj.estimators.raptor(Cs)
+    execution = Execution(cells_per_device=4, progress=False)
+    r = probe_sweep(raptor, X_layers, y, tmp_path, seeds=seeds, execution=execution)
+    v, info = r.values, r.values.info
+    probe = v.probe.linear()
+    assert v.test_accuracy.shape == (2, 2) and info["val_accuracy"].shape == (2, 2, 5)
     ypm = np.where(y > 0, 1.0, -1.0)
     for layer in range(2):
         for j, seed in enumerate(seeds):
-            sp = pj.raptor_splits(jax.random.key(seed), y)
+            sp = pj.protocol_splits(jax.random.key(seed), y)
             tr, va, te = (np.asarray(a) for a in (sp.train_sub, sp.val, sp.test))
             Xl = X_layers[layer].astype(np.float64)
-            w, b = v.probe.w[layer, j].astype(np.float64), float(v.probe.b[layer, j])
-            i = int(v.index[layer, j])
-            acc = v.val_accuracy[layer, j]
-            assert acc[i] == acc.max() and np.isclose(v.C[layer, j], Cs[i], rtol=1e-6)
+            w, b = probe.w[layer, j].astype(np.float64), float(probe.b[layer, j])
+            i = int(info["index"][layer, j])
+            acc = info["val_accuracy"][layer, j]
+            assert acc[i] == acc.max() and np.isclose(info["C"][layer, j], Cs[i], rtol=1e-6)
             mu, sd = Xl[tr].mean(0), Xl[tr].std(0)
             pool = np.concatenate([tr, va])
             Xs, ws = (Xl[pool] - mu) / sd, w * sd
@@ -245,14 +248,16 @@ def test_probe_sweep_cells_are_raptor_fits_of_their_layer_and_seed(tmp_path):
     with pytest.raises(ValueError, match=r"X_layers\[1\] holds 1 non-finite"):
         bad = X_layers.copy()
         bad[1, 3, 2] = np.nan
-        probe_sweep(bad, y, tmp_path / "bad", Cs=Cs, progress=False)
+        probe_sweep(raptor, bad, y, tmp_path / "bad", execution=execution)
 
 
 def test_path_sweep_solutions_satisfy_optimality(tmp_path):
     X, y = planted_problem(5, 80, 6, signal=0.8)
     X_layers = np.stack([X, 2.0 * X + 1.0]).astype(np.float32)
     lams = np.array([0.1, 1.0, 10.0])
-    r = path_sweep(X_layers, y, tmp_path, lams=lams, cells_per_device=2, progress=False)
+    r = path_sweep(
+        X_layers, y, tmp_path, lams=lams, execution=Execution(cells_per_device=2, progress=False)
+    )
     sol, ypm = r.values, np.where(y > 0, 1.0, -1.0)
     assert sol.w.shape == (2, 3, 6) and bool(sol.converged.all())
     for layer in range(2):

@@ -161,7 +161,7 @@ def simulate(model, alpha, lam, cs, d, n_seeds, key):
     cosine by ~1e-7, far below the seed-to-seed spread) to halve the cost."""
     n = round(alpha * d)
     f32 = jnp.float32
-    fit = lambda X, y: pj.solve_ridge_logistic(
+    fit = lambda X, y: pj.solvers.solve_ridge_logistic(
         X.astype(f32), y.astype(f32), f32(lam), fit_intercept=False, solver="newton"
     )
 
@@ -174,7 +174,7 @@ def simulate(model, alpha, lam, cs, d, n_seeds, key):
         cos, ok = [], [s1.converged]
         for k in (round(c * n) for c in cs):
             s2 = fit(jnp.concatenate([X1[:k], Xf[: n - k]]), jnp.concatenate([y1[:k], yf[: n - k]]))
-            cos.append(pj.cosine(s1.w, s2.w))
+            cos.append(pj.metrics.cosine(s1.w, s2.w))
             ok.append(s2.converged)
         return jnp.stack(cos), jnp.all(jnp.stack(ok))
 

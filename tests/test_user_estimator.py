@@ -13,6 +13,9 @@ from typer.testing import CliRunner
 import probejax as pj
 from probejax.cli import app
 from probejax.protocol import probe_sweep
+from probejax.sweep import Execution
+
+QUIET = Execution(cells_per_device=4, progress=False)
 
 
 class MedianDifference(pj.Estimator):
@@ -46,36 +49,40 @@ def _layers(L=3, n=120, d=12, seed=0):
 def test_compare_and_stability_take_a_user_estimator():
     X, y = _layers()
     est = {"median_diff": MedianDifference(), "mass_mean": pj.get_estimator("mass_mean")}
-    out = pj.compare(est, X, y, jax.random.key(5), stability_runs=4, progress=False)
-    sp = out["splits"]
+    out = pj.compare(
+        est, X, y, jax.random.key(5), stability=pj.StabilitySpec(runs=4), execution=QUIET
+    )
+    sp = out.splits
     pool = np.concatenate([np.asarray(sp.train_sub), np.asarray(sp.val)])
     te = np.asarray(sp.test)
     ypm = np.where(y > 0, 1.0, -1.0)
-    m = out["methods"]["median_diff"]
+    m = out.estimators["median_diff"]
     for layer in range(3):
         w, b = _reference(X[layer][pool], ypm[pool])
         np.testing.assert_allclose(m["w"][layer], w, rtol=1e-5, atol=1e-6)
         acc = np.mean(np.sign(X[layer][te] @ w + b) == ypm[te])
         assert np.isclose(m["test_accuracy"][layer], acc)
-        st = pj.stability(MedianDifference(), X[layer], y, jax.random.key(5), n_runs=4, splits=sp)
+        st = pj.stability(
+            MedianDifference(), X[layer], y, jax.random.key(5), spec=pj.StabilitySpec(runs=4)
+        )
         assert np.isclose(m["stability"][layer], float(st.mean_abs_cos), rtol=1e-5)
     assert np.isnan(m["lam"]).all() and (m["stability"] > 0.5).all()
 
 
 def test_layer_sweep_takes_a_user_estimator(tmp_path):
     X, y = _layers(L=2)
-    r = probe_sweep(X, y, tmp_path, estimator=MedianDifference(), seeds=[0, 3], progress=False)
+    r = probe_sweep(MedianDifference(), X, y, tmp_path, seeds=[0, 3], execution=QUIET)
     ypm = np.where(y > 0, 1.0, -1.0)
     assert r.values.test_accuracy.shape == (2, 2)
     for layer in range(2):
         for j, seed in enumerate([0, 3]):
-            sp = pj.raptor_splits(jax.random.key(seed), y)
+            sp = pj.protocol_splits(jax.random.key(seed), y)
             pool = np.concatenate([np.asarray(sp.train_sub), np.asarray(sp.val)])
             w, b = _reference(X[layer][pool], ypm[pool])
             te = np.asarray(sp.test)
             acc = np.mean(np.sign(X[layer][te] @ w + b) == ypm[te])
             assert np.isclose(r.values.test_accuracy[layer, j], acc)
-    again = probe_sweep(X, y, tmp_path, estimator=MedianDifference(), seeds=[0, 3], progress=False)
+    again = probe_sweep(MedianDifference(), X, y, tmp_path, seeds=[0, 3], execution=QUIET)
     assert again.cells_reused == 4 and again.cells_computed == 0
 
 
@@ -85,18 +92,18 @@ def test_cli_and_figures_take_a_user_estimator(tiny):  # noqa: F811
     spec = f"{Path(__file__).resolve()}:MedianDifference"
     args = [
         "llm", "sweep", "--model", str(tiny / "model"), "--data", str(data), "--out", str(out),
-        "--runs", "3", "--methods", f"raptor,{spec}", "--no-sklearn",
+        "--runs", "3", "--estimators", f"raptor,{spec}",
         "--cache", str(tiny / "cache"), "--layers", "0-2",
     ]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     res = json.loads((out / "results.json").read_text())
-    assert set(res["methods"]) == {"raptor", "MedianDifference"}
+    assert set(res["estimators"]) == {"raptor", "MedianDifference"}
     assert res["labels"]["MedianDifference"] == "MedianDifference"
-    assert len(res["methods"]["MedianDifference"]["stability"]) == 3
+    assert len(res["estimators"]["MedianDifference"]["stability"]) == 3
     assert np.load(out / "probes.npz")["MedianDifference_w"].shape == (3, 32)
     assert (out / "sweep_accuracy.png").stat().st_size > 0
-    args[args.index("--methods") + 1] = "raptor,no_such_probe"
+    args[args.index("--estimators") + 1] = "raptor,no_such_probe"
     bad = CliRunner().invoke(app, args)
     assert bad.exit_code == 1 and "unknown estimator 'no_such_probe'" in bad.output
 
@@ -104,18 +111,26 @@ def test_cli_and_figures_take_a_user_estimator(tiny):  # noqa: F811
 def test_compare_resumes_from_its_stores_and_keeps_changed_settings_apart(tmp_path):
     X, y = _layers(L=2)
     est = {"median_diff": MedianDifference()}
-    run = lambda runs: pj.compare(
-        est, X, y, jax.random.key(1), stability_runs=runs, directory=tmp_path, progress=False
+    run = lambda runs: (
+        pj.compare(
+            est,
+            X,
+            y,
+            jax.random.key(1),
+            stability=pj.StabilitySpec(runs=runs),
+            directory=tmp_path,
+            execution=QUIET,
+        ).estimators
     )
     first = run(3)
-    assert (first["methods"]["median_diff"]["fit_seconds"] > 0).all()
+    assert (first["median_diff"]["fit_seconds"] > 0).all()
     stores = sorted(p.name for p in tmp_path.iterdir())
     assert len(stores) == 2  # fit and stability
     again = run(3)
     assert sorted(p.name for p in tmp_path.iterdir()) == stores  # reused, nothing new
-    assert (again["methods"]["median_diff"]["fit_seconds"] == 0).all()  # nothing computed
+    assert (again["median_diff"]["fit_seconds"] == 0).all()  # nothing computed
     np.testing.assert_array_equal(
-        again["methods"]["median_diff"]["stability"], first["methods"]["median_diff"]["stability"]
+        again["median_diff"]["stability"], first["median_diff"]["stability"]
     )
     run(4)  # another stability setting: its own store, the fit store is reused
     assert len(list(tmp_path.iterdir())) == 3

@@ -48,25 +48,27 @@ def demo(
     import jax
     import numpy as np
 
-    from .. import GaussianTeacherStudent, fit_raptor, raptor_stability
+    from .. import GaussianTeacherStudent, StabilitySpec, evaluate, stability
+    from ..estimators import raptor
 
     k_data, k_fit, k_stab = jax.random.split(jax.random.key(seed), 3)
     X, y, w_star = GaussianTeacherStudent(rho=rho).sample(k_data, n, d)
     t0 = time.perf_counter()
-    res, _ = fit_raptor(X, y, k_fit)
+    res = evaluate(raptor(), X, y, k_fit)
     jax.block_until_ready(res)
     t_fit = time.perf_counter() - t0
     t0 = time.perf_counter()
-    stab = raptor_stability(X, y, k_stab, n_runs=runs)
+    stab = stability(raptor(), X, y, k_stab, spec=StabilitySpec(runs=runs))
     jax.block_until_ready(stab)
     t_stab = time.perf_counter() - t0
-    cos_teacher = float(np.dot(res.concept_vector(), w_star) / np.linalg.norm(w_star))
+    cos_teacher = float(np.dot(res.probe.concept_vector(), w_star) / np.linalg.norm(w_star))
+    info = res.info
     typer.echo(f"data: synthetic logistic teacher-student, n={n}, d={d}, rho={rho}, seed={seed}")
     typer.echo(
-        f"chosen C = {float(res.C):.4g}  (lam = 1/C = {float(res.lam):.4g}, "
-        f"grid index {int(res.index)} of 100)"
+        f"chosen C = {float(info['C']):.4g}  (lam = 1/C = {float(info['lam']):.4g}, "
+        f"grid index {int(info['index'])} of {info['val_accuracy'].size})"
     )
-    typer.echo(f"validation accuracy at C: {float(res.val_accuracy[res.index]):.4f}")
+    typer.echo(f"validation accuracy at C: {float(info['val_accuracy'][info['index']]):.4f}")
     typer.echo(
         f"test accuracy: {float(res.test_accuracy):.4f}   test AUROC: {float(res.test_auroc):.4f}"
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from ..protocol._specs import ControlsSpec, Spread
+
 llm_app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Probe and steer language models."
 )
@@ -31,10 +33,31 @@ def parse_layers(spec: str | None) -> list[int] | None:
     return layers
 
 
+def _names(spec: str | None) -> list[str] | None:
+    return None if spec is None else [m.strip() for m in spec.split(",") if m.strip()]
+
+
+def _sklearn_layers(spec: str | None):
+    """``None`` stays ``None``; "all" -> "all"; else a list of layers."""
+    if spec is None or spec.strip().lower() == "all":
+        return None if spec is None else "all"
+    return parse_layers(spec)
+
+
+def _stability_layers(spec: str | None):
+    """``None`` -> the sweep's default (8 layers spread over the depth); "all" -> every
+    swept layer (``None`` in the spec); else a list."""
+    return Spread(8) if spec is None else parse_layers(spec)
+
+
 @llm_app.command()
 def sweep(
     model: str = typer.Option("default", help="local model folder, hub id, or 'default'"),
-    data: str = typer.Option("cities", help="bundled dataset name or a CSV/JSONL path"),
+    data: str = typer.Option(
+        "cities",
+        help="registered dataset name ('probejax datasets' lists them), a CSV/JSONL path, "
+        "or a loader 'file.py:name' / 'package.module:name'",
+    ),
     out: str = typer.Option(..., help="output folder: results.json, probes.npz, figures"),
     pooling: str = typer.Option("last", help="last | mean | max"),
     layers: str = typer.Option(None, help="'all' (default), '3,5,7' or '10-14'"),
@@ -42,32 +65,33 @@ def sweep(
     batch_size: int = typer.Option(16, help="texts per forward pass"),
     dtype: str = typer.Option(
         "float32",
-        help="forward-pass dtype: float32 | bfloat16 | float16 (bfloat16: 2.6x faster "
-        "extraction on this 2-core CPU, activations within 1.4%: benchmarks/llm_extraction.py)",
+        help="forward-pass dtype: float32 | bfloat16 | float16 "
+        "(benchmarks/llm_extraction.py measures speed and agreement)",
     ),
     max_examples: int = typer.Option(None, help="stratified subsample of the dataset"),
-    runs: int = typer.Option(20, help="stability runs (each drops 20% of train+val)"),
-    stability_of: str = typer.Option(
+    estimators: str = typer.Option(
         None,
-        help="comma-separated methods whose stability is measured (default: all but the "
+        help="comma-separated estimators, the first one primary (default: RAPTOR and its "
+        "five baselines): registered names ('probejax estimators' lists them) or import "
+        "paths 'package.module:name' / 'file.py:name' of an Estimator or a function "
+        "returning one",
+    ),
+    runs: int = typer.Option(20, help="stability runs (each drops a share of train+val)"),
+    drop: float = typer.Option(0.2, help="share of train+val each stability run drops"),
+    stability_estimators: str = typer.Option(
+        None,
+        help="comma-separated estimators whose stability is measured (default: all but the "
         "costly ones, GCS and RFM)",
     ),
     stability_layers: str = typer.Option(
         None,
         help="layers whose stability is measured: 'all', '3,5,7' or '10-14' (default: 8 "
-        "layers spread over the depth; stability costs 20 refits per layer and method)",
+        "layers spread over the depth; stability costs RUNS refits per layer and estimator)",
     ),
-    methods: str = typer.Option(
+    sklearn: str = typer.Option(
         None,
-        help="comma-separated estimators (default: RAPTOR and its five baselines): "
-        "registered names ('probejax estimators' lists them) or import paths "
-        "'package.module:name' / 'file.py:name' of an Estimator or a function returning one",
-    ),
-    sklearn: bool = typer.Option(
-        False, help="time the authors' scikit-learn loop on every layer (10-100 s each)"
-    ),
-    sklearn_layers: str = typer.Option(
-        None, help="time the authors' scikit-learn loop on these layers only, e.g. '5,15,25'"
+        help="time the authors' scikit-learn loop on these layers: 'all' or e.g. '5,15,25' "
+        "(seconds to minutes per layer)",
     ),
     seed: int = typer.Option(0, help="seed of the subsample, splits and stability runs"),
     cache: str = typer.Option(None, help="activation cache root (default ~/.cache/probejax)"),
@@ -86,9 +110,12 @@ def sweep(
         help="validity controls per layer: held-out-group split beside the random one, "
         "permutation test, control-task selectivity (figure OUT/sweep_controls.png)",
     ),
-    permutations: int = typer.Option(50, help="label permutations per layer for --controls"),
+    permutations: int = typer.Option(
+        ControlsSpec().permutations, help="label permutations per layer for --controls"
+    ),
     k_max: int = typer.Option(
-        8, help="--controls: directions of the k-direction (INLP) probe at the best layer"
+        ControlsSpec().k_max,
+        help="--controls: directions of the k-direction (INLP) probe at the best layer",
     ),
 ) -> None:
     """Extract (cached) every layer, run RAPTOR and the baselines, print a per-layer
@@ -96,45 +123,47 @@ def sweep(
     from rich.console import Console
     from rich.table import Table
 
+    from ..estimators import DEFAULT_ESTIMATORS
+    from ..llm._datasets import load_dataset
     from ..llm._plots import plot_sweep
-    from ..llm._sweep import DEFAULT_METHODS, layer_table, llm_sweep
+    from ..llm._sweep import ExtractionSpec, GroupedSplit, layer_table, llm_sweep
+    from ..protocol import SplitSpec, StabilitySpec
 
     try:
+        if split not in ("random", "grouped"):
+            raise ValueError(f"--split must be 'random' or 'grouped', got {split!r}.")
+        if groups is not None and split != "grouped":
+            raise ValueError("--groups chooses the groups of --split grouped; add it.")
         res = llm_sweep(
             model,
-            data,
+            load_dataset(data, max_examples=max_examples, seed=seed),
             out,
-            dtype=dtype,
-            pooling=pooling,
-            point=point,
-            layers=parse_layers(layers),
-            batch_size=batch_size,
-            max_examples=max_examples,
-            seed=seed,
-            methods=methods or DEFAULT_METHODS,
-            stability_runs=runs,
-            stability_layers=(
-                "all"
-                if stability_layers is not None and stability_layers.strip().lower() == "all"
-                else parse_layers(stability_layers)
+            extraction=ExtractionSpec(
+                layers=parse_layers(layers),
+                pooling=pooling,
+                point=point,
+                batch_size=batch_size,
+                dtype=dtype,
             ),
-            stability_of=None
-            if stability_of is None
-            else [m.strip() for m in stability_of.split(",") if m.strip()],
-            sklearn_reference=True if sklearn else (parse_layers(sklearn_layers) or False),
+            estimators=estimators or DEFAULT_ESTIMATORS,
+            split=GroupedSplit(groups=_names(groups)) if split == "grouped" else SplitSpec(),
+            stability=StabilitySpec(
+                runs=runs,
+                drop=drop,
+                estimators=_names(stability_estimators),
+                layers=_stability_layers(stability_layers),
+            ),
+            controls=ControlsSpec(permutations=permutations, k_max=k_max) if controls else None,
+            sklearn=_sklearn_layers(sklearn),
+            seed=seed,
             cache_root=cache,
             log=typer.echo,
-            split=split,
-            groups=None if groups is None else [g.strip() for g in groups.split(",") if g.strip()],
-            controls=controls,
-            permutations=permutations,
-            k_max=k_max,
         )
     except (ValueError, FileNotFoundError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(1) from None
     results = res.results
-    console = Console(width=max(100, 12 * (len(results["methods"]) + 1)))
+    console = Console(width=max(100, 12 * (len(results["estimators"]) + 1)))
     where = f"{results['model']['id']} on {results['dataset']['name']}"
     for field, suffix in (("test_accuracy", "acc"), ("stability", "stab")):
         header, rows = layer_table(results, field, suffix)

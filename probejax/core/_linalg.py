@@ -3,7 +3,7 @@
 jaxlib (0.10) runs a *batched* CPU LAPACK call (``syevd``, ``potrf``) by splitting the
 batch over XLA's intra-op thread pool and blocking the calling pool thread until the
 pieces finish. When the program holds two such calls that can run at the same time
-(two learners, two designs) and the pool has as few threads as this 2-core machine,
+(two learners, two designs) and the pool has as few threads as a 2-core machine's,
 both pool threads block waiting for work that no thread is left to run: the program
 hangs forever (seen with ``jax.vmap`` over seeds of :func:`probejax.theory.simulate`).
 
@@ -11,14 +11,14 @@ The wrappers here are the plain decompositions for one matrix; their batching ru
 makes every LAPACK call see one matrix, so that it runs inline on its thread and never
 waits for another. A batch of up to ``UNROLL_MAX`` matrices of at least
 ``UNROLL_MIN_SIZE`` rows becomes that many separate calls, which XLA runs two or more at
-a time on its pool (on 2 cores a GCS layer's 1000 Newton fits, a 143 x 143 Cholesky
-factorisation per lane and step, took 1.19 s instead of 1.54 s, an ad-hoc timing); this
+a time on its pool (a GCS layer's 1000 Newton fits, one 143 x 143 Cholesky
+factorisation per lane and step, gain from it); this
 needs SciPy's OpenBLAS at one thread (below), else concurrent calls would each start a
 thread per core. Otherwise the rule runs the batch as a sequential ``lax.map``: smaller
 matrices gain nothing from the concurrency, and their copies cost compilation time,
 multiplied when vmaps nest (Newton over a 100-point ridge grid on a 32-wide layer,
-inside vmapped stability runs, compiled in 10.6 s unrolled against 2.9 s mapped; two
-separate ``lax.map`` halves ran no faster than one; ad-hoc timings). Larger batches
+inside vmapped stability runs, compiles several times faster mapped; two separate
+``lax.map`` halves run no faster than one). Larger batches
 are mapped too. On a GPU the rule is not needed (cuSOLVER batches natively), so there
 the batched call is kept.
 
@@ -27,9 +27,8 @@ which by default starts one thread per core for each call. Those calls already r
 a thread of XLA's pool, beside XLA's other workers: the two pools then share the cores,
 and OpenBLAS's threads keep spinning for a while after each call, taking a core from the
 XLA products that follow. :func:`limit_lapack_threads` (run at import) therefore gives
-SciPy's OpenBLAS one thread: on 2 cores ``fit_raptor`` on the data of
-``benchmarks/raptor_protocol.py`` then took 0.067 s instead of 0.079 s at d = 1024 and
-0.105-0.115 s instead of 0.134 s at d = 4096 (ad-hoc timings in one hour). It leaves
+SciPy's OpenBLAS one thread (RAPTOR's protocol on the data of
+``benchmarks/raptor_protocol.py`` is faster so). It leaves
 NumPy's own BLAS alone, and does nothing where the user set ``OPENBLAS_NUM_THREADS``
 (or ``OMP_NUM_THREADS``) or ``PROBEJAX_LAPACK_THREADS=keep``.
 """

@@ -57,3 +57,7 @@ register(
     color="gray",
     linestyle="--",
 )
+
+# what a language-model sweep runs when no estimators are named: RAPTOR first (the
+# sweep's primary estimator), then its baselines
+DEFAULT_ESTIMATORS = ("raptor", "mass_mean", "lda", "pca", "ridge_ls", "gcs")

@@ -10,28 +10,28 @@ squares is ``tuned_ridge_ls()``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
+from ..core._checks import check_lams
 from ..core._metrics import accuracy
 from ._logistic_ridge import LogisticRidge
 from ._ridge_ls import RidgeLS
-from ._tuned import Tuned, neg_log_loss
+from ._tuned import Tuned
 
 RAPTOR_C_GRID = np.logspace(-4, 2, 100)
-CRITERIA = {"accuracy": accuracy, "log_loss": neg_log_loss}
 
 
 def _lams(Cs) -> np.ndarray:
-    Cs = np.asarray(Cs, dtype=float)
-    if Cs.ndim != 1 or Cs.size == 0 or not np.all(np.isfinite(Cs) & (Cs > 0)):
-        raise ValueError(f"Cs must be a non-empty 1-D grid of finite values > 0, got {Cs!r}.")
-    return 1.0 / Cs
+    """``1/C`` for a checked grid of scikit-learn ``C`` values (errors name the entry)."""
+    return 1.0 / np.asarray(check_lams(np.asarray(Cs, dtype=float), "Cs"), dtype=float)
 
 
 def raptor(
     Cs=RAPTOR_C_GRID,
     *,
-    criterion: str = "accuracy",
+    criterion: Callable = accuracy,
     standardize: bool = True,
     refit: bool = True,
     val_fraction: float = 0.2,
@@ -40,15 +40,20 @@ def raptor(
     tol: float | None = None,
     max_iter: int | None = None,
 ) -> Tuned:
-    """The RAPTOR estimator (module docstring); ``criterion`` ``"accuracy"`` or
-    ``"log_loss"`` on validation; the rest as :class:`Tuned` and :class:`LogisticRidge`."""
-    if criterion not in CRITERIA:
-        raise ValueError(f"criterion must be one of {tuple(CRITERIA)}, got {criterion!r}.")
+    """The RAPTOR estimator (module docstring) over the grid ``Cs``; ``criterion(y,
+    scores)`` is maximised on validation (:func:`probejax.metrics.accuracy`, RAPTOR's;
+    :func:`probejax.estimators.neg_log_loss` for the log-loss); the rest as
+    :class:`Tuned` and :class:`LogisticRidge`."""
+    if not callable(criterion):
+        raise ValueError(
+            f"criterion must be a callable criterion(y, scores) -> scalar (larger is better), "
+            f"e.g. probejax.metrics.accuracy, got {criterion!r}."
+        )
     inner = LogisticRidge(fit_intercept=fit_intercept, solver=solver, tol=tol, max_iter=max_iter)
     return Tuned(
         inner,
         _lams(Cs),
-        criterion=CRITERIA[criterion],
+        criterion=criterion,
         standardize=standardize,
         refit=refit,
         val_fraction=val_fraction,

@@ -26,7 +26,7 @@ def _per_method(res: dict, field: str, ylabel: str, path: Path, **ax_kw) -> Path
     fig = Figure(figsize=(7, 4.4), layout="constrained")
     ax = fig.add_subplot()
     drew = False
-    for name, m in res["methods"].items():
+    for name, m in res["estimators"].items():
         v = np.asarray(m[field], dtype=float)
         ok = np.isfinite(v)
         if ok.any():
@@ -44,15 +44,17 @@ def _per_method(res: dict, field: str, ylabel: str, path: Path, **ax_kw) -> Path
 
 
 def _cost(res: dict, path: Path) -> Path | None:
-    if "sklearn" not in res or "raptor" not in res["methods"]:
+    same = res.get("sklearn", {}).get("estimator")
+    if same is None:  # no loop timed, or no estimator the loop reproduces
         return None
     fig = Figure(figsize=(7, 4.4), layout="constrained")
     ax = fig.add_subplot()
-    pj = np.asarray(res["methods"]["raptor"]["fit_seconds"], float)
+    pj = np.asarray(res["estimators"][same]["fit_seconds"], float)
     sk = np.asarray(res["sklearn"]["total_seconds"], float)
     sk_layers = res["sklearn"].get("layers", res["layers"])
     ax.plot(sk_layers, sk, marker="s", ls="--", label="scikit-learn loop (authors' code)")
-    ax.plot(res["layers"], pj, marker="o", ms=3, label="probejax fit_raptor (vmapped grid)")
+    label = res.get("labels", {}).get(same, same)
+    ax.plot(res["layers"], pj, marker="o", ms=3, label=f"probejax: {label}")
     # fit_seconds is compute time: compilation is reported apart
     at = [res["layers"].index(i) for i in sk_layers]
     ratio = float(np.median([sk[k] / pj[j] for k, j in enumerate(at)]))
@@ -78,7 +80,7 @@ def _controls(res: dict, path: Path) -> Path | None:
     x = np.asarray(res["layers"])
     fig = Figure(figsize=(7, 4.4), layout="constrained")
     ax = fig.add_subplot()
-    ax.plot(x, c["accuracy"], marker="o", ms=3, label=f"{c['method']}: random split")
+    ax.plot(x, c["accuracy"], marker="o", ms=3, label=f"{c['estimator']}: random split")
     if "grouped_accuracy" in c:
         groups = ", ".join(c["groups"])
         ax.plot(x, c["grouped_accuracy"], marker="s", ms=3, label=f"held-out groups ({groups})")

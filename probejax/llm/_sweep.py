@@ -8,18 +8,22 @@
 2. :func:`probejax.compare`: the chosen estimators (RAPTOR and the baselines by default,
    any registered name or import path) on every layer, on one shared split, with their
    directional stability;
-3. optionally the RAPTOR authors' scikit-learn loop on every layer, same data and
-   splits, for the training-cost comparison (wall time per layer side by side);
-4. optionally (``controls=True``) the validity controls of
-   :func:`probejax.protocol.control_layers` for RAPTOR (or the first method) on every
-   layer: the held-out-group split beside the random one (when the dataset has
-   groups), a permutation test, and a control task's selectivity;
-5. ``out/results.json`` (per layer, per method: test accuracy, AUROC, chosen ridge,
-   stability, fit seconds; the controls) and ``out/probes.npz`` (every method's
+3. optionally the RAPTOR authors' scikit-learn loop on the chosen layers, same data and
+   splits, for the training-cost comparison (wall time per layer side by side) with
+   the estimator the loop reproduces (found by its structure, whatever its name);
+4. optionally (``controls=ControlsSpec(...)``) the validity controls of
+   :func:`probejax.protocol.control_layers` for the first estimator on every layer: the
+   held-out-group split beside the random one (when the dataset has groups), a
+   permutation test, a control task's selectivity, and at the best layer the
+   k-direction curve and the random-direction baseline;
+5. ``out/results.json`` (per layer, per estimator: test accuracy, AUROC, chosen ridge,
+   stability, fit seconds; the controls) and ``out/probes.npz`` (every estimator's
    raw-coordinate ``w``, ``b`` per layer, for steering), both written atomically.
 
-With ``split="grouped"`` every split of the comparison (and its stability resampling)
-keeps the dataset's groups whole (:attr:`TextDataset.groups`).
+Every option is a spec object checked before the model is loaded: the estimators
+resolve, the dataset loads and has the groups a :class:`GroupedSplit` asks for, the
+extraction options are known, and the layers of the stability, scikit-learn and
+extraction options agree (against the model's depth before any text is extracted).
 
 Figures are drawn from the results file by :mod:`probejax.llm._plots`.
 """
@@ -28,38 +32,108 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import jax
 import numpy as np
 
+from ..estimators import DEFAULT_ESTIMATORS
+from ..estimators._raptor import raptor
 from ..estimators._registry import resolve_methods
 from ..io import cache_root as user_cache_root
 from ..io._atomic import write_npz_atomic
 from ..io._results import write_json_atomic
-from ..protocol._compare import compare as compare_estimators
+from ..protocol._compare import compare
 from ..protocol._controls import chance_z, control_layers
+from ..protocol._engine import describe_estimator
 from ..protocol._kdirection import k_direction_curve, random_direction_baseline
 from ..protocol._sklearn_reference import sklearn_raptor
+from ..protocol._specs import ControlsSpec, SplitSpec, Spread, StabilitySpec
 from ..protocol._splits import protocol_splits
+from ..sweep._execution import Execution
 from ._cache import cached_activations
 from ._datasets import TextDataset, load_dataset
+from ._extract import check_options
 from ._model import LoadedModel, load_model
 
-DEFAULT_METHODS = ("raptor", "mass_mean", "lda", "pca", "ridge_ls", "gcs")
-# Stability (20 refits per layer and method) dominates a sweep's cost: by default it
-# is measured on this many layers spread over the depth (``"all"`` for every layer).
-DEFAULT_STABILITY_LAYERS = 8
+# Stability (20 refits per layer and estimator) dominates a sweep's cost: by default it
+# is measured on 8 layers spread over the depth.
+DEFAULT_STABILITY = StabilitySpec(layers=Spread(8))
+DTYPES = ("float32", "bfloat16", "float16")
 
 
-def spread_layers(layers: list[int], k: int) -> list[int]:
-    """``k`` of ``layers`` evenly spread over the list, the first and the last included
-    (all of them when there are at most ``k``)."""
-    if len(layers) <= k:
-        return list(layers)
-    picks = np.unique(np.round(np.linspace(0, len(layers) - 1, k)).astype(int))
-    return [layers[i] for i in picks]
+@dataclasses.dataclass(frozen=True)
+class ExtractionSpec:
+    """What is extracted from the model, validated when built.
+
+    - ``layers``: block indices (``None``: every block).
+    - ``pooling``: ``"last"``, ``"mean"`` or ``"max"`` over each text's tokens.
+    - ``point``: hook point, ``"block_output"`` or ``"block_input"``.
+    - ``batch_size``: texts per forward pass; ``max_length``: tokens allowed per text
+      (``None``: the model's context); ``truncate``: keep the first ``max_length``
+      tokens of longer texts instead of raising.
+    - ``dtype``: the forward pass's dtype when the sweep loads the model
+      (``"float32"``, ``"bfloat16"``, ``"float16"``; ``benchmarks/llm_extraction.py``
+      measures speed and the activations' agreement with float32).
+    """
+
+    layers: Sequence[int] | None = None
+    pooling: str = "last"
+    point: str = "block_output"
+    batch_size: int = 16
+    max_length: int | None = None
+    truncate: bool = False
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        check_options(self.pooling, self.point, self.batch_size)
+        if self.dtype not in DTYPES:
+            raise ValueError(f"ExtractionSpec.dtype must be one of {DTYPES}, got {self.dtype!r}.")
+        if self.layers is not None:
+            layers = tuple(self.layers)
+            if not layers or any(isinstance(i, bool) or not isinstance(i, int) for i in layers):
+                raise ValueError(
+                    f"ExtractionSpec.layers must be a non-empty list of integers or None, "
+                    f"got {self.layers!r}."
+                )
+            object.__setattr__(self, "layers", layers)
+        if self.max_length is not None and (
+            isinstance(self.max_length, bool)
+            or not isinstance(self.max_length, int)
+            or self.max_length < 1
+        ):
+            raise ValueError(
+                f"ExtractionSpec.max_length must be a positive integer or None, "
+                f"got {self.max_length!r}."
+            )
+
+    def options(self) -> dict:
+        """The keywords of :func:`probejax.llm.extract` and
+        :func:`probejax.llm.cached_activations` (all but ``dtype``)."""
+        return {
+            k: getattr(self, k)
+            for k in ("pooling", "point", "batch_size", "max_length", "truncate")
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupedSplit(SplitSpec):
+    """A split keeping the dataset's groups whole (none shared between train,
+    validation and test; :attr:`TextDataset.groups`), in every split of the sweep and
+    its stability resampling. ``groups``: which of the dataset's group kinds, the
+    held-out unit first (``None``: all of them)."""
+
+    groups: Sequence[str] | None = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.groups is not None:
+            if isinstance(self.groups, str) or not all(isinstance(g, str) for g in self.groups):
+                raise ValueError(
+                    f"GroupedSplit.groups must be a list of group kinds or None, got {self.groups!r}."
+                )
+            object.__setattr__(self, "groups", tuple(self.groups))
 
 
 def _slug(s: str) -> str:
@@ -78,8 +152,8 @@ def activation_cache_dir(
 
 
 def probe_arrays(layers, probes: dict) -> dict[str, np.ndarray]:
-    """The ``probes.npz`` content: ``layers`` and, for each ``method: (w, b)`` of
-    ``probes``, ``<method>_w`` ``(L, d)`` and ``<method>_b`` ``(L,)``."""
+    """The ``probes.npz`` content: ``layers`` and, for each ``estimator: (w, b)`` of
+    ``probes``, ``<estimator>_w`` ``(L, d)`` and ``<estimator>_b`` ``(L,)``."""
     out = {"layers": np.asarray(layers)}
     for m, (w, b) in probes.items():
         out[f"{m}_w"], out[f"{m}_b"] = np.asarray(w), np.asarray(b)
@@ -108,10 +182,18 @@ def sklearn_layers(X, y, splits, layers, which, log) -> dict:
     }
 
 
+def reproduced_by_sklearn(estimators: dict) -> str | None:
+    """The name of the estimator the authors' scikit-learn loop reproduces (RAPTOR
+    with its defaults, recognised by its structure: class, fields and grid), or
+    ``None`` when none of ``estimators`` is it."""
+    target = describe_estimator(raptor())
+    return next((n for n, e in estimators.items() if describe_estimator(e) == target), None)
+
+
 @dataclasses.dataclass(frozen=True)
 class SweepOutputs:
-    """``results`` (as written to ``results.json``); ``probes``: per method ``(w, b)``,
-    raw coordinates, shapes ``(layers, d)`` and ``(layers,)``; the paths written."""
+    """``results`` (as written to ``results.json``); ``probes``: per estimator ``(w,
+    b)``, raw coordinates, shapes ``(layers, d)`` and ``(layers,)``; the paths written."""
 
     results: dict
     probes: dict
@@ -119,81 +201,144 @@ class SweepOutputs:
     probes_path: Path | None
 
 
+def _subset(what: str, wanted, layers: list[int]) -> list[int]:
+    missing = [i for i in wanted if i not in layers]
+    if missing:
+        raise ValueError(f"{what} {missing} are not among the swept layers {layers}.")
+    return list(wanted)
+
+
+def _resolve_layers(extraction: ExtractionSpec, n_layers: int | None) -> list[int] | None:
+    """The swept layers (non-negative), or ``None`` while the model's depth is unknown."""
+    if extraction.layers is None:
+        return None if n_layers is None else list(range(n_layers))
+    if n_layers is None:
+        return None if any(i < 0 for i in extraction.layers) else list(extraction.layers)
+    bad = [i for i in extraction.layers if not -n_layers <= i < n_layers]
+    if bad:
+        raise ValueError(
+            f"ExtractionSpec.layers {bad} do not exist: the model has {n_layers} blocks "
+            f"(0..{n_layers - 1}, or negative from the end)."
+        )
+    return [i % n_layers for i in extraction.layers]
+
+
+def _check_layer_options(layers, stability, sklearn) -> None:
+    if layers is None:
+        return
+    if stability is not None:
+        stability.layers_of(layers)
+    if sklearn is not None and sklearn != "all":
+        _subset("sklearn layers", sklearn, layers)
+
+
 def llm_sweep(
     model: str | LoadedModel = "default",
     data: str | Path | TextDataset = "cities",
     out: str | Path | None = None,
     *,
-    dtype: str = "float32",
-    pooling: str = "last",
-    point: str = "block_output",
-    layers: list[int] | None = None,
-    batch_size: int = 16,
-    max_examples: int | None = None,
-    max_length: int | None = None,
-    truncate: bool = False,
+    extraction: ExtractionSpec = ExtractionSpec(),
+    estimators=DEFAULT_ESTIMATORS,
+    split: SplitSpec = SplitSpec(),
+    stability: StabilitySpec | None = DEFAULT_STABILITY,
+    controls: ControlsSpec | None = None,
+    sklearn: Sequence[int] | str | None = None,
     seed: int = 0,
-    methods=DEFAULT_METHODS,
-    stability_runs: int = 20,
-    drop: float = 0.2,
-    stability_of: list[str] | None = None,
-    sklearn_reference: bool | list[int] = False,
-    stability_layers: list[int] | str | None = None,
     cache_root: str | Path | None = None,
-    progress: bool = True,
-    log: Callable[[str], None] = print,
-    split: str = "random",
-    groups: list[str] | None = None,
-    controls: bool = False,
-    permutations: int = 50,
-    k_max: int = 8,
+    log: Callable[[str], None] | None = print,
 ) -> SweepOutputs:
     """Run the whole sweep (module docstring) and write ``out/results.json``.
 
-    **Arguments:** ``model`` ("default", a local folder, a hub id, or a loaded model);
-    ``dtype`` of the forward pass when ``model`` is loaded here (``"bfloat16"`` extracted
-    2.6x faster than float32 on a 2-core CPU with bf16 matrix units, activations within
-    1.4% of float32: ``benchmarks/llm_extraction.py``); ``data`` (a bundled dataset
-    name, a CSV/JSONL path, or a :class:`TextDataset`);
-    ``out`` folder (``None``: nothing written); ``pooling`` last/mean/max; hook
-    ``point``; ``layers`` (``None``: all); extraction ``batch_size``, ``max_length``,
-    ``truncate``; ``max_examples`` (stratified subsample of the dataset); ``seed`` for
-    the subsample and the splits; ``methods``: registered names or import paths (a
-    comma-separated string, a list, or ``{name: factory kwargs | Estimator}``; see
-    :func:`probejax.estimators.resolve_methods`); ``stability_runs``, ``drop``: the
-    stability runs; ``stability_of``: names whose stability is measured (default: every
-    method but those registered as costly, e.g. GCS);
-    ``sklearn_reference``: time the authors' loop on every layer (``True``), on the
-    listed layers (a list: it takes 10-100 s per layer on a 2-core CPU), or not at all
-    (``False``, the default); ``cache_root`` for activations (default
-    ``$PROBEJAX_CACHE`` or ``~/.cache/probejax``); ``stability_layers``: layers whose
-    stability is measured (a list, ``"all"``, or ``None``: ``DEFAULT_STABILITY_LAYERS``
-    of the swept layers spread over the depth, :func:`spread_layers`); ``split``:
-    ``"random"`` (stratified, as the RAPTOR authors split) or ``"grouped"`` (whole
-    groups, none shared between train, validation and test); ``groups``: which of the
-    dataset's group kinds to use (default all, the held-out unit first); ``controls``:
-    run the validity controls with ``permutations`` label shuffles per layer, and at
-    the best (held-out-group) layer the k-direction curve up to ``k_max`` directions
-    and the random-direction baseline (:func:`direction_controls`).
+    **Arguments:**
 
-    With ``out``, every (method, layer) result is kept in resumable stores under
-    ``out/store`` (:func:`probejax.compare`): an interrupted sweep resumes, and a changed
-    method, split or code version is recomputed.
+    - ``model``: ``"default"`` (the embedded SmolLM2-135M-Instruct), a local folder, a
+      hub id, or a :class:`LoadedModel`.
+    - ``data``: a registered dataset name, a CSV/JSONL path (loaded whole; subsample
+      with :func:`probejax.llm.load_dataset`'s ``max_examples``), or a
+      :class:`TextDataset`.
+    - ``out``: output folder (``None``: nothing written).
+    - ``extraction``: an :class:`ExtractionSpec` (layers, pooling, hook point, batch
+      size, length limits, forward-pass dtype).
+    - ``estimators``: registered names or import paths (a comma-separated string, a
+      list, or ``{name: factory kwargs | Estimator}``; see
+      :func:`probejax.estimators.resolve_methods`); the first one is the sweep's
+      primary estimator (its best layer is ``results["best"]``; the controls run on
+      it).
+    - ``split``: a :class:`~probejax.SplitSpec` (stratified, as the RAPTOR authors
+      split) or a :class:`GroupedSplit` (the dataset's groups kept whole).
+    - ``stability``: a :class:`~probejax.StabilitySpec`, or ``None`` for none (default:
+      8 layers spread over the depth, ``StabilitySpec(layers=Spread(8))``); its
+      ``estimators=None`` means, here, every estimator but those registered as costly
+      (GCS, RFM), whose refits take minutes.
+    - ``controls``: a :class:`~probejax.protocol.ControlsSpec` to run the validity
+      controls (``None``: none).
+    - ``sklearn``: time the authors' loop on these layers (a list, or ``"all"``; each
+      costs seconds to minutes), or ``None``.
+    - ``seed``: seed of the splits, stability runs and controls.
+    - ``cache_root``: the activation cache root (default ``$PROBEJAX_CACHE`` or
+      ``~/.cache/probejax``).
+    - ``log``: receives progress lines (``None``: silent, progress bars off too).
+
+    With ``out``, every (estimator, layer) result is kept in resumable stores under
+    ``out/store`` (:func:`probejax.compare`): an interrupted sweep resumes, and a
+    changed estimator, split or computation version is recomputed.
 
     **Returns:** :class:`SweepOutputs` with the results dict (as written).
     """
-    estimators, labels, stable = resolve_methods(methods)
-    stability_of = stable if stability_of is None else list(stability_of)
-    dataset = (
-        data
-        if isinstance(data, TextDataset)
-        else load_dataset(data, max_examples=max_examples, seed=seed)
+    # everything that can be checked without the model, before it is loaded
+    for name, spec, kind in (
+        ("extraction", extraction, ExtractionSpec),
+        ("split", split, SplitSpec),
+        ("stability", stability, (StabilitySpec, type(None))),
+        ("controls", controls, (ControlsSpec, type(None))),
+    ):
+        if not isinstance(spec, kind):
+            raise TypeError(f"{name} must be a {kind}, got {type(spec).__name__}.")
+    if sklearn is not None and sklearn != "all":
+        if isinstance(sklearn, str) or not all(isinstance(i, int) for i in sklearn):
+            raise ValueError(f"sklearn must be a list of layers, 'all' or None, got {sklearn!r}.")
+        sklearn = list(sklearn)
+    progress = log is not None
+    log = log or (lambda s: None)
+    ests, labels, stable = resolve_methods(estimators)
+    primary = next(iter(ests))
+    if stability is not None and stability.estimators is not None:
+        unknown = [m for m in stability.estimators if m not in ests]
+        if unknown:
+            raise ValueError(
+                f"StabilitySpec.estimators names {unknown}, which are not among {list(ests)}."
+            )
+    dataset = data if isinstance(data, TextDataset) else load_dataset(data)
+    grouped = isinstance(split, GroupedSplit)
+    group_kinds = (
+        list(dataset.groups) if not grouped or split.groups is None else list(split.groups)
     )
-    loaded = model if isinstance(model, LoadedModel) else load_model(model, dtype=dtype)
-    layers = list(range(loaded.n_layers)) if layers is None else [int(i) for i in layers]
+    group_array = dataset.group_array(group_kinds)
+    if grouped and group_array is None:
+        raise ValueError(
+            f"a GroupedSplit needs groups, and dataset {dataset.name!r} has none "
+            "(a CSV/JSONL file gives them in a 'group' column)."
+        )
+    layers = _resolve_layers(extraction, None)
+    _check_layer_options(layers, stability, sklearn)
+
+    loaded = model if isinstance(model, LoadedModel) else load_model(model, dtype=extraction.dtype)
+    layers = _resolve_layers(extraction, loaded.n_layers)
+    _check_layer_options(layers, stability, sklearn)
+    if stability is not None:
+        stability = stability.replace(
+            estimators=stable if stability.estimators is None else stability.estimators,
+            layers=stability.layers_of(layers),
+        )
+    sk_which = [] if sklearn is None else (layers if sklearn == "all" else sklearn)
     cache = activation_cache_dir(
-        Path(cache_root) if cache_root else user_cache_root(), loaded, dataset, pooling, point
+        Path(cache_root) if cache_root else user_cache_root(),
+        loaded,
+        dataset,
+        extraction.pooling,
+        extraction.point,
     )
+
     log(f"{dataset.name}: {len(dataset)} texts {dataset.counts()}; model {loaded.model_id}")
     t0 = time.perf_counter()
     X = cached_activations(
@@ -202,89 +347,48 @@ def llm_sweep(
         dataset.hash,
         cache,
         layers=layers,
-        pooling=pooling,
-        point=point,
-        batch_size=batch_size,
-        max_length=max_length,
-        truncate=truncate,
         progress=progress,
+        **extraction.options(),
     )
     t_extract = time.perf_counter() - t0
     log(f"activations {tuple(X.shape)} from {cache} ({t_extract:.1f} s)")
     y = np.asarray(dataset.labels)
-    group_array = dataset.group_array(groups)
-    if split not in ("random", "grouped"):
-        raise ValueError(f"split must be 'random' or 'grouped', got {split!r}.")
-    if split == "grouped" and group_array is None:
-        raise ValueError(
-            f"split='grouped' needs groups, and dataset {dataset.name!r} has none "
-            "(a CSV/JSONL file gives them in a 'group' column)."
-        )
-    if stability_layers is None:
-        stability_layers = spread_layers(layers, DEFAULT_STABILITY_LAYERS)
-    if isinstance(stability_layers, str):
-        if stability_layers != "all":
-            raise ValueError(f"stability_layers must be a list or 'all', got {stability_layers!r}.")
-        stab_rows = None
-    else:
-        missing = [i for i in stability_layers if i not in layers]
-        if missing:
-            raise ValueError(f"stability_layers {missing} are not among the swept {layers}.")
-        stab_rows = [layers.index(i) for i in stability_layers]
     # where the layer engine keeps its resumable results: one root for the comparison
     # and the controls (which write their own subfolder of it)
     store = dict(
-        layer_ids=layers,
+        layers=layers,
         fingerprint=f"{cache}:{dataset.hash}",
         directory=None if out is None else Path(out) / "store",
-        progress=progress,
     )
-    comp = compare_estimators(
-        estimators,
+    comp = compare(
+        ests,
         X,
         y,
         jax.random.key(seed),
-        stability_runs=stability_runs,
-        drop=drop,
-        stability_of=stability_of,
-        stability_rows=stab_rows,
+        split=SplitSpec(split.test_fraction, split.val_fraction),
+        groups=group_array if grouped else None,
+        stability=stability,
+        execution=Execution(cells_per_device=4, progress=progress),
         **store,
-        log=lambda s: log("  " + s),
-        groups=group_array if split == "grouped" else None,
     )
-    splits = comp["splits"]
-    methods = comp["methods"]
-    if sklearn_reference is True:
-        sk_which = layers
-    elif sklearn_reference:
-        sk_which = [int(i) for i in sklearn_reference]
-        missing = [i for i in sk_which if i not in layers]
-        if missing:
-            raise ValueError(
-                f"sklearn_reference layers {missing} are not among the swept {layers}."
-            )
-    else:
-        sk_which = []
+    splits, per = comp.splits, comp.estimators
+    for name, r in per.items():
+        best = int(np.argmax(r["test_accuracy"]))
+        log(
+            f"  {name}: best layer {layers[best]} test accuracy {r['test_accuracy'][best]:.3f} "
+            f"({np.sum(r['fit_seconds']) + np.nansum(r['stability_seconds']):.1f} s)"
+        )
     sk = sklearn_layers(X, y, splits, layers, sk_which, log) if sk_which else None
 
-    per_method = {
-        name: {
-            k: v
-            for k, v in res.items()
-            if k
-            in (
-                "test_accuracy",
-                "test_auroc",
-                "lam",
-                "stability",
-                "stability_signed",
-                "fit_seconds",
-                "stability_seconds",
-            )
-        }
-        for name, res in methods.items()
-    }
-    raptor = methods.get("raptor")
+    kept = (
+        "test_accuracy",
+        "test_auroc",
+        "lam",
+        "stability",
+        "stability_signed",
+        "fit_seconds",
+        "stability_seconds",
+    )
     results = {
         "model": {
             "id": loaded.model_id,
@@ -301,74 +405,79 @@ def llm_sweep(
             "licence": dataset.licence,
             "label_names": list(dataset.label_names),
         },
-        "pooling": pooling,
-        "point": point,
+        "pooling": extraction.pooling,
+        "point": extraction.point,
         "layers": layers,
         "splits": {k: len(np.asarray(getattr(splits, k))) for k in ("train_sub", "val", "test")},
-        "stability": {
-            "runs": stability_runs,
-            "drop": drop,
-            "layers": layers if stab_rows is None else [layers[r] for r in stab_rows],
+        "split": {
+            "kind": "grouped" if grouped else "random",
+            "groups": group_kinds if group_array is not None else [],
+        },
+        "stability": None
+        if stability is None
+        else {
+            "runs": stability.runs,
+            "drop": stability.drop,
+            "layers": list(stability.layers),
+            "estimators": list(stability.estimators),
         },
         "labels": labels,
         "extract_seconds": t_extract,
         "cache": str(cache),
-        "methods": per_method,
+        "estimators": {name: {k: r[k] for k in kept} for name, r in per.items()},
     }
     if sk is not None:
         results["sklearn"] = {
-            "layers": sk["layers"],
-            "total_seconds": sk["total_seconds"],
-            "sweep_seconds": sk["sweep_seconds"],
-            "C": sk["C"],
-            "test_accuracy": sk["test_accuracy"],
+            k: sk[k] for k in ("layers", "total_seconds", "sweep_seconds", "C", "test_accuracy")
         }
-        if raptor is not None:
-            results["sklearn"]["cos_to_raptor"] = [
-                _cosine(a, raptor["w"][layers.index(i)])
+        same = reproduced_by_sklearn(ests)
+        if same is not None:
+            results["sklearn"]["estimator"] = same
+            results["sklearn"]["cosine"] = [
+                _cosine(a, per[same]["w"][layers.index(i)])
                 for a, i in zip(sk["w"], sk["layers"], strict=True)
             ]
-    if raptor is not None:
-        best = int(np.argmax(raptor["test_accuracy"]))
-        results["best"] = {
-            "layer": layers[best],
-            "raptor_test_accuracy": float(raptor["test_accuracy"][best]),
-            "by_method": {
-                m: {
-                    "layer": layers[int(np.argmax(r["test_accuracy"]))],
-                    "test_accuracy": float(np.max(r["test_accuracy"])),
-                }
-                for m, r in methods.items()
-            },
-        }
-    results["split"] = {"kind": split, "groups": list(dataset.groups) if groups is None else groups}
-    if controls:
-        name = "raptor" if "raptor" in estimators else next(iter(estimators))
+    best = int(np.argmax(per[primary]["test_accuracy"]))
+    results["best"] = {
+        "estimator": primary,
+        "layer": layers[best],
+        "test_accuracy": float(per[primary]["test_accuracy"][best]),
+        "by_estimator": {
+            m: {
+                "layer": layers[int(np.argmax(r["test_accuracy"]))],
+                "test_accuracy": float(np.max(r["test_accuracy"])),
+            }
+            for m, r in per.items()
+        },
+    }
+    if controls is not None:
         results["controls"] = layer_controls_summary(
             control_layers(
-                estimators[name],
+                ests[primary],
                 X,
                 y,
                 jax.random.key(seed),
+                spec=controls,
+                split=SplitSpec(split.test_fraction, split.val_fraction),
                 groups=group_array,
-                n_permutations=permutations,
+                execution=Execution(cells_per_device=1, progress=progress),
                 **store,
             ),
-            name,
+            primary,
             layers,
-            results["split"]["groups"] if group_array is not None else [],
-            permutations,
+            group_kinds if group_array is not None else [],
+            controls.permutations,
         )
         ctrl = results["controls"]
         at = ctrl["best_grouped" if group_array is not None else "best"]["layer"]
         log(f"  k-direction probe and random directions at layer {at}")
         ctrl["directions"] = direction_controls(
-            np.asarray(X[layers.index(at)]), y, group_array, seed, k_max, permutations
+            np.asarray(X[layers.index(at)]), y, group_array, seed, controls
         )
         ctrl["directions"]["layer"] = at
         for line in controls_headline(results["controls"]):
             log("  " + line)
-    probes = {m: (np.asarray(r["w"]), np.asarray(r["b"])) for m, r in methods.items()}
+    probes = {m: (np.asarray(r["w"]), np.asarray(r["b"])) for m, r in per.items()}
     results_path = probes_path = None
     if out is not None:
         out = Path(out)
@@ -379,14 +488,14 @@ def llm_sweep(
     return SweepOutputs(results, probes, results_path, probes_path)
 
 
-def layer_controls_summary(ctrl, method: str, layers, group_kinds, permutations) -> dict:
+def layer_controls_summary(ctrl, estimator: str, layers, group_kinds, permutations) -> dict:
     """The ``results.json`` entry of :func:`probejax.protocol.control_layers`' output
     ``(Controls, ControlSplits)``: per-layer arrays and the best layer's summary."""
     c, cs = ctrl
     perm = c.permutation
     n_test = int(np.size(cs.random.test))
     out = {
-        "method": method,
+        "estimator": estimator,
         "groups": list(group_kinds),
         "permutations": int(permutations),
         "permutation_split": "grouped" if cs.grouped is not None else "random",
@@ -431,21 +540,20 @@ def layer_controls_summary(ctrl, method: str, layers, group_kinds, permutations)
     return out
 
 
-def direction_controls(
-    X, y, groups, seed: int, k_max: int = 8, permutations: int = 50, n_random: int = 200
-) -> dict:
+def direction_controls(X, y, groups, seed: int, spec: ControlsSpec = ControlsSpec()) -> dict:
     """At one layer, on the validity split (grouped when ``groups`` is given, else the
     random one; from ``jax.random.key(seed)``): the k-direction probe's test accuracy
-    and AUROC for k = 1..``k_max`` with k* from ``permutations`` label shuffles per step
-    (:func:`probejax.protocol.k_direction_curve`), and ``n_random`` random directions'
-    test metrics (:func:`probejax.protocol.random_direction_baseline`)."""
+    and AUROC for k = 1..``spec.k_max`` with k* from ``spec.permutations`` label
+    shuffles per step (:func:`probejax.protocol.k_direction_curve`), and
+    ``spec.random_directions`` random directions' test metrics
+    (:func:`probejax.protocol.random_direction_baseline`)."""
     key = jax.random.key(seed)
     splits = protocol_splits(key, y, groups=groups)
-    kd = k_direction_curve(X, y, splits, key, k_max=k_max, n_permutations=permutations)
-    rd = random_direction_baseline(X, y, splits, key, n_directions=n_random)
+    kd = k_direction_curve(X, y, splits, key, k_max=spec.k_max, permutations=spec.permutations)
+    rd = random_direction_baseline(X, y, splits, key, n_directions=spec.random_directions)
     return {
         "split": "grouped" if groups is not None else "random",
-        "k": list(range(1, k_max + 1)),
+        "k": list(range(1, spec.k_max + 1)),
         "accuracy": np.asarray(kd.accuracy),
         "auroc": np.asarray(kd.auroc),
         "step_auroc": np.asarray(kd.step_auroc),
@@ -462,7 +570,7 @@ def controls_headline(ctrl: dict) -> list[str]:
     """Lines summarising a sweep's controls (printed by the CLI)."""
     b = ctrl["best"]
     lines = [
-        f"controls ({ctrl['method']}, {ctrl['permutations']} permutations): best layer "
+        f"controls ({ctrl['estimator']}, {ctrl['permutations']} permutations): best layer "
         f"{b['layer']} accuracy {b['accuracy']:.3f}, control task {b['control_accuracy']:.3f} "
         f"(selectivity {b['selectivity']:+.3f}), permutation p = {b['p_value']:.3f} "
         f"({ctrl['permutation_split']} split)"
@@ -494,9 +602,9 @@ def controls_headline(ctrl: dict) -> list[str]:
 def layer_table(
     results: dict, field: str = "test_accuracy", suffix: str = "acc"
 ) -> tuple[list[str], list[list[str]]]:
-    """``(header, rows)``: per layer where any method has a finite ``field``, each
-    method's value as a string (headers ``"<method> <suffix>"``)."""
-    methods = results["methods"]
+    """``(header, rows)``: per layer where any estimator has a finite ``field``, each
+    estimator's value as a string (headers ``"<estimator> <suffix>"``)."""
+    methods = results["estimators"]
     values = {m: np.asarray(r[field], float) for m, r in methods.items()}
     header = ["layer", *(f"{m} {suffix}" for m in methods)]
     rows = []

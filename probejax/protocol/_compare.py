@@ -14,8 +14,8 @@ comparison resumes and a changed estimator, split or code version is recomputed.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -38,9 +38,16 @@ from ._engine import (
     layer_inputs,
     sweep_layers,
 )
-from ._evaluate import evaluate, fit_key, stability_runs
-from ._splits import Splits, check_splits, protocol_splits
-from ._stability import run_splits_and_keys
+from ._evaluate import (
+    base_splits,
+    evaluate_on,
+    fit_key,
+    run_splits_and_keys,
+    stability_runs,
+    val_share,
+)
+from ._specs import SplitSpec, StabilitySpec
+from ._splits import Splits
 
 COMPARE_VERSION = "compare/1"
 
@@ -48,7 +55,7 @@ COMPARE_VERSION = "compare/1"
 def _scores(estimator):
     def fn(X, cell, data):
         key = jax.random.wrap_key_data(data["key"])
-        ev = evaluate(estimator, layer_inputs(X, data), data["y"], Splits.from_arrays(data), key)
+        ev = evaluate_on(estimator, layer_inputs(X, data), data["y"], Splits.from_arrays(data), key)
         lin = ev.probe.linear()
         v = ev.probe.concept_vector()
         nan = jnp.asarray(jnp.nan, X.dtype)
@@ -65,14 +72,33 @@ def _scores(estimator):
     return fn
 
 
-def _stability(estimator, run_chunk):
+def _stability(estimator, batch_size):
     def fn(X, cell, data):
         runs = Splits.from_arrays(data, "run_")
         keys = jax.random.wrap_key_data(data["run_keys"])
-        st = stability_runs(estimator, layer_inputs(X, data), data["y"], runs, keys, run_chunk)
+        st = stability_runs(estimator, layer_inputs(X, data), data["y"], runs, keys, batch_size)
         return {"stability": st.mean_abs_cos, "stability_signed": st.mean_signed_cos}
 
     return fn
+
+
+class Comparison(NamedTuple):
+    """What :func:`compare` returns: the shared ``splits``, and per estimator name a
+    dict of NumPy arrays with a leading ``layers`` axis: ``w (L, d)`` and ``b`` (the
+    raw-coordinate linear probe; for a nonlinear probe ``w`` is its concept vector and
+    ``b`` NaN), ``concept (L, d)``, ``lam`` (the chosen ridge, NaN when nothing is
+    tuned), ``test_accuracy``, ``test_auroc``, ``fit_seconds`` (compute time per layer,
+    compilation excluded) and ``stability``, ``stability_signed``,
+    ``stability_seconds`` (NaN where not measured)."""
+
+    splits: Splits
+    estimators: dict[str, dict[str, np.ndarray]]
+
+    def best_layer(self, name: str, layers=None):
+        """The layer (its name from ``layers``, else its row) where estimator ``name``
+        has its best test accuracy."""
+        i = int(np.argmax(self.estimators[name]["test_accuracy"]))
+        return i if layers is None else list(layers)[i]
 
 
 def compare(
@@ -81,23 +107,15 @@ def compare(
     y,
     key: PRNGKeyArray,
     *,
-    splits: Splits | None = None,
+    split: SplitSpec | Splits = SplitSpec(),
+    groups=None,
     mask=None,
-    test_fraction: float = 0.2,
-    val_fraction: float = 0.2,
-    stability_runs: int = 20,
-    drop: float = 0.2,
-    stability_of: Sequence[str] | None = None,
-    stability_rows: Sequence[int] | None = None,
-    layer_ids=None,
+    stability: StabilitySpec | None = StabilitySpec(),
+    layers=None,
     fingerprint: str | None = None,
     directory=None,
-    chunk_size: int = 4,
-    run_chunk: int = 4,
-    progress: bool = True,
-    log: Callable[[str], None] | None = None,
-    groups=None,
-) -> dict:
+    execution: Execution = Execution(cells_per_device=4),
+) -> Comparison:
     """Run every estimator on every layer (module docstring).
 
     **Arguments:**
@@ -105,62 +123,57 @@ def compare(
     - ``estimators``: ``{name: Estimator}``, any estimators (a user's own included).
     - ``X_layers``: ``(layers, n, d)`` (a memmap is read chunk by chunk) or a list of
       ``(n, d)`` arrays; ``y``: two-class labels.
-    - ``mask``: for token activations ``X_layers`` ``(layers, n, T, d)``, the mask of
-      real tokens ``(n, T)``; estimators then get :class:`probejax.core.Tokens`
-      (sequence probes).
     - ``key``: PRNG key; ``jax.random.split(key)`` gives the base split's key and the
       stability runs' (as :func:`probejax.stability` splits it, so the runs agree);
       estimators get ``fold_in(key, 1)``.
-    - ``splits``: a fixed :class:`~probejax.protocol.Splits` (else drawn with
-      ``test_fraction``, ``val_fraction``).
-    - ``stability_runs`` K, ``drop``; ``stability_of``: the names whose stability is
-      measured (default all); ``stability_rows``: the rows of ``X_layers`` where it is
-      (default all; each costs K refits).
+    - ``split``: how the base split is drawn (:class:`~probejax.SplitSpec`) or fixed
+      :class:`~probejax.Splits`; ``groups``: ``(n,)`` or ``(n, m)`` group labels:
+      grouped base split and stability resampling (no group shared across parts).
+    - ``mask``: for token activations ``X_layers`` ``(layers, n, T, d)``, the mask of
+      real tokens ``(n, T)``; estimators then get :class:`probejax.core.Tokens`
+      (sequence probes).
+    - ``stability``: a :class:`~probejax.StabilitySpec` (runs, drop, and which
+      ``estimators`` on which ``layers``), or ``None`` to measure none.
+    - ``layers``: names of the layers (default ``0..L-1``).
     - ``fingerprint``: a string standing for the activations in the stores' hashes
-      (default: their SHA-256, read once).
-    - ``layer_ids``: names of the layers (default ``0..L-1``); ``directory``: a folder
-      for the resumable stores (one per estimator, measure and settings, so a rerun
-      with the same ones resumes and changed ones get their own; ``None``: temporary);
-      ``chunk_size`` layers per compiled chunk; ``run_chunk`` stability runs at once;
-      ``progress``: a line per chunk; ``log(str)``: a summary line per estimator.
-    - ``groups``: ``(n,)`` or ``(n, m)`` group labels: grouped base split and
-      stability resampling (no group shared across parts; :mod:`probejax.protocol`).
+      (default: their SHA-256, read once); ``directory``: a folder for the resumable
+      stores (one per estimator, measure and settings, so a rerun with the same ones
+      resumes and changed ones get their own; ``None``: temporary).
+    - ``execution``: :class:`~probejax.sweep.Execution` (layers per compiled chunk,
+      progress).
 
-    **Returns:** ``dict(splits, methods={name: {...}})``; each holds NumPy arrays with a
-    leading ``layers`` axis: ``w (L, d)`` and ``b`` (raw-coordinate linear probe; for a
-    nonlinear probe ``w`` is its concept vector and ``b`` NaN), ``concept (L, d)``,
-    ``lam`` (the chosen ridge, NaN when nothing is tuned), ``test_accuracy``,
-    ``test_auroc``, ``fit_seconds`` (compute time per layer) and ``stability``,
-    ``stability_signed``, ``stability_seconds`` (NaN where not measured).
+    **Returns:** :class:`Comparison`.
     """
-    log = log or (lambda s: None)
     for name, est in estimators.items():
         if not isinstance(est, Estimator):
             raise TypeError(f"estimators[{name!r}] is {type(est).__name__}, not an Estimator.")
+    if stability is not None and not isinstance(stability, StabilitySpec):
+        raise TypeError(
+            f"stability must be a probejax.StabilitySpec or None, got {type(stability).__name__}."
+        )
     shape = check_layers(X_layers)
     L, n = shape[:2]
     y_pm1, _ = as_pm1_labels(y, n)
     y_np = np.asarray(y_pm1)
-    k_split, k_runs = jax.random.split(key)
-    if splits is None:
-        splits = protocol_splits(
-            k_split, y_np, test_fraction=test_fraction, val_fraction=val_fraction, groups=groups
-        )
-    splits = check_splits(splits, y_np, n)
-    layer_ids = list(range(L)) if layer_ids is None else list(layer_ids)
-    rows = list(range(L)) if stability_rows is None else sorted(int(r) for r in stability_rows)
-    if any(not 0 <= r < L for r in rows):
-        raise ValueError(f"stability_rows {rows} must index the {L} layers of X_layers.")
-    measured = list(estimators) if stability_of is None else list(stability_of)
-    unknown = [m for m in measured if m not in estimators]
-    if unknown:
-        raise ValueError(f"stability_of names {unknown}, which are not among {list(estimators)}.")
+    splits = base_splits(key, y_np, split, groups, n)
+    layers = list(range(L)) if layers is None else list(layers)
+    if len(layers) != L:
+        raise ValueError(f"layers names {len(layers)} layers but X_layers holds {L}.")
+    measured, rows = [], []
+    if stability is not None:
+        measured = list(estimators) if stability.estimators is None else list(stability.estimators)
+        unknown = [m for m in measured if m not in estimators]
+        if unknown:
+            raise ValueError(
+                f"StabilitySpec.estimators names {unknown}, which are not among {list(estimators)}."
+            )
+        rows = sorted(layers.index(i) for i in stability.layers_of(layers))
     data = {"y": y_np, "key": np.asarray(jax.random.key_data(fit_key(key))), **splits.arrays()}
     if mask is not None:
         data["mask"] = check_mask(mask, shape)
     if measured and rows:
         run_splits, run_keys = run_splits_and_keys(
-            k_runs, y_np, splits, stability_runs, drop, val_fraction, groups
+            key, y_np, splits, stability, val_share(split, splits), groups
         )
         run_data = {
             **({"mask": data["mask"]} if "mask" in data else {}),
@@ -170,7 +183,7 @@ def compare(
         }
     # the layers are checked and hashed once, not once per estimator and measure
     fingerprint = fingerprint or content_sha256(X_layers)
-    fit_axis = layer_axis(X_layers, L, fingerprint, layer_ids)
+    fit_axis = layer_axis(X_layers, L, fingerprint, layers)
     stability_axis = (
         fit_axis
         if len(rows) in (0, L)  # no rows: unused
@@ -178,10 +191,9 @@ def compare(
             "layer",
             [X_layers[r] for r in rows],
             fingerprint=f"{fingerprint}:rows={rows}",
-            labels=[layer_ids[r] for r in rows],
+            labels=[layers[r] for r in rows],
         )
     )
-    common = dict(execution=Execution(cells_per_device=chunk_size, progress=progress))
 
     digests = {
         "fit": array_digests(data),
@@ -197,19 +209,22 @@ def compare(
         slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:60]
         return f"{directory}/{slug}-{what}-{config_hash(key)[:12]}"
 
-    methods = {}
+    # on CPU the cells of a chunk run one after another anyway: one layer per chunk
+    # costs nothing and reports progress per layer
+    per_layer = execution.replace(cells_per_device=1)
+    stability_execution = per_layer if batching(execution.cell_batching) == "map" else execution
+    out_all = {}
     for name, est in estimators.items():
-        t0 = time.perf_counter()
         desc = describe_estimator(est)
         fit_config = {"compare": COMPARE_VERSION, "measure": "fit", "estimator": desc}
         fit = sweep_layers(
             _scores(est),
             fit_axis,
-            store(name, "fit", fit_config, layer_ids),
+            store(name, "fit", fit_config, layers),
             data=data,
             config=fit_config,
+            execution=execution,
             desc=f"{name} fit",
-            **common,
         )
         out = {k: np.asarray(v) for k, v in fit.values.items()}
         out["fit_seconds"] = fit.seconds
@@ -220,32 +235,22 @@ def compare(
                 "compare": COMPARE_VERSION,
                 "measure": "stability",
                 "estimator": desc,
-                "drop": drop,
-                "runs": stability_runs,
+                "drop": stability.drop,
+                "runs": stability.runs,
             }
             st = sweep_layers(
-                _stability(est, run_chunk),
+                _stability(est, stability.batch_size),
                 stability_axis,
-                store(name, "stability", st_config, [layer_ids[r] for r in rows]),
+                store(name, "stability", st_config, [layers[r] for r in rows]),
                 data=run_data,
                 config=st_config,
+                execution=stability_execution,
                 desc=f"{name} stability",
-                # on CPU the cells of a chunk run one after another anyway: one layer
-                # per chunk costs nothing and reports progress per layer
-                execution=Execution(
-                    cells_per_device=1 if batching("auto") == "map" else chunk_size,
-                    progress=progress,
-                ),
             )
             for k in ("stability", "stability_signed"):
                 out[k] = nan.copy()
                 out[k][rows] = np.asarray(st.values[k])
             out["stability_seconds"] = nan.copy()
             out["stability_seconds"][rows] = st.seconds
-        methods[name] = out
-        best = int(np.argmax(out["test_accuracy"]))
-        log(
-            f"{name}: best layer {layer_ids[best]} test accuracy "
-            f"{out['test_accuracy'][best]:.3f} ({time.perf_counter() - t0:.1f} s)"
-        )
-    return dict(splits=splits, methods=methods)
+        out_all[name] = out
+    return Comparison(splits, out_all)

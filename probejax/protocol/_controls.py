@@ -36,8 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ..core._checks import as_float_matrix, as_pm1_labels
-from ..core._rows import Tokens, n_rows
+from ..core._checks import as_pm1_labels
 from ..core._splits import as_groups
 from ..estimators._base import Estimator
 from ..io._results import config_hash
@@ -45,11 +44,13 @@ from ..sweep._execution import Execution
 from ._engine import (
     array_digests,
     check_layers,
+    check_mask,
     describe_estimator,
     layer_inputs,
     sweep_layers,
 )
-from ._evaluate import evaluate, fit_key
+from ._evaluate import check_inputs, evaluate_on, fit_key
+from ._specs import ControlsSpec, SplitSpec
 from ._splits import Splits, check_splits, protocol_splits
 
 CONTROLS_VERSION = "controls/1"
@@ -80,21 +81,21 @@ def permutation_test(
     splits: Splits,
     key: PRNGKeyArray,
     *,
-    n_permutations: int = 100,
+    permutations: int = 100,
     batch_size: int | None = 8,
 ) -> PermutationTest:
-    """The protocol on ``y`` and on ``n_permutations`` shuffles of it (traceable; ``y``
+    """The protocol on ``y`` and on ``permutations`` shuffles of it (traceable; ``y``
     in +-1; ``batch_size`` permutations fitted at once, ``None``: all).
 
     The estimator gets ``fold_in(key, 1)`` on every label vector (as
     :func:`probejax.compare` gives it), so the fits differ only by their labels.
     """
     fkey = fit_key(key)
-    real = evaluate(estimator, X, y, splits, fkey)
-    keys = jax.random.split(key, n_permutations)
+    real = evaluate_on(estimator, X, y, splits, fkey)
+    keys = jax.random.split(key, permutations)
 
     def null(k):
-        ev = evaluate(estimator, X, jax.random.permutation(k, y), splits, fkey)
+        ev = evaluate_on(estimator, X, jax.random.permutation(k, y), splits, fkey)
         return ev.test_accuracy, ev.test_auroc
 
     acc, auc = jax.lax.map(null, keys, batch_size=batch_size)
@@ -147,24 +148,19 @@ def layer_controls(
     splits: Splits,
     grouped: Splits | None,
     key: PRNGKeyArray,
-    *,
-    n_permutations: int = 100,
-    batch_size: int | None = 8,
+    spec: ControlsSpec = ControlsSpec(),
 ) -> Controls:
     """:class:`Controls` of one activation matrix (traceable; labels in +-1)."""
     fkey = fit_key(key)
-    ev = evaluate(estimator, X, y, splits, fkey)
-    control = evaluate(estimator, X, y_control, splits, fkey)
+    ev = evaluate_on(estimator, X, y, splits, fkey)
+    control = evaluate_on(estimator, X, y_control, splits, fkey)
+    perm_args = dict(permutations=spec.permutations, batch_size=spec.batch_size)
     nan = jnp.asarray(jnp.nan, ev.test_accuracy.dtype)
     if grouped is None:
         g_acc = g_auc = nan
-        perm = permutation_test(
-            estimator, X, y, splits, key, n_permutations=n_permutations, batch_size=batch_size
-        )
+        perm = permutation_test(estimator, X, y, splits, key, **perm_args)
     else:
-        perm = permutation_test(
-            estimator, X, y, grouped, key, n_permutations=n_permutations, batch_size=batch_size
-        )
+        perm = permutation_test(estimator, X, y, grouped, key, **perm_args)
         g_acc, g_auc = perm.observed_accuracy, perm.observed_auroc
     return Controls(
         ev.test_accuracy,
@@ -187,17 +183,16 @@ class ControlSplits(eqx.Module):
     y_control: Float[Array, " n"]
 
 
-def control_splits(key: PRNGKeyArray, y, groups=None, *, test_fraction=0.2, val_fraction=0.2):
+def control_splits(key: PRNGKeyArray, y, groups=None, split: SplitSpec = SplitSpec()):
     """The random split (as :func:`probejax.compare` draws it from ``key``), the grouped
     split and the control labels, from one key."""
     y = np.asarray(y)
     k_split, _ = jax.random.split(key)
-    fr = dict(test_fraction=test_fraction, val_fraction=val_fraction)
-    random = protocol_splits(k_split, y, **fr)
+    random = protocol_splits(k_split, y, split)
     grouped = None
     if groups is not None:
         grouped = check_splits(
-            protocol_splits(jax.random.fold_in(k_split, 2), y, **fr, groups=groups), y, y.size
+            protocol_splits(jax.random.fold_in(k_split, 2), y, split, groups=groups), y, y.size
         )
     y_control = control_labels(jax.random.fold_in(key, 3), y, groups)
     return ControlSplits(check_splits(random, y, y.size), grouped, jnp.asarray(y_control))
@@ -209,43 +204,30 @@ def controls(
     y,
     key: PRNGKeyArray,
     *,
+    spec: ControlsSpec = ControlsSpec(),
+    split: SplitSpec = SplitSpec(),
     groups=None,
-    n_permutations: int = 100,
-    test_fraction: float = 0.2,
-    val_fraction: float = 0.2,
-    batch_size: int | None = 8,
 ) -> Controls:
     """Every control of :mod:`probejax.protocol._controls` for one activation matrix.
 
     **Arguments:** any ``estimator``; ``X`` ``(n, d)`` (or
     :class:`probejax.core.Tokens`); two-class ``y``; a PRNG ``key`` (the random split is
-    the one :func:`probejax.compare` draws from it); ``groups`` ``(n,)`` or ``(n, m)``
+    the one :func:`probejax.compare` draws from it); ``spec``: a
+    :class:`~probejax.protocol.ControlsSpec` (``permutations``, ``batch_size`` fits at
+    once); ``split``: the split shares; ``groups`` ``(n,)`` or ``(n, m)``
     (held-out-group split and control-task types; ``None``: no grouped split, one type
-    per example); ``n_permutations``; split fractions; ``batch_size`` fits at once.
+    per example).
 
     **Returns:** :class:`Controls`.
     """
-    X = X.check() if isinstance(X, Tokens) else as_float_matrix(X, "X")
-    y, _ = as_pm1_labels(y, n_rows(X))
-    cs = control_splits(key, y, groups, test_fraction=test_fraction, val_fraction=val_fraction)
-    return _controls_jit(
-        estimator, X, y, cs.y_control, cs.random, cs.grouped, key, n_permutations, batch_size
-    )
+    X, y = check_inputs(X, y)
+    cs = control_splits(key, y, groups, split)
+    return _controls_jit(estimator, X, y, cs.y_control, cs.random, cs.grouped, key, spec)
 
 
 @eqx.filter_jit
-def _controls_jit(estimator, X, y, y_control, random, grouped, key, n_permutations, batch_size):
-    return layer_controls(
-        estimator,
-        X,
-        y,
-        y_control,
-        random,
-        grouped,
-        key,
-        n_permutations=n_permutations,
-        batch_size=batch_size,
-    )
+def _controls_jit(estimator, X, y, y_control, random, grouped, key, spec):
+    return layer_controls(estimator, X, y, y_control, random, grouped, key, spec)
 
 
 def control_layers(
@@ -254,29 +236,28 @@ def control_layers(
     y,
     key: PRNGKeyArray,
     *,
+    spec: ControlsSpec = ControlsSpec(),
+    split: SplitSpec = SplitSpec(),
     groups=None,
-    n_permutations: int = 100,
-    test_fraction: float = 0.2,
-    val_fraction: float = 0.2,
     mask=None,
-    layer_ids=None,
+    layers=None,
     fingerprint: str | None = None,
     directory: str | os.PathLike | None = None,
-    batch_size: int | None = 8,
-    progress: bool = True,
+    execution: Execution = Execution(cells_per_device=1),
 ) -> tuple[Controls, ControlSplits]:
     """:func:`controls` on every layer, through the one layer engine (resumable with a
-    ``directory``; one layer per compiled chunk). Arguments as :func:`controls`, plus
-    ``X_layers`` ``(layers, n, d)`` (or a list), ``mask`` for token activations,
-    ``layer_ids`` and ``fingerprint`` as :func:`probejax.compare`; ``directory``: a
-    folder for the resumable store (one subfolder per settings and code version).
+    ``directory``). Arguments as :func:`controls`, plus ``X_layers`` ``(layers, n, d)``
+    (or a list), ``mask`` for token activations, ``layers`` and ``fingerprint`` as
+    :func:`probejax.compare`; ``directory``: a folder for the resumable store (one
+    subfolder per settings and computation version); ``execution``: as
+    :func:`probejax.compare` (one layer per compiled chunk by default).
 
     **Returns:** ``(Controls with a leading layers axis, ControlSplits)``.
     """
     shape = check_layers(X_layers)
     y_pm1, _ = as_pm1_labels(y, shape[1])
     y_np = np.asarray(y_pm1)
-    cs = control_splits(key, y_np, groups, test_fraction=test_fraction, val_fraction=val_fraction)
+    cs = control_splits(key, y_np, groups, split)
     data = {
         "y": y_np,
         "y_control": np.asarray(cs.y_control),
@@ -285,7 +266,7 @@ def control_layers(
         **({} if cs.grouped is None else cs.grouped.arrays("grouped_")),
     }
     if mask is not None:
-        data["mask"] = np.asarray(mask, bool)
+        data["mask"] = check_mask(mask, shape)
 
     def fn(X, cell, data):
         grouped = Splits.from_arrays(data, "grouped_") if "grouped_test" in data else None
@@ -297,14 +278,13 @@ def control_layers(
             Splits.from_arrays(data),
             grouped,
             jax.random.wrap_key_data(data["key"]),
-            n_permutations=n_permutations,
-            batch_size=batch_size,
+            spec,
         )
 
     config = {
         "sweep": CONTROLS_VERSION,
         "estimator": describe_estimator(estimator),
-        "permutations": int(n_permutations),
+        "permutations": spec.permutations,
         "data": array_digests(data),
         "fingerprint": fingerprint,
     }
@@ -316,9 +296,9 @@ def control_layers(
         directory,
         data=data,
         config=config,
-        layer_labels=layer_ids,
+        layer_labels=layers,
         fingerprint=fingerprint,
-        execution=Execution(cells_per_device=1, progress=progress),
+        execution=execution,
         desc="controls",
     )
     return out.values, cs

@@ -63,7 +63,7 @@ from ..estimators._kdirection import (
     readout,
 )
 from ._controls import permutation_p_value
-from ._evaluate import evaluate
+from ._evaluate import evaluate_on
 from ._splits import Splits, check_splits
 
 
@@ -103,8 +103,8 @@ def k_direction_core(
     readout_lam,
     alpha,
     k_max: int,
-    n_permutations: int,
-    chunk_size: int | None,
+    permutations: int,
+    batch_size: int | None,
 ) -> KDirectionCurve:
     """The traceable core of :func:`k_direction_curve` (no input checks, ``y`` in +-1)."""
     pool = jnp.concatenate([splits.train_sub, splits.val])
@@ -121,7 +121,7 @@ def k_direction_core(
     auc = jax.vmap(auroc, in_axes=(None, 0))(y_te, scores)
 
     perms = jax.vmap(lambda k: jax.random.permutation(k, y_tr.shape[0]))(
-        jax.random.split(k_perm, n_permutations)
+        jax.random.split(k_perm, permutations)
     )
 
     def residual_test(inputs):
@@ -134,7 +134,7 @@ def k_direction_core(
             return auroc(y_te, base.fit(R_tr, labels, key_j).decision_function(R_te))
 
         null = jax.lax.map(
-            lambda perm: test_auroc(y_tr[perm]), perms, batch_size=chunk_size or n_permutations
+            lambda perm: test_auroc(y_tr[perm]), perms, batch_size=batch_size or permutations
         )
         return test_auroc(y_tr), null
 
@@ -163,11 +163,11 @@ def k_direction_curve(
     key: PRNGKeyArray,
     *,
     k_max: int = 8,
-    n_permutations: int = 50,
+    permutations: int = 50,
     alpha: float = 0.05,
     base: Estimator | None = None,
     readout_lam: float = 1.0,
-    chunk_size: int | None = None,
+    batch_size: int | None = None,
 ) -> KDirectionCurve:
     r"""The k-direction curve and :math:`k^*` (module docstring).
 
@@ -178,13 +178,13 @@ def k_direction_curve(
       train_sub + val, scores use test.
     - ``key``: split into INLP's step keys (each residual fit, observed or permuted,
       reuses its step's key) and the permutations' key.
-    - ``k_max``: directions ``K`` (static); ``n_permutations``: ``P`` (static);
+    - ``k_max``: directions ``K`` (static); ``permutations``: ``P`` (static);
       ``alpha``: the level of each residual test (an array leaf: changing it does not
       recompile).
     - ``base``: the INLP base (default
       :func:`probejax.estimators._kdirection.default_base`); ``readout_lam``: the
       k-direction readout's ridge (as :class:`~probejax.estimators.KDirection`'s).
-    - ``chunk_size``: permuted fits run at once (``None``: all ``P``, one ``vmap``);
+    - ``batch_size``: permuted fits run at once (``None``: all ``P``, one ``vmap``);
       smaller bounds memory at ``d`` in the thousands.
 
     **Returns:** :class:`KDirectionCurve`. One compiled program for fixed shapes: the
@@ -194,11 +194,11 @@ def k_direction_curve(
     X = as_float_matrix(X, "X")
     y, _ = as_pm1_labels(y, X.shape[0])
     splits = check_splits(splits, np.asarray(y), X.shape[0])
-    k_max, n_permutations = int(k_max), int(n_permutations)
+    k_max, permutations = int(k_max), int(permutations)
     if k_max < 1 or k_max > X.shape[1]:
         raise ValueError(f"k_max must be in [1, d = {X.shape[1]}], got {k_max}.")
-    if n_permutations < 1:
-        raise ValueError(f"n_permutations must be >= 1, got {n_permutations}.")
+    if permutations < 1:
+        raise ValueError(f"permutations must be >= 1, got {permutations}.")
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}.")
     base = default_base() if base is None else base
@@ -211,8 +211,8 @@ def k_direction_curve(
         jnp.asarray(readout_lam, X.dtype),
         jnp.asarray(alpha, X.dtype),
         k_max,
-        n_permutations,
-        chunk_size,
+        permutations,
+        batch_size,
     )
 
 
@@ -231,7 +231,7 @@ class RandomBaseline(eqx.Module):
 def random_direction_core(X, y, splits: Splits, keys, standardize: bool) -> RandomBaseline:
     """The traceable core of :func:`random_direction_baseline`."""
     est = RandomDirection(standardize=standardize)
-    ev = jax.vmap(lambda k: evaluate(est, X, y, splits, k))(keys)
+    ev = jax.vmap(lambda k: evaluate_on(est, X, y, splits, k))(keys)
     acc, auc = ev.test_accuracy, ev.test_auroc
     return RandomBaseline(
         acc,

@@ -9,12 +9,10 @@ when a comparison is asked for (``pip install scikit-learn``, in the ``llm`` and
 
 The loop's speed depends on its BLAS threads. Each ``fit`` makes many small BLAS
 calls, and OpenBLAS's default of one thread per core costs more in start-up and
-spinning than it gains. On the 2-core CPU the benchmarks were measured on, the loop ran
-about 6 times faster with one BLAS thread: 0.34 s against 2.05 s for a 100-point sweep
-at n = 640, d = 1024 (an ad-hoc timing). Importing probejax gives SciPy's OpenBLAS one
-thread (:mod:`probejax.core._linalg`), and that library is the one scikit-learn's loss
-uses, so in a probejax process the loop runs at that speed. ``blas_threads`` fixes the
-count for a comparison.
+spinning than it gains (``benchmarks/raptor_real.py`` times both). Importing probejax
+gives SciPy's OpenBLAS one thread (:mod:`probejax.core._linalg`), and that library is
+the one scikit-learn's loss uses, so in a probejax process the loop runs with one
+thread. ``blas_threads`` fixes the count for a comparison.
 """
 
 from __future__ import annotations
@@ -24,7 +22,7 @@ import warnings
 
 import numpy as np
 
-from ._raptor import RAPTOR_C_GRID
+from ..estimators._raptor import RAPTOR_C_GRID
 
 
 def sklearn_raptor(

@@ -25,6 +25,7 @@ from jaxtyping import Array, Int, PRNGKeyArray
 
 from ..core._checks import check_two_classes
 from ..core._splits import as_groups, grouped_partition, stratified_partition, take_groups
+from ._specs import SplitSpec
 
 PARTS = ("train_sub", "val", "test")
 
@@ -46,17 +47,13 @@ class Splits(eqx.Module):
         return cls(*(data[prefix + k] for k in PARTS))
 
 
-def protocol_splits(
-    key: PRNGKeyArray,
-    y,
-    *,
-    test_fraction: float = 0.2,
-    val_fraction: float = 0.2,
-    groups=None,
-) -> Splits:
-    """Stratified test split, then validation split of the rest (vmappable over keys);
-    with ``groups``, grouped cuts instead (module docstring; not vmappable)."""
-    fractions, where = (test_fraction, val_fraction), "the protocol's examples"
+def protocol_splits(key: PRNGKeyArray, y, spec: SplitSpec = SplitSpec(), *, groups=None) -> Splits:
+    """Stratified test split, then validation split of the rest, with the shares of
+    ``spec`` (vmappable over keys); with ``groups``, grouped cuts instead (module
+    docstring; not vmappable)."""
+    if not isinstance(spec, SplitSpec):
+        raise TypeError(f"spec must be a probejax.SplitSpec, got {type(spec).__name__}.")
+    fractions, where = (spec.test_fraction, spec.val_fraction), "the protocol's examples"
     if groups is None:
         test, val, train_sub = stratified_partition(key, y, fractions, where=where)
     else:

@@ -60,13 +60,14 @@ def _layer_data(loaded, dataset, config, layer: int):
 
 
 def _transfer(loaded, datasets: dict, config, log) -> dict:
-    """RAPTOR fitted on each dataset's training part, scored on every dataset's test part."""
+    """The config's estimator (RAPTOR) fitted on each dataset's training part, scored on
+    every dataset's test part."""
     from ..core._metrics import accuracy, auroc
-    from ..estimators import raptor
+    from ..estimators import get_estimator
     from ..protocol import protocol_splits
 
     layer = config["transfer_layer"]
-    est = raptor()
+    est = get_estimator(config["estimator"])
     data = {}
     for name, ds in datasets.items():
         X, y = _layer_data(loaded, ds, config, layer)
@@ -96,7 +97,8 @@ def compute(config: dict, log: Callable[[str], None] = print) -> dict:
     """Run the controls of ``config`` (module docstring); **returns** the results dict."""
     from ..llm._datasets import load_dataset
     from ..llm._model import load_model
-    from ..llm._sweep import llm_sweep
+    from ..llm._sweep import ExtractionSpec, llm_sweep
+    from ..protocol import ControlsSpec
     from . import _resolve
 
     loaded = load_model(config["model"])
@@ -111,16 +113,16 @@ def compute(config: dict, log: Callable[[str], None] = print) -> dict:
             loaded,
             ds,
             stores / ds.name,
-            pooling=config["pooling"],
-            point=config["point"],
-            layers=config["layers"],
-            batch_size=config["batch_size"],
+            extraction=ExtractionSpec(
+                layers=config["layers"],
+                pooling=config["pooling"],
+                point=config["point"],
+                batch_size=config["batch_size"],
+            ),
+            estimators=[config["estimator"]],
+            stability=None,
+            controls=ControlsSpec(permutations=config["permutations"], k_max=config["k_max"]),
             seed=config["seed"],
-            methods={"raptor": {}},
-            stability_layers=[],
-            controls=True,
-            permutations=config["permutations"],
-            k_max=config["k_max"],
             log=lambda s: log("  " + s),
         )
         res = sweep.results

@@ -4,8 +4,8 @@
 :func:`compute` loads the model once, runs :func:`probejax.llm.llm_sweep` on every
 dataset of the config (extraction cached under ``~/.cache/probejax``; RAPTOR, the
 baselines, stability and the scikit-learn cost reference on every layer), saves each
-dataset's probes next to the results file, then steers generation with the RAPTOR
-probe of the ``steer`` dataset at its best layer (target steering towards and away)
+dataset's probes next to the results file, then steers generation with the primary
+estimator's probe (RAPTOR's) of the ``steer`` dataset at its best layer (target steering towards and away)
 and measures the probe on the re-encoded generations. :func:`plot` draws
 ``llm_<dataset>_{accuracy,stability,cost}.png`` from the results file.
 """
@@ -20,14 +20,14 @@ __all__ = ["compute", "headline", "plot"]
 
 
 def _steering(loaded, cfg: dict, sweep, log) -> list[dict]:
-    """The steering demo at the best RAPTOR layer (plus ``layer_offsets``), all layers
-    steered together."""
+    """The steering demo at the primary estimator's best layer (plus ``layer_offsets``),
+    all layers steered together, along that estimator's probe."""
     from ._steer import steering_grid
 
     best = sweep.results["best"]["layer"]
     layers_all = sweep.results["layers"]
     layers = [best + o for o in cfg["layer_offsets"] if best + o in layers_all]
-    w, b = sweep.probes["raptor"]
+    w, b = sweep.probes[sweep.results["best"]["estimator"]]
     rows = [layers_all.index(i) for i in layers]
     items = [(layers, w[rows], b[rows])]
     return steering_grid(loaded, items, cfg["prompts"], cfg["targets"], cfg["max_new_tokens"], log)
@@ -37,7 +37,9 @@ def compute(config: dict, log: Callable[[str], None] = print) -> dict:
     """Run the sweeps and the steering demo of ``config``; **returns** the results dict."""
     from ..io._atomic import write_npz_atomic
     from ..llm._model import load_model
-    from ..llm._sweep import llm_sweep, probe_arrays
+    from ..llm._datasets import load_dataset
+    from ..llm._sweep import ExtractionSpec, llm_sweep, probe_arrays
+    from ..protocol import Spread, StabilitySpec
     from . import _resolve
 
     loaded = load_model(config["model"])
@@ -45,21 +47,25 @@ def compute(config: dict, log: Callable[[str], None] = print) -> dict:
     datasets, sweeps = {}, {}
     for name in config["datasets"]:
         log(f"sweep {name}")
+        stability = config["stability"]
         sweep = llm_sweep(
             loaded,
-            name,
+            load_dataset(name, max_examples=config["max_examples"], seed=config["seed"]),
             None,
-            pooling=config["pooling"],
-            point=config["point"],
-            layers=config["layers"],
-            batch_size=config["batch_size"],
-            max_examples=config["max_examples"],
+            extraction=ExtractionSpec(
+                layers=config["layers"],
+                pooling=config["pooling"],
+                point=config["point"],
+                batch_size=config["batch_size"],
+            ),
+            estimators=config["estimators"],
+            stability=StabilitySpec(
+                runs=stability["runs"],
+                drop=stability["drop"],
+                layers=Spread(stability["spread"]) if "spread" in stability else stability["layers"],
+            ),
+            sklearn=config["sklearn"],
             seed=config["seed"],
-            methods=config["compare"]["methods"],
-            stability_runs=config["compare"]["stability_runs"],
-            drop=config["compare"]["drop"],
-            sklearn_reference=config["sklearn_reference"],
-            stability_layers=config.get("stability_layers", "all"),
             log=lambda s, n=name: log(f"  {s}"),
         )
         write_npz_atomic(
@@ -92,7 +98,7 @@ def headline(results: dict) -> list[str]:
     lines = []
     for name, res in results["datasets"].items():
         lines.append(f"{name} ({res['model']['id']}, {len(res['layers'])} layers):")
-        for method, r in res["methods"].items():
+        for method, r in res["estimators"].items():
             acc = [float("nan") if v is None else v for v in r["test_accuracy"]]
             best = max(range(len(acc)), key=lambda i: acc[i])
             stab = r["stability"][best]

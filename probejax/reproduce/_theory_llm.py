@@ -17,9 +17,10 @@ For each dataset and layer of the cached activations (pool of :math:`N` examples
   layer's fitted mixture (same means and covariance), run through the identical
   pipeline, so that its gap is the finite-size / estimation error and the extra gap of
   the real layer measures non-Gaussianity;
-- RAPTOR's protocol (:func:`probejax.fit_raptor`, :func:`probejax.raptor_stability`)
-  measured on the pool (``raptor_seeds`` splits; its stability over ``raptor_runs``
-  runs) against :func:`probejax.theory._layer.predict_raptor`;
+- RAPTOR's protocol (the config's ``protocol.estimator``, by default the registered
+  RAPTOR, through :func:`probejax.evaluate` and :func:`probejax.stability`) measured
+  on the pool (``protocol.seeds`` splits; its stability over ``protocol.runs`` runs)
+  against :func:`probejax.theory.predict_raptor`;
 - diagnostics of non-Gaussianity: the pool's own accuracy along its mean difference
   (threshold at the midpoint) against the Gaussian value
   :math:`\sum_k\pi_k\Phi(\cdot)` with the pooled within-class variance along it, the
@@ -46,7 +47,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..datamodels._mixture import GaussianMixture
-from ..estimators import LogisticRidge
+from ..estimators import LogisticRidge, get_estimator
+from ..protocol import StabilitySpec, evaluate, protocol_splits, stability
 from ..theory._layer import mixture_curves, pool_overlap, predict_raptor
 
 __all__ = ["compute", "load_layer", "plot"]
@@ -119,17 +121,16 @@ def theory(X, y, ns, Cs) -> dict:
     return {k: np.array(v).tolist() for k, v in rows.items()}
 
 
-def raptor_measured(X, y, seeds: int, runs: int, seed: int) -> dict:
-    from ..protocol._raptor import fit_raptor
-    from ..protocol._stability import raptor_stability
-
+def protocol_measured(estimator, X, y, seeds: int, runs: int, seed: int) -> dict:
     Cs, accs, vals = [], [], []
     for s in range(seeds):
-        res, _ = fit_raptor(X, y, jax.random.key(seed + s))
-        Cs.append(float(res.C))
+        # the splits drawn from the seed's key itself, as this target always drew them
+        splits = protocol_splits(jax.random.key(seed + s), y)
+        res = evaluate(estimator, X, y, split=splits)
+        Cs.append(float(res.info["C"]))
         accs.append(float(res.test_accuracy))
-        vals.append(np.asarray(res.val_accuracy))
-    stab = raptor_stability(X, y, jax.random.key(seed), n_runs=runs)
+        vals.append(np.asarray(res.info["val_accuracy"]))
+    stab = stability(estimator, X, y, jax.random.key(seed), spec=StabilitySpec(runs=runs))
     return {
         "C": Cs,
         "C_geomean": float(np.exp(np.mean(np.log(Cs)))),
@@ -207,13 +208,13 @@ def compute(config: dict, log: Callable[[str], None] = print) -> dict:
                 Xc, yc, ns, Cs, config["resamples"], config["seed"]
             )
             row["control"]["gaps"] = _gaps(row["control"]["theory"], row["control"]["measured"])
-            rc = config["raptor"]
+            rc = config["protocol"]
             if rc:
                 row["raptor_predicted"] = predict_raptor(
                     GaussianMixture.from_activations(X, y), len(y), rc["Cs"]
                 )
-                row["raptor_measured"] = raptor_measured(
-                    X, y, rc["seeds"], rc["runs"], config["seed"]
+                row["raptor_measured"] = protocol_measured(
+                    get_estimator(rc["estimator"]), X, y, rc["seeds"], rc["runs"], config["seed"]
                 )
             row["diagnostics"] = diagnostics(X, y)
             row["seconds"] = time.perf_counter() - t0

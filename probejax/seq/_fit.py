@@ -3,7 +3,7 @@ r"""Fit a sequence-probe family: splits, standardisation, a vmapped ensemble, se
 :func:`fit_seq_probe` runs, for one family:
 
 1. the RAPTOR split (stratified 20% test, then 20% of the rest for validation,
-   64/16/20; :func:`probejax.raptor_splits`), or the splits given;
+   64/16/20; :func:`probejax.protocol_splits`), or the splits given;
 2. per-feature standardisation with the statistics of the real tokens of train_sub;
 3. a grid of configurations, learning rate x weight decay x seed, each seed's
    initialisation shared across the hyperparameters; all :math:`C` configurations are
@@ -29,7 +29,7 @@ import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from ..core._metrics import accuracy, auroc, log_loss, pairwise_cosine_summary
-from ..protocol._raptor import RaptorSplits, raptor_splits
+from ..protocol._splits import Splits, protocol_splits
 from ._base import SeqProbe
 from ._fitted import FittedSeqProbe, TokenScaler, check_sequences
 from ._losses import SeqData
@@ -54,7 +54,7 @@ class SeqFitResult(eqx.Module):
       seeds at the selected hyperparameters (NaN with one seed).
     - ``concept_stability``: mean pairwise :math:`|\\cos|` of their concept vectors (NaN
       when the family has none or with one seed).
-    - ``splits``: the :class:`probejax.RaptorSplits` used.
+    - ``splits``: the :class:`probejax.Splits` used.
     """
 
     probe: FittedSeqProbe
@@ -77,7 +77,7 @@ class SeqFitResult(eqx.Module):
     log_loss: Float[Array, ""]
     score_stability: Float[Array, ""]
     concept_stability: Float[Array, ""]
-    splits: RaptorSplits
+    splits: Splits
 
 
 @eqx.filter_jit
@@ -223,7 +223,7 @@ def fit_seq_probe(
     n_seeds: int = 2,
     config: TrainConfig = TrainConfig(),
     criterion: str = "loss",
-    splits: RaptorSplits | None = None,
+    splits: Splits | None = None,
     standardize: bool = True,
     token_labels=None,
     spans=None,
@@ -240,7 +240,7 @@ def fit_seq_probe(
       their sizes configurations.
     - ``config``: :class:`TrainConfig`; ``criterion``: ``"loss"``, ``"accuracy"`` or
       ``"auroc"`` on validation.
-    - ``splits``: explicit :class:`probejax.RaptorSplits` (e.g. to match a RAPTOR run).
+    - ``splits``: explicit :class:`probejax.Splits` (e.g. to match a RAPTOR run).
     - ``standardize``: standardise tokens with train_sub statistics (True).
     - ``token_labels``, ``spans``: ``(n, T)`` ints for :class:`TokenLoss`.
 
@@ -252,7 +252,7 @@ def fit_seq_probe(
     lrs, wds, seeds = _grid(learning_rates, weight_decays, n_seeds)
     k_split, k_init, k_train = jax.random.split(key, 3)
     if splits is None:
-        splits = jax.jit(lambda k: raptor_splits(k, y01))(k_split)
+        splits = jax.jit(lambda k: protocol_splits(k, y01))(k_split)
     tr, va, te = (np.asarray(a) for a in (splits.train_sub, splits.val, splits.test))
     for name, idx in (("train_sub", tr), ("val", va), ("test", te)):
         if idx.size == 0 or len(np.unique(y01[idx])) < 2:

@@ -5,7 +5,7 @@ texts truncated to ``max_length`` tokens, the first token of every text masked o
 is the attention sink, with a residual norm orders of magnitude above the others;
 :func:`probejax.llm.extract` leaves it out of mean pooling for the same reason); one
 RAPTOR split (64/16/20, stratified) shared by every probe; RAPTOR
-(:func:`probejax.fit_raptor`) on the last real token's activation of the same block;
+(``probejax.evaluate(probejax.estimators.raptor(), ...)``) on the last real token's activation of the same block;
 each family by :func:`probejax.seq.fit_seq_probe` on the token sequences.
 
 Command (the default SmolLM2-135M, layer 15 of 30, 600 examples of ``cities`` and
@@ -30,7 +30,9 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from ..protocol._raptor import fit_raptor, raptor_splits
+from ..estimators._raptor import raptor
+from ..protocol._evaluate import evaluate
+from ..protocol._splits import protocol_splits
 from ._attention import AttentionPoolProbe, MultiHeadAttentionProbe
 from ._base import num_params
 from ._efficient import EfficientProbe
@@ -166,18 +168,18 @@ def seq_probe_table(
             mask = mask.copy()
             mask[lengths > 1, 0] = False
         y = np.asarray(data.labels)
-        splits = raptor_splits(key, y)
+        splits = protocol_splits(key, y)
         t0 = time.perf_counter()
-        raptor, _ = fit_raptor(last, y, splits=splits)
+        ev = evaluate(raptor(), last, y, split=splits)
         rows.append(
             dict(
                 dataset=data.name,
                 probe="RAPTOR (last token, linear)",
                 params=X.shape[-1] + 1,
-                test_accuracy=float(raptor.test_accuracy),
-                test_auroc=float(raptor.test_auroc),
-                val_accuracy=float(raptor.val_accuracy[raptor.index]),
-                C=float(raptor.C),
+                test_accuracy=float(ev.test_accuracy),
+                test_auroc=float(ev.test_auroc),
+                val_accuracy=float(ev.info["val_accuracy"][ev.info["index"]]),
+                C=float(ev.info["C"]),
                 seconds=time.perf_counter() - t0,
             )
         )
