@@ -36,8 +36,8 @@ def _steering(loaded, cfg: dict, sweep, log) -> list[dict]:
 def compute(config: dict, log: Callable[[str], None] = print) -> dict:
     """Run the sweeps and the steering demo of ``config``; **returns** the results dict."""
     from ..io._atomic import write_npz_atomic
-    from ..llm._model import load_model
     from ..llm._datasets import load_dataset
+    from ..llm._model import load_model
     from ..llm._sweep import ExtractionSpec, llm_sweep, probe_arrays
     from ..protocol import Spread, StabilitySpec
     from . import _resolve
@@ -62,7 +62,9 @@ def compute(config: dict, log: Callable[[str], None] = print) -> dict:
             stability=StabilitySpec(
                 runs=stability["runs"],
                 drop=stability["drop"],
-                layers=Spread(stability["spread"]) if "spread" in stability else stability["layers"],
+                layers=Spread(stability["spread"])
+                if "spread" in stability
+                else stability["layers"],
             ),
             sklearn=config["sklearn"],
             seed=config["seed"],
