@@ -61,10 +61,11 @@ X = np.stack([
 ]).astype(np.float32)
 estimators, _, stable = resolve_methods(methods)
 t0 = time.perf_counter()
-out = probejax.compare(estimators, X, y, jax.random.key(0), stability_of=stable,
-                       stability_rows=[0, layers - 1], progress=False)
+spec = probejax.StabilitySpec(estimators=stable, layers=[0, layers - 1])
+quiet = probejax.sweep.Execution(cells_per_device=4, progress=False)
+out = probejax.compare(estimators, X, y, jax.random.key(0), stability=spec, execution=quiet)
 seconds = time.perf_counter() - t0
-acc = {m: np.asarray(r["test_accuracy"]).tolist() for m, r in out["methods"].items()}
+acc = {m: np.asarray(r["test_accuracy"]).tolist() for m, r in out.estimators.items()}
 print(json.dumps({"seconds": seconds, "compile_seconds": compile_s[0], "cache_hits": hits[0],
                   "accuracy": acc}))
 """

@@ -65,6 +65,7 @@ import numpy as np
 
 import probejax as pj
 from probejax.protocol import path_sweep
+from probejax.sweep import Execution
 
 # Dense peaks per device: (fp32 FLOP/s without tensor cores, fp64 FLOP/s, bytes/s).
 PEAKS = {
@@ -168,10 +169,12 @@ def ridge_rows(args, peaks, root: Path) -> list[dict]:
             lams=lams,
             solver="lbfgs",
             fingerprint=f"synthetic seed={args.seed} layers={args.layers} n={n} d={args.d}",
-            memory_budget_bytes=args.memory_budget,
-            cells_per_device=args.cells_per_device,
-            cell_batching=args.cell_batching,
-            progress=False,
+            execution=Execution(
+                memory_budget_bytes=args.memory_budget,
+                cells_per_device=args.cells_per_device,
+                cell_batching=args.cell_batching,
+                progress=False,
+            ),
         )
         t = res.seconds_compute
         n_iter = np.asarray(res.values.n_iter)
@@ -240,8 +243,7 @@ def theory_rows(args, peaks, root: Path) -> dict:
         alphas=alphas,
         lams=lams,
         betas=[2.0],
-        memory_budget_bytes=args.memory_budget,
-        progress=False,
+        execution=Execution(memory_budget_bytes=args.memory_budget, progress=False),
     )
     fp = res.values
     model = pj.GaussianTeacherStudent("logistic", beta=2.0)

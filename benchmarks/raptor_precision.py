@@ -12,7 +12,8 @@ of commit 36de6a6 (which cut eigen-directions below n*eps*s_max) the same comman
 76 / 55 / 49 differing grid points (up to 14 / 4 / 3 examples) and another C at cities
 layer 5 and sentiment layer 25.
 
-Per layer, `fit_raptor` on the splits `raptor_splits(key(0), y)` runs twice: in
+Per layer, RAPTOR (`probejax.evaluate(probejax.estimators.raptor(), ...)`) on the splits
+`protocol_splits(key(0), y)` runs twice: in
 float32 with the default tolerance (1e-5), and in a subprocess with `jax_enable_x64`
 on float64 activations at `tol=1e-10` (the accuracy reference). Printed: the grid
 points whose validation accuracy differs, the largest difference in examples, and
@@ -46,11 +47,11 @@ for spec in sys.argv[3].split(","):
     name, layer = spec.split(":")
     X, y = activations(name)
     Xl = np.asarray(X[int(layer)], np.float64 if x64 else np.float32)
-    splits = pj.raptor_splits(jax.random.key(0), y)
-    config = pj.RaptorConfig(tol=1e-10 if x64 else None)
-    res, _ = pj.fit_raptor(Xl, y, splits=splits, config=config)
-    out[spec] = dict(val_accuracy=np.asarray(res.val_accuracy, float).tolist(),
-                     C=float(res.C), n_val=int(splits.val.shape[0]))
+    splits = pj.protocol_splits(jax.random.key(0), y)
+    raptor = pj.estimators.raptor(tol=1e-10 if x64 else None)
+    res = pj.evaluate(raptor, Xl, y, split=splits)
+    out[spec] = dict(val_accuracy=np.asarray(res.info["val_accuracy"], float).tolist(),
+                     C=float(res.info["C"]), n_val=int(splits.val.shape[0]))
 print("RESULT " + json.dumps(out))
 """
 

@@ -12,7 +12,7 @@ Both sides run the same protocol on the same splits (64/16/20, stratified): stan
 with train_sub statistics, sweep C = logspace(-4, 2, 100), pick the best validation
 accuracy (ties to the smallest C), refit on train_sub + val, score the test split.
 scikit-learn runs the authors' loop (LogisticRegression lbfgs, warm_start=True,
-max_iter=1000, default tol) one C after another; probejax runs `fit_raptor` (one
+max_iter=1000, default tol) one C after another; probejax runs RAPTOR through `probejax.evaluate` (one
 vmapped, jit-compiled call). Timed separately: the C sweep alone (the authors'
 `tune_raptor_c`) and the whole protocol. probejax's first call includes compilation and
 is reported on its own; the timed calls are the median of --repeats further calls.
@@ -72,15 +72,16 @@ def timed(fn, repeats):
 
 def run(n: int, d: int, repeats: int, signal: float, seed: int):
     X, y = make_data(seed, n, d, signal)
-    splits = pj.raptor_splits(jax.random.key(seed), y)
+    splits = pj.protocol_splits(jax.random.key(seed), y)
     tr, va, te = (np.asarray(a) for a in (splits.train_sub, splits.val, splits.test))
     Xj, yj = jnp.asarray(X), jnp.asarray(np.where(y > 0, 1.0, -1.0), jnp.float32)
-    lams = jnp.asarray(1.0 / pj.RAPTOR_C_GRID, jnp.float32)
+    lams = jnp.asarray(1.0 / pj.estimators.RAPTOR_C_GRID, jnp.float32)
+    raptor = pj.estimators.raptor()
     t0 = time.perf_counter()
-    res, _ = pj.fit_raptor(X, y, splits=splits)
+    res = pj.evaluate(raptor, X, y, split=splits)
     jax.block_until_ready(res)
     t_first = time.perf_counter() - t0
-    res, t_pj = timed(lambda: pj.fit_raptor(X, y, splits=splits)[0], repeats)
+    res, t_pj = timed(lambda: pj.evaluate(raptor, X, y, split=splits), repeats)
     jax.block_until_ready(probejax_sweep(Xj, yj, splits, lams))
     lam_sweep, t_pj_sweep = timed(lambda: probejax_sweep(Xj, yj, splits, lams), repeats)
     # the loops after probejax: their BLAS threads spin for a while after each call
@@ -89,7 +90,7 @@ def run(n: int, d: int, repeats: int, signal: float, seed: int):
     C_sk, acc_sk, w_sk = sk["C"], sk["test_accuracy"], sk["w"]
     t_sk_sweep, t_sk = sk["sweep_seconds"], sk["total_seconds"]
 
-    w = np.asarray(res.probe.w, np.float64)
+    w = np.asarray(res.probe.linear().w, np.float64)
     return dict(
         n=n,
         d=d,
@@ -102,12 +103,12 @@ def run(n: int, d: int, repeats: int, signal: float, seed: int):
         pj_sweep=t_pj_sweep,
         pj_total=t_pj,
         C_sk=C_sk,
-        C_pj=float(res.C),
+        C_pj=float(res.info["C"]),
         C_pj_sweep=1.0 / float(lam_sweep),
         acc_sk=acc_sk,
         acc_pj=float(res.test_accuracy),
         cos=float(w @ w_sk / np.linalg.norm(w) / np.linalg.norm(w_sk)),
-        converged=bool(res.path_converged.all()) and bool(res.refit_converged),
+        converged=bool(res.info["path_converged"].all()) and bool(res.info["refit_converged"]),
     )
 
 

@@ -12,8 +12,8 @@ Data: the bundled `cities` and `sentiment` datasets (1500 texts each, seed 0),
 last-token block outputs of all 30 layers of SmolLM2-135M-Instruct (576 dimensions;
 the activations `probejax llm sweep --max-examples 1500` caches).
 
-Per layer, on the splits `raptor_splits(key(0), y)` (64/16/20, stratified):
-- probejax: `fit_raptor` (standardise on train_sub, 100-point C grid as one compiled
+Per layer, on the splits `protocol_splits(key(0), y)` (64/16/20, stratified):
+- probejax: `evaluate(raptor(), ...)` (standardise on train_sub, 100-point C grid as one compiled
   warm-started path, best validation accuracy, refit on train_sub + val); the median of
   --repeats calls after a first call, whose compilation is reported separately (one
   compilation serves every layer of a dataset);
@@ -64,10 +64,11 @@ def run_dataset(
     X, y = activations(name)
     layers = parse_layers(layers_spec, X.shape[0])
     tight = set(parse_layers(tight_spec, X.shape[0]))
-    splits = pj.raptor_splits(jax.random.key(0), y)
+    splits = pj.protocol_splits(jax.random.key(0), y)
+    raptor = pj.estimators.raptor()
     tr, va, te = (np.asarray(a) for a in (splits.train_sub, splits.val, splits.test))
     t0 = time.perf_counter()
-    jax.block_until_ready(pj.fit_raptor(np.asarray(X[layers[0]]), y, splits=splits)[0])
+    jax.block_until_ready(pj.evaluate(raptor, np.asarray(X[layers[0]]), y, split=splits))
     first = time.perf_counter() - t0
     rows = []
     for layer in layers:
@@ -75,7 +76,7 @@ def run_dataset(
         times = []
         for _ in range(repeats):
             t0 = time.perf_counter()
-            res = jax.block_until_ready(pj.fit_raptor(Xl, y, splits=splits)[0])
+            res = jax.block_until_ready(pj.evaluate(raptor, Xl, y, split=splits))
             times.append(time.perf_counter() - t0)
         t_pj = statistics.median(times)
         sk = sklearn_raptor(Xl.astype(np.float64), y, tr, va, te, blas_threads=loop_threads)
@@ -84,12 +85,12 @@ def run_dataset(
             "probejax_seconds": t_pj,
             "sklearn_seconds": sk["total_seconds"],
             "ratio": sk["total_seconds"] / t_pj,
-            "C": float(res.C),
+            "C": float(res.info["C"]),
             "sklearn_C": sk["C"],
-            "same_C": bool(np.isclose(float(res.C), sk["C"], rtol=1e-5)),
+            "same_C": bool(np.isclose(float(res.info["C"]), sk["C"], rtol=1e-5)),
             "test_accuracy": float(res.test_accuracy),
             "sklearn_test_accuracy": sk["test_accuracy"],
-            "path_converged": float(np.mean(np.asarray(res.path_converged))),
+            "path_converged": float(np.mean(np.asarray(res.info["path_converged"]))),
         }
         if layer in tight:
             ref = sklearn_raptor(
@@ -105,7 +106,7 @@ def run_dataset(
             row.update(
                 tight_C=ref["C"],
                 tight_converged=ref["converged"],
-                tight_same_C=bool(np.isclose(float(res.C), ref["C"], rtol=1e-5)),
+                tight_same_C=bool(np.isclose(float(res.info["C"]), ref["C"], rtol=1e-5)),
             )
         rows.append(row)
         tail = (

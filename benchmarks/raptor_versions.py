@@ -4,18 +4,19 @@ Command:  python benchmarks/raptor_versions.py --rev cfd6dab       (the pre-prot
           python benchmarks/raptor_versions.py --rev HEAD~1 --datasets cities
 Expected runtime: about 5 minutes on 2 CPU cores once the activations are cached (the
 first run extracts them: about 4 minutes, into ~/.cache/probejax).
-Expected result (measured 2026-11-26, --rev cfd6dab): the selected C agrees at 59 of the
-60 (dataset, layer) pairs; the exception, cities layer 4 (test accuracy 0.55, chance),
-is a near-tie that the old layer sweep (layers vmapped in chunks of 4) broke the other
-way: `fit_raptor` on that layer alone gives the new sweep's C under both versions.
+Expected result (--rev cfd6dab): the selected C agrees at 59 of the 60 (dataset, layer)
+pairs; the exception, cities layer 4 (test accuracy 0.55, chance), is a near-tie that the
+old layer sweep (layers vmapped in chunks of 4) broke the other way: RAPTOR on that layer
+alone gives the new sweep's C under both versions.
 
 For each dataset (1500 texts, seed 0, last-token block outputs of all 30 layers, the
-activations `probejax llm sweep --max-examples 1500` caches), `raptor_layers(X, y,
-jax.random.key(0))` runs once with this working tree and once with a temporary git
+activations `probejax llm sweep --max-examples 1500` caches), RAPTOR on every layer
+(one split from `jax.random.key(0)`) runs once with this working tree and once with a temporary git
 worktree of --rev (a subprocess with that tree first on PYTHONPATH); printed per
 dataset: layers with the same C, the smallest cosine between the two concept vectors,
 the largest test-accuracy difference, and the layers that differ with both Cs and the
-C that `fit_raptor` on that layer alone selects under each version.
+C that RAPTOR on that layer alone selects under each version (the worker speaks both the
+old API and the current one).
 """
 
 from __future__ import annotations
@@ -34,10 +35,20 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKER = """
 import sys, numpy as np, jax, probejax as pj
 X = np.load(sys.argv[1], mmap_mode="r"); y = np.load(sys.argv[2])
-r = pj.raptor_layers(X, y, jax.random.key(0), chunk_size=4)
-single = [float(pj.fit_raptor(np.asarray(X[i]), y, jax.random.key(0))[0].C) for i in range(len(X))]
-np.savez(sys.argv[3], C=np.asarray(r.results.C), w=np.asarray(r.results.probe.w),
-         acc=np.asarray(r.results.test_accuracy), single_C=np.asarray(single), where=pj.__file__)
+if hasattr(pj, "fit_raptor"):  # the API before the protocol took estimators and specs
+    r = pj.raptor_layers(X, y, jax.random.key(0), chunk_size=4)
+    C, w, acc = r.results.C, r.results.probe.w, r.results.test_accuracy
+    single = [float(pj.fit_raptor(np.asarray(X[i]), y, jax.random.key(0))[0].C) for i in range(len(X))]
+else:  # the same splits, drawn from the key itself as the old functions drew them
+    est, splits = pj.estimators.raptor(), pj.protocol_splits(jax.random.key(0), y)
+    run = pj.sweep.Execution(cells_per_device=4, progress=False)
+    m = pj.compare({"m": est}, X, y, jax.random.key(0), split=splits, stability=None,
+                   execution=run).estimators["m"]
+    C, w, acc = 1.0 / m["lam"], m["w"], m["test_accuracy"]
+    single = [float(pj.evaluate(est, np.asarray(X[i]), y, split=splits).info["C"])
+              for i in range(len(X))]
+np.savez(sys.argv[3], C=np.asarray(C), w=np.asarray(w), acc=np.asarray(acc),
+         single_C=np.asarray(single), where=pj.__file__)
 """
 
 
@@ -96,7 +107,7 @@ def main() -> None:
                 for i in np.flatnonzero(~same):
                     print(
                         f"  layer {i}: sweep C {old['C'][i]:.4g} ({args.rev}) vs "
-                        f"{new['C'][i]:.4g} (this tree); fit_raptor on the layer alone "
+                        f"{new['C'][i]:.4g} (this tree); RAPTOR on the layer alone "
                         f"{old['single_C'][i]:.4g} ({args.rev}) vs {new['single_C'][i]:.4g}"
                     )
         finally:

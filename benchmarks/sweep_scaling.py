@@ -46,6 +46,7 @@ import numpy as np
 
 import probejax as pj
 from probejax.protocol import path_sweep
+from probejax.sweep import Execution
 
 
 def make_layers(seed: int, layers: int, n: int, d: int, signal: float = 1.5):
@@ -63,7 +64,7 @@ def lam_grid(k: int) -> np.ndarray:
 
 
 def sweep_once(X, y, lams, root: Path) -> dict:
-    res = path_sweep(X, y, root, lams=lams, solver="lbfgs", progress=False)
+    res = path_sweep(X, y, root, lams=lams, solver="lbfgs", execution=Execution(progress=False))
     shutil.rmtree(root)
     v = res.values
     return {

@@ -31,7 +31,9 @@ def _per_method(res: dict, field: str, ylabel: str, path: Path, **ax_kw) -> Path
         ok = np.isfinite(v)
         if ok.any():
             x = np.asarray(res["layers"])[ok]
-            ax.plot(x, v[ok], marker="o", ms=3, label=res.get("labels", {}).get(name, name))
+            style = {k: s for k, s in res.get("styles", {}).get(name, {}).items() if s}
+            label = res.get("labels", {}).get(name, name)
+            ax.plot(x, v[ok], marker="o", ms=3, label=label, **style)
             drew = True
     if not drew:
         return None

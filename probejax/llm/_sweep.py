@@ -40,7 +40,7 @@ import numpy as np
 
 from ..estimators import DEFAULT_ESTIMATORS
 from ..estimators._raptor import raptor
-from ..estimators._registry import resolve_methods
+from ..estimators._registry import registered, resolve_methods
 from ..io import cache_root as user_cache_root
 from ..io._atomic import write_npz_atomic
 from ..io._results import write_json_atomic
@@ -179,6 +179,16 @@ def sklearn_layers(X, y, splits, layers, which, log) -> dict:
         "C": np.array([r["C"] for r in rows]),
         "test_accuracy": np.array([r["test_accuracy"] for r in rows]),
         "w": np.stack([r["w"] for r in rows]),
+    }
+
+
+def style_of(name: str) -> dict:
+    """How figures draw estimator ``name``: its registry entry's ``color`` and
+    ``linestyle`` (``None``: matplotlib's defaults; an import path has none)."""
+    entry = registered().get(name)
+    return {
+        "color": None if entry is None else entry.color,
+        "linestyle": None if entry is None else entry.linestyle,
     }
 
 
@@ -422,6 +432,7 @@ def llm_sweep(
             "estimators": list(stability.estimators),
         },
         "labels": labels,
+        "styles": {n: style_of(n) for n in ests},
         "extract_seconds": t_extract,
         "cache": str(cache),
         "estimators": {name: {k: r[k] for k in kept} for name, r in per.items()},
