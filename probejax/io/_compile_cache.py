@@ -2,13 +2,10 @@
 
 Every probejax sweep builds its programs afresh (a RAPTOR grid fit per layer chunk, a
 stability run, a baseline), so JAX compiles them again on every call, in a new process
-and in the same one alike: a three-layer sweep of three methods on a tiny model took
-13.6 s, nearly all of it compiling, and its rerun in the same process 10.2 s (ad-hoc
-timings of ``probejax llm sweep`` through typer's test runner).
+and in the same one alike: a small sweep's time is mostly compilation.
 JAX's persistent compilation cache keeps each compiled executable on disk, keyed by a
 hash of the program, the jaxlib version, the backend, the devices and the XLA flags,
-and loads it instead of compiling when the same program comes again (the rerun above:
-2.7 s in the same process, 5.7 s as a new one). A program is the same whenever the
+and loads it instead of compiling when the same program comes again. A program is the same whenever the
 shapes and settings are, so reruns, resumed sweeps, a second dataset of the same size
 and the test suite all hit it. ``benchmarks/compile_cache.py`` measures it.
 
@@ -85,12 +82,11 @@ def enable_compile_cache(
     - `directory`: the cache folder (default ``$PROBEJAX_COMPILE_CACHE`` when it names
       a folder, else :func:`default_compile_cache_dir`).
     - `min_compile_seconds`: programs that compile faster are not written. JAX's own
-      default is 1 s, but a sweep's programs take 0.2-5 s each. Writing every program
-      (0) saved a little more: in ``benchmarks/compile_cache.py --layers 2 --n 200 --d
-      32 --methods raptor,lda --min-compile-seconds S`` the warm run took 3.6 s with
-      S = 0 and 5.0 s with S = 0.2, against 12.4 s and 11.9 s cold. But JAX scans the whole folder on every write, to enforce
-      `max_bytes`, and with the many small entries that 0 writes the test suite took
-      13 min 29 s against 11 min 34 s, its system time doubled.
+      default is 1 s, but most of a sweep's programs compile faster than that. Writing
+      every program (0) saves a little more on a warm run
+      (``benchmarks/compile_cache.py --min-compile-seconds S`` compares), but JAX scans
+      the whole folder on every write, to enforce `max_bytes`, and the many small
+      entries that 0 writes slow a long run such as the test suite.
     - `max_bytes`: the least recently used entries are evicted beyond this size
       (kept moderate for the same per-write scan).
 

@@ -9,9 +9,8 @@ Texts are padded on the right: the causal mask then keeps every real token from 
 a pad and position ids stay ``0..len-1``, so a text's activations do not depend on what
 else is in its batch (up to float rounding of differently shaped matmuls). That is what
 lets batches be formed in order of token count (:func:`length_order`): texts of similar
-length share a batch, so little compute goes to pads (400 tweets in batches of 16 carry
-2.03x the real tokens in input order and 1.30x by token count, and extract in 17.6 s
-instead of 27.1 s: ``benchmarks/llm_extraction.py --only-batching``). Pooling over
+length share a batch, so little compute goes to pads (``benchmarks/llm_extraction.py
+--only-batching`` measures the padding and the time either way). Pooling over
 the real tokens ``t = 0..len-1`` of a text, ``h_t`` the hidden state at one block:
 
 - ``"last"``: ``h_{len-1}``, the last real token.

