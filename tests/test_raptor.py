@@ -11,7 +11,7 @@ from sklearn.preprocessing import StandardScaler
 
 import probejax as pj
 from probejax import estimators as E
-from probejax.core import Standardizer
+from probejax.core import LinearProbe, Standardizer
 from probejax.estimators import select_index
 from probejax.metrics import cosine
 from probejax.solvers import fit_ridge_logistic
@@ -112,7 +112,7 @@ def test_config_variants(problem):
     tr = np.asarray(splits.train_sub)
     sc = Standardizer.fit(jnp.asarray(Xf[tr]))
     path = fit_ridge_logistic(sc.transform(jnp.asarray(Xf[tr])), y[tr], float(r2.info["lam"]))
-    raw = sc.to_raw(path.w, path.b)
+    raw = LinearProbe(path.w, path.b).unstandardize(sc)
     w = np.asarray(r2.probe.linear().w)
     assert w @ np.asarray(raw.w) / np.linalg.norm(w) / np.linalg.norm(raw.w) > 0.9999
     r3 = pj.evaluate(E.raptor(standardize=False), Xf, y, split=splits)

@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 import probejax as pj
 from probejax import theory as th
 from probejax.cli import app
+from probejax.solvers._prox import prox_margin
 from probejax.theory._fixed_point import channel_update, prior_update
-from probejax.theory._prox import prox_margin
 from probejax.theory._quadrature import gaussian_rule
 
 HARD_POINTS = [  # (channel, alpha, lam): large q and V, where coarse rules fail

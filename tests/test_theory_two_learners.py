@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import probejax as pj
+from probejax.solvers._prox import prox_terms
 from probejax.theory import Quadrature, solve_fixed_point
 from probejax.theory._channels import partition
-from probejax.theory._prox import prox_terms
 from probejax.theory._two_learners import _overlap, cross_moment, two_learner_overlap
 
 LOGISTIC = (pj.GaussianTeacherStudent("logistic", rho=1.0, beta=1.0), 2.0, 0.1)

@@ -18,15 +18,12 @@ Three generic operations let the protocol treat every probe alike:
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
-if TYPE_CHECKING:
-    from ._scaler import Standardizer
+from ._scaler import Standardizer
 
 
 class Probe(eqx.Module):
@@ -73,8 +70,11 @@ class LinearProbe(Probe):
     def linear(self):
         return self
 
-    def unstandardize(self, scaler):
-        return scaler.to_raw(self.w, self.b)
+    def unstandardize(self, scaler: Standardizer) -> LinearProbe:
+        r"""The raw-coordinate probe equal to this one on standardised inputs:
+        :math:`w = w_s/\sigma`, :math:`b = b_s - w^\top\mu`."""
+        w = self.w / scaler.scale
+        return LinearProbe(w, self.b - jnp.dot(w, scaler.mean))
 
 
 class OnStandardized(Probe):
@@ -94,7 +94,7 @@ class OnStandardized(Probe):
 
     def linear(self):
         inner = self.probe.linear()
-        return None if inner is None else self.scaler.to_raw(inner.w, inner.b)
+        return None if inner is None else inner.unstandardize(self.scaler)
 
 
 class Diagnosed(Probe):

@@ -4,7 +4,8 @@ and reused on the others, with the map of a linear probe back to raw coordinates
 :math:`\tilde x = (x - \mu)/\sigma` with population standard deviations; features with
 :math:`\sigma \le 10\,\varepsilon\,|\mu|` (constant up to rounding, zero columns included)
 get :math:`\sigma = 1`. A probe :math:`(w_s, b_s)` on standardised inputs equals the raw
-probe :math:`w = w_s/\sigma`, :math:`b = b_s - w^\top\mu`.
+probe :math:`w = w_s/\sigma`, :math:`b = b_s - w^\top\mu`
+(:meth:`probejax.core.LinearProbe.unstandardize`).
 
 Scale invariance: the moments are computed on each column divided by its largest
 absolute value :math:`m_j` (then multiplied back), so squares neither overflow nor
@@ -17,8 +18,6 @@ from __future__ import annotations
 import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
-
-from ._probe import LinearProbe
 
 
 class Standardizer(eqx.Module):
@@ -53,8 +52,3 @@ class Standardizer(eqx.Module):
 
     def transform(self, X: Float[Array, "n d"]) -> Float[Array, "n d"]:
         return (X - self.mean) / self.scale
-
-    def to_raw(self, w_std: Float[Array, " d"], b_std: Float[Array, ""]) -> LinearProbe:
-        """The raw-coordinate probe equal to ``(w_std, b_std)`` on standardised inputs."""
-        w = w_std / self.scale
-        return LinearProbe(w, b_std - jnp.dot(w, self.mean))

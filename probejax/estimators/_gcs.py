@@ -51,6 +51,7 @@ from ..core._probe import LinearProbe, Probe, unit
 from ..core._scaler import Standardizer
 from ..core._splits import stratified_split
 from ..solvers._ridge_logistic import solve_ridge_logistic
+from ..solvers._solver_specs import LBFGS, Newton, Solver, resolve_solver
 
 
 class GCSProbe(Probe):
@@ -110,7 +111,7 @@ def _sampled_accuracy(probe, key, X, y, k):
     return jnp.mean((pred == (y > 0)[:, None]).astype(X.dtype))
 
 
-@partial(jax.jit, static_argnames=("standardize", "chunk_size", "tol", "max_iter"))
+@partial(jax.jit, static_argnames=("standardize", "batch_size", "solver"))
 def gcs_core(
     X: Float[Array, "n d"],
     y: Float[Array, " n"],
@@ -118,12 +119,11 @@ def gcs_core(
     lam: Float[Array, ""],
     *,
     standardize: bool,
-    chunk_size: int,
-    tol: float | None = None,
-    max_iter: int | None = None,
+    batch_size: int,
+    solver: Newton | LBFGS = Newton(),
 ) -> GCSProbe:
     """The traceable core of :func:`fit_gcs`: one probe per row of subsample indices
-    ``idx``, fitted ``chunk_size`` at a time (``y`` in +-1)."""
+    ``idx``, fitted ``batch_size`` at a time (``y`` in +-1)."""
 
     def one(rows):
         Xs, ys = X[rows], y[rows]
@@ -131,13 +131,11 @@ def gcs_core(
             scaler = Standardizer.fit(Xs)
         else:
             scaler = Standardizer.identity(Xs.shape[1], Xs.dtype)
-        sol = solve_ridge_logistic(
-            scaler.transform(Xs), ys, lam, solver="newton", tol=tol, max_iter=max_iter
-        )
-        probe = scaler.to_raw(sol.w, sol.b)
+        sol = solve_ridge_logistic(scaler.transform(Xs), ys, lam, solver=solver)
+        probe = LinearProbe(sol.w, sol.b).unstandardize(scaler)
         return jnp.append(probe.w, probe.b)
 
-    theta = jax.lax.map(one, idx, batch_size=chunk_size)
+    theta = jax.lax.map(one, idx, batch_size=batch_size)
     mean, std = jnp.mean(theta, axis=0), jnp.std(theta, axis=0)
     return GCSProbe(mean[:-1], mean[-1], std[:-1], std[-1])
 
@@ -157,9 +155,8 @@ def fit_gcs(
     C: float = 1.0,
     subsample: float = 0.1,
     standardize: bool = True,
-    chunk_size: int = 64,
-    tol: float | None = None,
-    max_iter: int | None = None,
+    batch_size: int = 64,
+    solver: Solver = Newton(),
 ) -> GCSProbe:
     """Fit a Gaussian Concept Subspace (module docstring).
 
@@ -174,16 +171,19 @@ def fit_gcs(
     - ``subsample``: fraction of the examples per probe, in (0, 1); each class must
       keep at least one example on both sides of the split.
     - ``standardize``: standardise each subsample before its fit (the authors' default).
-    - ``chunk_size``: probes fitted at once (``jax.lax.map`` batch); memory grows with
-      ``chunk_size * subsample * n * d``.
-    - ``tol``, ``max_iter``: passed to the Newton solver of each probe.
+    - ``batch_size``: probes fitted at once (``jax.lax.map`` batch); memory grows with
+      ``batch_size * subsample * n * d``.
+    - ``solver``: each probe's solver, :class:`~probejax.solvers.Newton` (with its
+      ``tol`` and ``max_iter``) by default; an :class:`~probejax.solvers.Auto` is
+      resolved for one fit (Newton).
 
     **Returns:** a :class:`GCSProbe`.
     """
     X = as_float_matrix(X)
     y, _ = as_pm1_labels(y, X.shape[0])
     n_probes = _check_count(n_probes, "n_probes")
-    chunk_size = _check_count(chunk_size, "chunk_size")
+    batch_size = _check_count(batch_size, "batch_size")
+    solver = resolve_solver(solver, *X.shape, grid_size=1)
     lam = 1.0 / check_lams(C, "C", scalar=True)
     y_np = np.asarray(y)
     keys = jax.random.split(key, n_probes)
@@ -196,7 +196,6 @@ def fit_gcs(
         idx,
         lam,
         standardize=standardize,
-        chunk_size=min(chunk_size, n_probes),
-        tol=tol,
-        max_iter=max_iter,
+        batch_size=min(batch_size, n_probes),
+        solver=solver,
     )

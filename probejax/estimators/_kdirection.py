@@ -61,6 +61,7 @@ from scipy.special import gammaln
 from ..core._probe import Diagnosed, LinearProbe, diagnostics, unit
 from ..core._scaler import Standardizer
 from ..solvers._ridge_logistic import solve_ridge_logistic
+from ..solvers._solver_specs import Newton
 from ._base import Estimator
 from ._calibrate import platt_core
 from ._logistic_ridge import LogisticRidge
@@ -148,9 +149,9 @@ def readout(
     Z = X @ W.T
     scaler = Standardizer.fit(Z)
     sol = solve_ridge_logistic(
-        scaler.transform(Z), y, jnp.asarray(lam, X.dtype), fit_intercept=True, solver="newton"
+        scaler.transform(Z), y, jnp.asarray(lam, X.dtype), fit_intercept=True, solver=Newton()
     )
-    on_z = scaler.to_raw(sol.w, sol.b)
+    on_z = LinearProbe(sol.w, sol.b).unstandardize(scaler)
     return LinearProbe(W.T @ on_z.w, on_z.b), on_z.w, sol.converged
 
 

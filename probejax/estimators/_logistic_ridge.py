@@ -8,7 +8,7 @@ r"""L2-regularised logistic regression as an estimator.
 (scikit-learn's ``C = 1/lam``; the intercept is not penalised). ``fit`` solves one
 problem (damped Newton unless ``solver`` says otherwise); ``path`` solves a grid with
 one Gram matrix or eigendecomposition shared by the grid (L-BFGS on the eigen-reduced
-design for grids on problems with ``min(n, d) > 64`` when ``solver="auto"``); under
+design for grids on problems with ``min(n, d) > 64`` when ``solver=Auto()``); under
 :class:`~probejax.estimators.Tuned` the path and the refit share the pool's Gram
 matrix when the problems are wide. The
 probe carries ``lam``, the solver's ``converged`` flag and iteration count.
@@ -21,35 +21,33 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from ..core._probe import Diagnosed, LinearProbe
-from ..solvers._ridge_logistic import (
-    resolve_solver,
-    solve_ridge_logistic,
-    solve_ridge_logistic_path,
-)
+from ..solvers._losses import Logistic
+from ..solvers._ridge_logistic import solve_ridge_logistic, solve_ridge_logistic_path
+from ..solvers._solver_specs import Auto, Solver, check_solver, resolve_solver
 from ._base import PathEstimator
 
 
 class LogisticRidge(PathEstimator):
-    """Ridge-logistic probe at ``lam`` (``solver``: ``"auto"``, ``"newton"``, ``"lbfgs"``;
-    ``tol``/``max_iter``: ``None`` for the solver defaults)."""
+    """Ridge-logistic probe at ``lam``.
+
+    - ``lam``: ridge strength (scikit-learn ``C = 1/lam``).
+    - ``fit_intercept``: fit an unpenalised intercept.
+    - ``solver``: :class:`~probejax.solvers.Newton`, :class:`~probejax.solvers.LBFGS` or
+      :class:`~probejax.solvers.Auto` (with its ``tol`` and ``max_iter``).
+    """
 
     lam: Float[Array, ""] = eqx.field(default=1.0, converter=jnp.asarray)
     fit_intercept: bool = eqx.field(default=True, static=True)
-    solver: str = eqx.field(default="auto", static=True)
-    tol: float | None = eqx.field(default=None, static=True)
-    max_iter: int | None = eqx.field(default=None, static=True)
+    solver: Solver = eqx.field(default=Auto(), static=True)
+
+    def __check_init__(self):
+        check_solver(self.solver, "LogisticRidge.solver")
 
     def _options(self, X, grid_size: int, gram) -> dict:
         """The solver's keyword arguments for ``X`` and a grid of ``grid_size`` ridges."""
         n, d = X.shape
         solver = resolve_solver(self.solver, n, d, grid_size)
-        return dict(
-            fit_intercept=self.fit_intercept,
-            solver=solver,
-            tol=self.tol,
-            max_iter=self.max_iter,
-            gram=gram,
-        )
+        return dict(fit_intercept=self.fit_intercept, solver=solver, gram=gram)
 
     @staticmethod
     def _wrap(sol):
@@ -61,8 +59,6 @@ class LogisticRidge(PathEstimator):
 
     def theory_loss(self):
         """``(Logistic(), lam)`` for :mod:`probejax.theory`'s mixture fixed point."""
-        from ..theory._losses import Logistic
-
         return Logistic(), self.lam
 
     def shared(self, X, n_train):

@@ -14,6 +14,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from ..solvers._losses import Square
 from ..solvers._ridge_ls import ridge_ls_core, ridge_ls_path_core
 from ._base import PathEstimator
 
@@ -29,8 +30,6 @@ class RidgeLS(PathEstimator):
     def theory_loss(self):
         """``(Square(), lam)``: the objective is twice
         :math:`\\sum_i \\tfrac12(1 - y_i h_i)^2 + \\tfrac\\lambda2\\lVert w\\rVert^2`."""
-        from ..theory._losses import Square
-
         return Square(), self.lam
 
     def path(self, X, y, lams, key=None, shared=None):

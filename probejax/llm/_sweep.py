@@ -570,7 +570,7 @@ def direction_controls(X, y, groups, seed: int, spec: ControlsSpec = ControlsSpe
         "step_auroc": np.asarray(kd.step_auroc),
         "step_p_value": np.asarray(kd.p_values),
         "k_star": int(kd.k_star),
-        "random_direction": {
+        "random_directions": {
             f: float(getattr(rd, f))
             for f in ("mean_accuracy", "mean_auroc", "q95_accuracy", "q95_auroc")
         },
@@ -604,8 +604,8 @@ def controls_headline(ctrl: dict) -> list[str]:
         lines.append(
             f"layer {d['layer']} ({d['split']} split): k-direction probe AUROC "
             f"{d['auroc'][0]:.3f} (k = 1) to {d['auroc'][-1]:.3f} (k = {d['k'][-1]}), "
-            f"k* = {d['k_star']}; random directions AUROC {d['random_direction']['mean_auroc']:.3f} "
-            f"(95th pct. {d['random_direction']['q95_auroc']:.3f})"
+            f"k* = {d['k_star']}; random directions AUROC {d['random_directions']['mean_auroc']:.3f} "
+            f"(95th pct. {d['random_directions']['q95_auroc']:.3f})"
         )
     return lines
 

@@ -34,6 +34,11 @@ from pathlib import Path
 import jax
 import numpy as np
 
+# The computation's version, bumped by hand whenever what compute() writes changes (its
+# own code or the library code it calls); the results file is keyed by it and the config
+# (probejax.reproduce.target_hash), never by the source text.
+VERSION = 2
+
 __all__ = ["compute", "headline", "plot"]
 
 
@@ -190,7 +195,7 @@ def plot(results: Path | str | dict, figures_dir: Path | str) -> list[Path]:
         if dd["k_star"] > 0:
             ax.plot(dd["k_star"], dd["auroc"][dd["k_star"] - 1], marker="*", ms=12,
                     color=line.get_color())  # fmt: skip
-        ax.axhline(dd["random_direction"]["q95_auroc"], color=line.get_color(), ls=":", lw=1)
+        ax.axhline(dd["random_directions"]["q95_auroc"], color=line.get_color(), ls=":", lw=1)
     ax.set(xlabel="k (INLP directions)", ylabel="test AUROC of the k-direction probe",
            title="k-direction probes (dotted: random directions, 95th pct.)")  # fmt: skip
     ax.title.set_fontsize(9)

@@ -11,6 +11,12 @@ tolerance, and small-ridge points fail to converge); float32 works with looser t
 Derivations: ``theory/`` at the top of the repository.
 """
 
+from ..solvers._losses import (
+    Hinge as Hinge,
+    Logistic as Logistic,
+    Loss as Loss,
+    Square as Square,
+)
 from ._fixed_point import (
     FixedPoint as FixedPoint,
     Params as Params,
@@ -27,13 +33,7 @@ from ._limits import (
     mle_existence_h as mle_existence_h,
     separability_threshold as separability_threshold,
 )
-from ._losses import (
-    Hinge as Hinge,
-    Logistic as Logistic,
-    Loss as Loss,
-    Square as Square,
-    theory_loss as theory_loss,
-)
+from ._losses import theory_loss as theory_loss
 from ._mixture import (
     MixtureFixedPoint as MixtureFixedPoint,
     Spectrum as Spectrum,

@@ -3,7 +3,7 @@ teacher-student model (derivation: ``theory/fixed_point.md``).
 
 Channel side, with :math:`\xi\sim\mathcal N(0,1)`, :math:`\omega = \sqrt q\,\xi`,
 :math:`\omega_0 = (m/\sqrt q)\,\xi`, :math:`V_0 = \rho - m^2/q`, and the proximal terms
-:math:`f, \partial_\omega f` of :mod:`._prox`:
+:math:`f, \partial_\omega f` of :func:`probejax.solvers._prox.prox_terms`:
 
 .. math::
 
@@ -35,8 +35,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
+from ..solvers._prox import prox_terms
 from ._channels import channel_scale, partition
-from ._prox import prox_terms
 from ._quadrature import Quadrature, gaussian_rule
 from ._solver import FixedPointSolver, default_tol
 

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..datamodels._mixture import GaussianMixture
-from ._losses import Logistic, Loss
+from ..solvers._losses import Logistic, Loss
 from ._mixture import MIXTURE_QUAD, solve_mixture_grid
 from ._mixture_observables import mixture_observables, mixture_overlap
 from ._quadrature import Quadrature

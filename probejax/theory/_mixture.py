@@ -66,7 +66,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
-from ._losses import Logistic, Loss
+from ..solvers._losses import Logistic, Loss
 from ._quadrature import Quadrature, gaussian_rule
 from ._solver import FixedPointSolver, continuation, default_tol
 

@@ -41,7 +41,7 @@ import jax.numpy as jnp
 from jax.scipy.special import ndtr
 from jaxtyping import Array, Float
 
-from ._losses import Logistic, Loss
+from ..solvers._losses import Logistic, Loss
 from ._mixture import LABELS, MIXTURE_QUAD, MixtureFixedPoint, Spectrum, class_rule, spectral_prior
 from ._quadrature import Quadrature, gaussian_rule
 

@@ -18,9 +18,9 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from ..solvers._prox import prox_terms
 from ._channels import partition
 from ._fixed_point import FixedPoint, Params, outer_rule
-from ._prox import prox_terms
 from ._quadrature import Quadrature
 
 

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ..solvers._ridge_logistic import solve_ridge_logistic
+from ..solvers._solver_specs import LBFGS, Newton
 from ._observables import generalization_accuracy
 from ._quadrature import Quadrature
 
@@ -42,10 +43,12 @@ def simulate(
     key: PRNGKeyArray,
     *,
     overlap: float = 0.0,
-    solver: str = "newton",
+    solver: Newton | LBFGS = Newton(),
     quad: Quadrature = Quadrature(),
 ) -> Measured:
-    """One simulated run (static ``alpha``, ``d`` and ``overlap``; ``lam`` may be traced).
+    """One simulated run (static ``alpha``, ``d``, ``overlap`` and ``solver``, a
+    :class:`~probejax.solvers.Newton` or :class:`~probejax.solvers.LBFGS`; ``lam`` may
+    be traced).
 
     **Returns:** :class:`Measured` for the first learner, with ``stability`` the cosine
     between the two learners' weights.

@@ -21,6 +21,8 @@ from ._grid import _continuation
 from ._quadrature import Quadrature
 from ._solver import default_tol
 
+# The computation's version in the store's hash: bump it by hand when the fixed points a
+# cell returns change (solver, continuation, observables).
 THEORY_SWEEP_VERSION = "theory_sweep/1"
 
 

@@ -59,9 +59,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
+from ..solvers._prox import prox_terms
 from ._channels import channel_scale, partition
 from ._fixed_point import FixedPoint, solve_fixed_point
-from ._prox import prox_terms
 from ._quadrature import Quadrature, gaussian_rule
 
 ROW_BATCH = 16
