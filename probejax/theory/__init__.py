@@ -8,7 +8,7 @@ solver; the mixture fixed point in spectral form for any margin loss (``Logistic
 moments (``predict_layer``, ``predict_raptor``). Use float64 (``jax.config.update("jax_enable_x64", True)``): the theory is
 written for it (in float32 the Newton residuals stall near 1e-6, above the default
 tolerance, and small-ridge points fail to converge); float32 works with looser tolerances.
-Derivations: ``theory/`` at the top of the repository.
+Derivations: ``docs/theory/`` in the repository (the "Theory derivations" pages of the documentation site).
 """
 
 from ..solvers._losses import (

@@ -1,5 +1,5 @@
 r"""The replica-symmetric / CGMT fixed point of ridge-logistic regression in the Gaussian
-teacher-student model (derivation: ``theory/fixed_point.md``).
+teacher-student model (derivation: ``docs/theory/fixed_point.md``).
 
 Channel side, with :math:`\xi\sim\mathcal N(0,1)`, :math:`\omega = \sqrt q\,\xi`,
 :math:`\omega_0 = (m/\sqrt q)\,\xi`, :math:`V_0 = \rho - m^2/q`, and the proximal terms

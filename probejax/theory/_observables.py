@@ -1,4 +1,4 @@
-r"""Predictions at a fixed point (derivations: ``theory/observables.md``).
+r"""Predictions at a fixed point (derivations: ``docs/theory/observables.md``).
 
 - cosine to the teacher :math:`m/\sqrt{\rho q}`;
 - test accuracy against fresh (noisy) labels, a half-line integral:
