@@ -9,9 +9,10 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
 import probejax as pj
+from probejax.solvers import LBFGS, Auto, Newton
 from probejax.solvers._ridge_logistic import _path_jit
 
-SOLVERS = ["newton", "lbfgs"]
+SOLVERS = [Newton, LBFGS]
 
 
 def objective(X, y, w, b, lam):
@@ -19,14 +20,14 @@ def objective(X, y, w, b, lam):
     return np.logaddexp(0.0, -ypm * (X @ w + b)).sum() + 0.5 * lam * w @ w
 
 
-@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("solver", SOLVERS, ids=["newton", "lbfgs"])
 @pytest.mark.parametrize("fit_intercept", [True, False])
 @pytest.mark.parametrize("shape", [(40, 120), (150, 25)])
 def test_matches_sklearn_over_grid(x64, solver, fit_intercept, shape):
     n, d = shape
     X, y = planted_problem(0, n, d, signal=1.5)
     Cs = np.logspace(-3, 4, 8)  # C = 1e4 is near-separable when n < d
-    sol = pj.solvers.ridge_logistic_path(X, y, 1 / Cs, fit_intercept=fit_intercept, solver=solver)
+    sol = pj.solvers.ridge_logistic_path(X, y, 1 / Cs, fit_intercept=fit_intercept, solver=solver())
     assert sol.w.dtype == jnp.float64
     assert bool(sol.converged.all())
     compared = 0
@@ -49,11 +50,11 @@ def test_matches_sklearn_over_grid(x64, solver, fit_intercept, shape):
     assert compared >= 6
 
 
-@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("solver", SOLVERS, ids=["newton", "lbfgs"])
 def test_reported_gradient_is_the_true_gradient(x64, solver):
     X, y = planted_problem(1, 60, 90)
     lam = 0.3
-    sol = pj.solvers.fit_ridge_logistic(X, y, lam, solver=solver, tol=1e-3)
+    sol = pj.solvers.fit_ridge_logistic(X, y, lam, solver=solver(tol=1e-3))
     ypm = jnp.where(jnp.asarray(y) > 0, 1.0, -1.0)
     F = lambda w, b: jnp.sum(jnp.logaddexp(0.0, -ypm * (X @ w + b))) + 0.5 * lam * w @ w
     gw, gb = jax.grad(F, argnums=(0, 1))(sol.w, sol.b)
@@ -65,24 +66,24 @@ def test_reported_gradient_is_the_true_gradient(x64, solver):
     assert float(sol.grad_norm) <= 1e-3 * float(sol.grad_norm0)
 
 
-@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("solver", SOLVERS, ids=["newton", "lbfgs"])
 def test_intercept_only_closed_form(x64, solver):
     # With all-zero features the minimiser is w = 0, b = logit(fraction positive).
     y = np.r_[np.ones(30), np.zeros(10)]
-    sol = pj.solvers.fit_ridge_logistic(np.zeros((40, 5)), y, 1.0, solver=solver)
+    sol = pj.solvers.fit_ridge_logistic(np.zeros((40, 5)), y, 1.0, solver=solver())
     assert np.allclose(sol.w, 0.0)
     assert np.isclose(float(sol.b), np.log(3.0), rtol=1e-8)
 
 
-@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("solver", SOLVERS, ids=["newton", "lbfgs"])
 def test_vmap_equals_loop(x64, solver):
     # Batched and single products round differently, so the iterates differ at the
     # level of the tolerance: compare tightly converged float64 fits.
     X, y = planted_problem(2, 80, 120)
     lams = np.array([0.05, 0.5, 5.0, 50.0])
-    path = pj.solvers.ridge_logistic_path(X, y, lams, solver=solver, tol=1e-12)
+    path = pj.solvers.ridge_logistic_path(X, y, lams, solver=solver(tol=1e-12))
     for i, lam in enumerate(lams):
-        one = pj.solvers.fit_ridge_logistic(X, y, lam, solver=solver, tol=1e-12)
+        one = pj.solvers.fit_ridge_logistic(X, y, lam, solver=solver(tol=1e-12))
         np.testing.assert_allclose(path.w[i], one.w, rtol=1e-8, atol=1e-10)
         np.testing.assert_allclose(path.b[i], one.b, rtol=1e-8, atol=1e-10)
         assert bool(path.converged[i]) and bool(one.converged)
@@ -100,32 +101,32 @@ def test_lbfgs_path_stages_equal_single_fits(x64, lams):
     # every grid point, coarse (continuation) or fine (interpolated start), is the
     # single fit; grids shorter than the stride and repeated ridges included
     X, y = planted_problem(3, 90, 60)
-    path = pj.solvers.ridge_logistic_path(X, y, lams, solver="lbfgs", tol=1e-12)
+    path = pj.solvers.ridge_logistic_path(X, y, lams, solver=LBFGS(tol=1e-12))
     for i, lam in enumerate(lams):
-        one = pj.solvers.fit_ridge_logistic(X, y, lam, solver="newton", tol=1e-12)
+        one = pj.solvers.fit_ridge_logistic(X, y, lam, solver=Newton(tol=1e-12))
         np.testing.assert_allclose(path.w[i], one.w, rtol=1e-7, atol=1e-9)
         np.testing.assert_allclose(path.b[i], one.b, rtol=1e-7, atol=1e-9)
         assert bool(path.converged[i])
         assert float(path.lam[i]) == lam
 
 
-@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("solver", SOLVERS, ids=["newton", "lbfgs"])
 def test_vmap_equals_loop_float32_objective(solver):
     X, y = planted_problem(2, 80, 120)
     lams = np.array([0.05, 5.0])
-    path = pj.solvers.ridge_logistic_path(X, y, lams, solver=solver)
+    path = pj.solvers.ridge_logistic_path(X, y, lams, solver=solver())
     for i, lam in enumerate(lams):
-        one = pj.solvers.fit_ridge_logistic(X, y, lam, solver=solver)
+        one = pj.solvers.fit_ridge_logistic(X, y, lam, solver=solver())
         np.testing.assert_allclose(path.objective[i], one.objective, rtol=1e-6)
 
 
 def test_new_grid_does_not_recompile():
     X, y = planted_problem(3, 50, 30)
-    pj.solvers.ridge_logistic_path(X, y, np.logspace(-2, 2, 7), solver="lbfgs")
+    pj.solvers.ridge_logistic_path(X, y, np.logspace(-2, 2, 7), solver=LBFGS())
     size = _path_jit._cache_size()
-    pj.solvers.ridge_logistic_path(X, y, np.logspace(-1, 3, 7), solver="lbfgs")
+    pj.solvers.ridge_logistic_path(X, y, np.logspace(-1, 3, 7), solver=LBFGS())  # a new, equal spec
     assert _path_jit._cache_size() == size
-    pj.solvers.ridge_logistic_path(X, y, np.logspace(-1, 3, 8), solver="lbfgs")
+    pj.solvers.ridge_logistic_path(X, y, np.logspace(-1, 3, 8), solver=LBFGS())
     assert _path_jit._cache_size() == size + 1  # the counter does count compilations
 
 
@@ -136,20 +137,20 @@ def test_separable_tiny_ridge_is_finite_and_flagged():
     lams = np.array([1e-12, 1e-6, 1e-3, 1.0])
     full = {}
     for solver in SOLVERS:
-        short = pj.solvers.ridge_logistic_path(X, y, lams, solver=solver, max_iter=3)
+        short = pj.solvers.ridge_logistic_path(X, y, lams, solver=solver(max_iter=3))
         assert np.isfinite(np.asarray(short.w)).all() and np.isfinite(np.asarray(short.b)).all()
         assert np.isfinite(np.asarray(short.objective)).all()
         assert not bool(short.converged[0])
         assert int(short.result[0]) == pj.solvers.Result.MAX_ITER
-        full[solver] = sol = pj.solvers.ridge_logistic_path(X, y, lams, solver=solver)
+        full[solver] = sol = pj.solvers.ridge_logistic_path(X, y, lams, solver=solver())
         assert bool(sol.converged.all())
         norms = np.linalg.norm(np.asarray(sol.w), axis=1)
         assert (np.diff(norms) < 0).all()  # the large-norm end is reached at tiny ridge
     # A flat objective must not stop a solver early: both reach the same minimiser
     # (at lam = 1e-12 the conditioning exceeds float32, so only the objective is compared).
-    w_n, w_l = np.asarray(full["newton"].w[1]), np.asarray(full["lbfgs"].w[1])
+    w_n, w_l = np.asarray(full[Newton].w[1]), np.asarray(full[LBFGS].w[1])
     assert w_n @ w_l / np.linalg.norm(w_n) / np.linalg.norm(w_l) > 0.9999
-    assert np.isclose(full["newton"].objective[0], full["lbfgs"].objective[0], rtol=0.05)
+    assert np.isclose(full[Newton].objective[0], full[LBFGS].objective[0], rtol=0.05)
 
 
 def test_float32_default_and_agrees_with_float64():
@@ -167,13 +168,67 @@ def test_float32_default_and_agrees_with_float64():
 
 
 def test_auto_solver_choice():
-    from probejax.solvers._ridge_logistic import resolve_solver
+    from probejax.solvers._solver_specs import resolve_solver
 
-    assert resolve_solver("auto", 640, 4096, 100) == "lbfgs"
-    assert resolve_solver("auto", 640, 4096, 1) == "newton"
-    assert resolve_solver("auto", 30, 20, 100) == "newton"
-    with pytest.raises(ValueError, match="solver must be one of"):
-        resolve_solver("sgd", 10, 10, 1)
+    assert Auto().resolve(640, 4096, 100) == LBFGS()
+    assert Auto().resolve(640, 4096, 1) == Newton()
+    assert Auto().resolve(30, 20, 100) == Newton()
+    assert Auto().resolve(65, 65, 2) == LBFGS() and Auto().resolve(64, 4096, 2) == Newton()
+    tight = Auto(Newton(tol=1e-9), LBFGS(max_iter=50))
+    assert tight.resolve(640, 4096, 100) == LBFGS(max_iter=50)
+    assert tight.resolve(640, 4096, 1) == Newton(tol=1e-9)
+    assert resolve_solver(Newton(), 640, 4096, 100) == Newton()
+    assert resolve_solver(LBFGS(), 10, 10, 1) == LBFGS()
+    for bad in ("auto", "newton", "sgd", None):
+        with pytest.raises(TypeError, match=r"Newton\(...\), LBFGS\(...\) or Auto\(...\)"):
+            resolve_solver(bad, 10, 10, 1)
+
+
+def test_solver_specs_validate_hash_and_describe():
+    """The defaults are today's (tol: the precision's; Newton 100 steps, L-BFGS 1000);
+    bad values name the field; equal specs hash equal (one compiled program); a string
+    is refused with the classes named; the core refuses Auto (it cannot see the grid)."""
+    import json
+
+    assert (Newton().tol, Newton().max_iter, LBFGS().tol, LBFGS().max_iter) == (
+        None,
+        100,
+        None,
+        1000,
+    )
+    for make, field, bad in [
+        (Newton, "tol", 0.0),
+        (Newton, "tol", float("nan")),
+        (LBFGS, "tol", "1e-5"),
+        (Newton, "max_iter", 0),
+        (LBFGS, "max_iter", 2.5),
+        (LBFGS, "max_iter", True),
+    ]:
+        with pytest.raises(ValueError, match=rf"{make.__name__}\.{field} must be"):
+            make(**{field: bad})
+    with pytest.raises(ValueError, match=r"Auto\.newton must be a Newton"):
+        Auto(newton=LBFGS())
+    with pytest.raises(ValueError, match=r"Auto\.lbfgs must be a LBFGS"):
+        Auto(lbfgs="lbfgs")
+    assert hash(Newton(tol=1e-3)) == hash(Newton(tol=1e-3)) and Newton(tol=1e-3) != LBFGS(tol=1e-3)
+    assert {Auto(): 1}[Auto()] == 1
+    desc = Auto(lbfgs=LBFGS(tol=1e-8)).describe()
+    assert desc == {
+        "Auto": {
+            "newton": {"Newton": {"tol": None, "max_iter": 100}},
+            "lbfgs": {"LBFGS": {"tol": 1e-8, "max_iter": 1000}},
+        }
+    }
+    assert json.loads(json.dumps(desc, sort_keys=True)) == desc
+    X, y = planted_problem(6, 20, 5)
+    for bad in ("auto", "newton", "lbfgs"):
+        with pytest.raises(TypeError, match="Newton.*LBFGS.*Auto"):
+            pj.solvers.fit_ridge_logistic(X, y, 1.0, solver=bad)
+        with pytest.raises(TypeError, match="Newton.*LBFGS.*Auto"):
+            pj.solvers.ridge_logistic_path(X, y, np.ones(3), solver=bad)
+    ypm = jnp.where(jnp.asarray(y) > 0, 1.0, -1.0)
+    with pytest.raises(TypeError, match="resolve Auto"):
+        pj.solvers.solve_ridge_logistic(jnp.asarray(X), ypm, 1.0, solver=Auto())
 
 
 def test_bad_inputs_are_named():
@@ -213,7 +268,7 @@ def test_float32_path_keeps_small_directions(shape):
     teacher = Q @ (rng.standard_normal(k) / scales)  # every direction carries signal
     y = np.where(X @ teacher + rng.standard_normal(n) * np.linalg.norm(teacher) * 0.01 > 0, 1, -1)
     lams = np.array([1e-2, 1e-3])
-    path = pj.solvers.ridge_logistic_path(X.astype(np.float32), y, lams, solver="lbfgs")
+    path = pj.solvers.ridge_logistic_path(X.astype(np.float32), y, lams, solver=LBFGS())
     assert bool(np.all(np.asarray(path.converged)))
     for i, lam in enumerate(lams):
         ref = LogisticRegression(C=1 / lam, tol=1e-12, max_iter=100_000).fit(X, y)
@@ -230,7 +285,7 @@ def test_warm_start_reaches_the_cold_solution():
     is not finite is dropped; the representer form ignores the start."""
     from probejax.solvers._ridge_logistic import solve_ridge_logistic
 
-    solve = jax.jit(lambda X, y, init: solve_ridge_logistic(X, y, 0.5, solver="newton", init=init))
+    solve = jax.jit(lambda X, y, init: solve_ridge_logistic(X, y, 0.5, solver=Newton(), init=init))
     for n, d, warm_fewer in ((300, 40, True), (40, 80, False)):
         X, y = planted_problem(7, n, d)
         X, y = jnp.asarray(X, jnp.float32), jnp.asarray(np.where(y > 0, 1.0, -1.0), jnp.float32)

@@ -6,16 +6,9 @@ Minimises :math:`F(w,b) = \sum_i \log(1 + e^{-y_i(w^\top x_i + b)}) + \frac{\lam
 (quasi-)Newton decrement estimate of :math:`(F - F^*)/F` is below ``tol``
 (:func:`probejax.solvers._logistic.tolerance_met`).
 
-Solvers (``solver=``):
-
-- ``"newton"``: damped Newton with an exact line search; representer form
-  (:math:`n\times n` Cholesky per step) when :math:`n < d`, primal
-  (:math:`d \times d`) otherwise. Quadratic convergence, robust at tiny ridge.
-- ``"lbfgs"``: L-BFGS on the eigen-reduced design with a Jacobi preconditioner; one
-  eigendecomposition shared by every grid point, then two :math:`O(n\min(n,d))`
-  products per iteration. The fast choice for grids.
-- ``"auto"``: ``"lbfgs"`` for grids of more than one point when
-  :math:`\min(n, d) > 64`, else ``"newton"``.
+The solver is an object (:mod:`probejax.solvers._solver_specs`): ``Newton(tol,
+max_iter)``, ``LBFGS(tol, max_iter)``, or ``Auto()``, which takes its L-BFGS for grids
+of more than one point when :math:`\min(n, d) > 64` and its Newton otherwise.
 
 Separable data at a tiny ridge give large-norm solutions: every solver stays finite
 and reports ``converged=False`` when ``max_iter`` is reached first.
@@ -30,21 +23,18 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from ..core._checks import as_float_matrix, as_pm1_labels, check_lams
-from ._design import reduce_design
-from ._lbfgs import lbfgs_path, lbfgs_solve
 from ._logistic import RidgeLogisticSolution
-from ._newton import newton_form, newton_solve
-
-SOLVERS = ("auto", "newton", "lbfgs")
+from ._solver_specs import LBFGS, Auto, Newton, Solver, check_solver, resolve_solver
 
 
-def default_tol(dtype) -> float:
-    """Relative gradient tolerance by precision: 1e-5 in float32, 1e-10 in float64."""
-    return 1e-10 if jnp.dtype(dtype) == jnp.float64 else 1e-5
-
-
-def default_max_iter(solver: str) -> int:
-    return 100 if solver == "newton" else 1000
+def _concrete(solver) -> Newton | LBFGS:
+    if isinstance(check_solver(solver), Auto):
+        raise TypeError(
+            "solve_ridge_logistic and solve_ridge_logistic_path need Newton(...) or "
+            "LBFGS(...); resolve Auto() first with solver.resolve(n, d, grid_size), or "
+            "call fit_ridge_logistic / ridge_logistic_path."
+        )
+    return solver
 
 
 def solve_ridge_logistic(
@@ -53,36 +43,30 @@ def solve_ridge_logistic(
     lam: Float[Array, ""],
     *,
     fit_intercept: bool = True,
-    solver: str = "newton",
-    tol: float | None = None,
-    max_iter: int | None = None,
+    solver: Newton | LBFGS = Newton(),
     gram: Float[Array, "n n"] | None = None,
     init: tuple[Float[Array, " d"], Float[Array, ""]] | None = None,
 ) -> RidgeLogisticSolution:
-    """The traceable core: one fit, no input checks. ``y`` must be +-1 floats.
+    r"""The traceable core: one fit, no input checks. ``y`` must be +-1 floats.
 
     Compose it with ``jax.vmap``/``jax.jit`` freely; under ``vmap`` over ``lam`` the
-    Gram matrix or eigendecomposition of ``X`` is computed once. ``solver`` is
-    ``"newton"`` or ``"lbfgs"`` (``"auto"`` is resolved by the callers that know the
-    grid size). ``gram``: optionally :math:`XX^\top`, precomputed (used when ``n < d``).
-    ``init``: a warm start ``(w, b)``, e.g. the solution of a nearby problem; Newton in
-    the primal form (``n >= d``) starts there, the other forms start from zero. The
-    stopping rule does not depend on the start.
+    Gram matrix or eigendecomposition of ``X`` is computed once.
+
+    **Arguments:**
+
+    - ``X``, ``y``, ``lam``: the problem (``lam`` may be traced).
+    - ``fit_intercept``: fit an unpenalised intercept.
+    - ``solver``: a :class:`~probejax.solvers.Newton` or :class:`~probejax.solvers.LBFGS`
+      (an :class:`~probejax.solvers.Auto` is resolved by the callers that know the grid
+      size).
+    - ``gram``: optionally :math:`XX^\top`, precomputed (used when ``n < d``).
+    - ``init``: a warm start ``(w, b)``, e.g. the solution of a nearby problem; Newton
+      in the primal form (``n >= d``) starts there, the other forms start from zero.
+      The stopping rule does not depend on the start.
+
+    **Returns:** a :class:`RidgeLogisticSolution`.
     """
-    if solver not in ("newton", "lbfgs"):
-        raise ValueError(f"solver must be 'newton' or 'lbfgs' here, got {solver!r}.")
-    tol = default_tol(X.dtype) if tol is None else tol
-    max_iter = default_max_iter(solver) if max_iter is None else max_iter
-    if solver == "newton":
-        form = newton_form(X, gram)
-        theta = None if init is None else form.coordinates(init[0])
-        start = None if theta is None else (theta, init[1])
-        return newton_solve(
-            form, y, lam, fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, init=start
-        )
-    return lbfgs_solve(
-        reduce_design(X, gram), y, lam, fit_intercept=fit_intercept, tol=tol, max_iter=max_iter
-    )
+    return _concrete(solver).solve(X, y, lam, fit_intercept=fit_intercept, gram=gram, init=init)
 
 
 def solve_ridge_logistic_path(
@@ -91,58 +75,31 @@ def solve_ridge_logistic_path(
     lams: Float[Array, " L"],
     *,
     fit_intercept: bool = True,
-    solver: str = "newton",
-    tol: float | None = None,
-    max_iter: int | None = None,
+    solver: Newton | LBFGS = Newton(),
     gram: Float[Array, "n n"] | None = None,
 ) -> RidgeLogisticSolution:
     """The traceable core of a grid (leading axis ``len(lams)`` on every field).
 
-    ``"newton"``: :func:`solve_ridge_logistic` vmapped over ``lams`` (one Gram matrix).
-    ``"lbfgs"``: one reduced design for the grid, then the warm-started continuation
+    ``Newton``: :func:`solve_ridge_logistic` vmapped over ``lams`` (one Gram matrix).
+    ``LBFGS``: one reduced design for the grid, then the warm-started continuation
     :func:`probejax.solvers._lbfgs.lbfgs_path`. Every ridge has the stopping rule of a
-    single fit.
+    single fit. Arguments as :func:`solve_ridge_logistic`.
     """
-    if solver == "lbfgs":
-        tol = default_tol(X.dtype) if tol is None else tol
-        max_iter = default_max_iter(solver) if max_iter is None else max_iter
-        return lbfgs_path(
-            reduce_design(X, gram), y, lams, fit_intercept=fit_intercept, tol=tol, max_iter=max_iter
-        )
-    one = partial(
-        solve_ridge_logistic,
-        fit_intercept=fit_intercept,
-        solver=solver,
-        tol=tol,
-        max_iter=max_iter,
-        gram=gram,
-    )
-    return jax.vmap(lambda lam: one(X, y, lam))(lams)
+    return _concrete(solver).path(X, y, lams, fit_intercept=fit_intercept, gram=gram)
 
 
-def resolve_solver(solver: str, n: int, d: int, grid_size: int) -> str:
-    if solver not in SOLVERS:
-        raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}.")
-    if solver != "auto":
-        return solver
-    return "lbfgs" if grid_size > 1 and min(n, d) > 64 else "newton"
+@partial(jax.jit, static_argnames=("fit_intercept", "solver"))
+def _fit_jit(X, y, lam, *, fit_intercept, solver):
+    return solve_ridge_logistic(X, y, lam, fit_intercept=fit_intercept, solver=solver)
 
 
-@partial(jax.jit, static_argnames=("fit_intercept", "solver", "tol", "max_iter"))
-def _fit_jit(X, y, lam, *, fit_intercept, solver, tol, max_iter):
-    return solve_ridge_logistic(
-        X, y, lam, fit_intercept=fit_intercept, solver=solver, tol=tol, max_iter=max_iter
-    )
-
-
-@partial(jax.jit, static_argnames=("fit_intercept", "solver", "tol", "max_iter"))
-def _path_jit(X, y, lams, *, fit_intercept, solver, tol, max_iter):
-    return solve_ridge_logistic_path(
-        X, y, lams, fit_intercept=fit_intercept, solver=solver, tol=tol, max_iter=max_iter
-    )
+@partial(jax.jit, static_argnames=("fit_intercept", "solver"))
+def _path_jit(X, y, lams, *, fit_intercept, solver):
+    return solve_ridge_logistic_path(X, y, lams, fit_intercept=fit_intercept, solver=solver)
 
 
 def _checked(X, y, lams, name, solver, *, scalar):
+    solver = check_solver(solver)
     X = as_float_matrix(X)
     y, _ = as_pm1_labels(y, X.shape[0])
     lams = check_lams(lams, name, scalar=scalar)
@@ -151,14 +108,7 @@ def _checked(X, y, lams, name, solver, *, scalar):
 
 
 def fit_ridge_logistic(
-    X,
-    y,
-    lam,
-    *,
-    fit_intercept: bool = True,
-    solver: str = "auto",
-    tol: float | None = None,
-    max_iter: int | None = None,
+    X, y, lam, *, fit_intercept: bool = True, solver: Solver = Auto()
 ) -> RidgeLogisticSolution:
     """Fit one ridge-logistic model.
 
@@ -167,37 +117,32 @@ def fit_ridge_logistic(
     - ``X``: activations, shape ``(n, d)``, finite.
     - ``y``: two-class labels, shape ``(n,)``; the larger value is the positive class.
     - ``lam``: ridge strength > 0 (scikit-learn ``C = 1/lam``).
-    - ``fit_intercept``, ``solver``, ``tol`` (relative gradient norm; default 1e-5 in
-      float32, 1e-10 in float64), ``max_iter``.
+    - ``fit_intercept``: fit an unpenalised intercept.
+    - ``solver``: :class:`~probejax.solvers.Newton`, :class:`~probejax.solvers.LBFGS`
+      or :class:`~probejax.solvers.Auto` (Newton for one fit), each with its ``tol``
+      (relative gradient norm; ``None``: 1e-5 in float32, 1e-10 in float64) and
+      ``max_iter``.
 
     **Returns:** a :class:`RidgeLogisticSolution`.
     """
     X, y, lam, solver = _checked(X, y, lam, "lam", solver, scalar=True)
-    return _fit_jit(
-        X, y, lam, fit_intercept=fit_intercept, solver=solver, tol=tol, max_iter=max_iter
-    )
+    return _fit_jit(X, y, lam, fit_intercept=fit_intercept, solver=solver)
 
 
 def ridge_logistic_path(
-    X,
-    y,
-    lams,
-    *,
-    fit_intercept: bool = True,
-    solver: str = "auto",
-    tol: float | None = None,
-    max_iter: int | None = None,
+    X, y, lams, *, fit_intercept: bool = True, solver: Solver = Auto()
 ) -> RidgeLogisticSolution:
     """Fit the whole grid ``lams`` (1-D, each > 0) in one vmapped, jit-compiled call.
 
-    Same arguments as :func:`fit_ridge_logistic`; every field of the returned
-    :class:`RidgeLogisticSolution` has a leading axis of length ``len(lams)``. A new grid
-    of the same length reuses the compiled program.
+    **Arguments:** as :func:`fit_ridge_logistic`, with ``lams`` for ``lam``
+    (:class:`~probejax.solvers.Auto` takes L-BFGS for grids when
+    :math:`\\min(n, d) > 64`).
+
+    **Returns:** a :class:`RidgeLogisticSolution` whose every field has a leading axis
+    of length ``len(lams)``. A new grid of the same length reuses the compiled program.
     """
     X, y, lams, solver = _checked(X, y, lams, "lams", solver, scalar=False)
-    return _path_jit(
-        X, y, lams, fit_intercept=fit_intercept, solver=solver, tol=tol, max_iter=max_iter
-    )
+    return _path_jit(X, y, lams, fit_intercept=fit_intercept, solver=solver)
 
 
 def lams_from_C(C) -> jax.Array:
