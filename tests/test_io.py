@@ -1,21 +1,24 @@
-"""The results hash: config and code version in, output paths out."""
+"""The results hash: config and explicit identity in; output paths and code out."""
 
 import probejax.io._results as results
 from probejax.io import code_version, config_hash
 
 
-def test_hash_changes_with_the_code_and_not_with_output_paths(monkeypatch):
+def test_hash_is_the_config_and_identity_not_the_code_nor_output_paths(monkeypatch):
     cfg = {"target": "t", "lams": [0.1, 1.0], "results_dir": "a"}
     h = config_hash(cfg)
     assert config_hash({**cfg, "results_dir": "elsewhere", "figures_dir": "f"}) == h
     assert config_hash({**cfg, "lams": [0.1, 2.0]}) != h
+    # the explicit version of the computation is part of the identity
+    assert config_hash(cfg, version=1) != h
+    assert config_hash(cfg, version=2) != config_hash(cfg, version=1)
+    assert config_hash(cfg, version=1) == config_hash(dict(reversed(cfg.items())), version=1)
     real = code_version()
     assert len(real["source"]) == 64 and real["probejax"]
-    monkeypatch.setattr(results, "code_version", lambda: {**real, "source": "0" * 64})
-    assert config_hash(cfg) != h
-    # the commit is provenance only: a commit that leaves the code alone keeps results
-    monkeypatch.setattr(results, "code_version", lambda: {**real, "git": "another commit"})
-    assert config_hash(cfg) == h
+    # the source digest, release and commit are provenance only: never hashed
+    for fake in ({"source": "0" * 64}, {"git": "another commit"}, {"probejax": "9.9"}):
+        monkeypatch.setattr(results, "code_version", lambda fake=fake: {**real, **fake})
+        assert config_hash(cfg) == h
 
 
 def test_progress_bar_lines_and_terminal(capsys, monkeypatch):

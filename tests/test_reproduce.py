@@ -12,6 +12,7 @@ from probejax.cli import app
 FIGURES = ("accuracy", "cosine", "stability", "optimal_lam", "phase")
 RESULT_KEYS = {"target", "config", "config_hash", "created", "versions", "curves",
                "simulation", "stability", "optimal", "phase", "summary", "timing_s"}  # fmt: skip
+COMPUTED = {"curves", "simulation", "stability", "optimal", "phase", "summary", "timing_s"}
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,8 @@ def test_quick_run_writes_results_and_figures(quick_run):
     res = json.loads(path.read_text())
     assert RESULT_KEYS <= res.keys()
     config = rp.load_config("theory", quick=True)
-    assert res["config_hash"] == rp.config_hash(config)
+    assert res["config_hash"] == rp.target_hash("theory", config)
+    assert res["version"] == rp.runner_version("theory")
     assert res["config"]["results_dir"] == str(out / "results" / "theory")
     # Sanity of the numbers, not their precision (the quick grids are tiny).
     assert all(all(row) for row in res["curves"]["converged"])
@@ -74,6 +76,41 @@ def test_stale_hash_or_force_recomputes(quick_run, monkeypatch):
     assert rp.run_target("theory", **kw).reused
     assert not rp.run_target("theory", force=True, **kw).reused
     assert len(calls) == 2
+
+
+def test_source_edit_reuses_and_version_bump_recomputes(quick_run, monkeypatch):
+    """The real quick results: a changed source digest (what a docstring edit changes)
+    keeps them; a bumped runner VERSION recomputes, and the old VERSION reuses again."""
+    import probejax.io._results as results
+    import probejax.reproduce._theory as runner
+
+    out, _, _ = quick_run
+    path = out / "results" / "theory" / "results.json"
+    stored = json.loads(path.read_text())
+    kw = dict(quick=True, results_dir=out / "results" / "theory", figures_dir=out / "figures")
+    real = results.code_version()
+    edited = lambda: {**real, "source": "0" * 64, "git": "uncommitted edit"}
+    monkeypatch.setattr(results, "code_version", edited)
+    monkeypatch.setattr(rp, "code_version", edited)
+    monkeypatch.setattr(runner, "plot", lambda results_path, figures_dir: [])
+    calls = []
+
+    def fake_compute(config, log):
+        calls.append(config)
+        return {k: stored[k] for k in COMPUTED}
+
+    monkeypatch.setattr(runner, "compute", fake_compute)
+    assert rp.run_target("theory", **kw).reused and not calls
+    assert json.loads(path.read_text()) == stored
+    monkeypatch.setattr(runner, "VERSION", runner.VERSION + 1)
+    assert not rp.run_target("theory", **kw).reused and len(calls) == 1
+    bumped = json.loads(path.read_text())
+    assert bumped["version"] == runner.VERSION and bumped["config_hash"] != stored["config_hash"]
+    assert bumped["versions"]["code"]["source"] == "0" * 64  # provenance, recorded
+    assert rp.run_target("theory", **kw).reused and len(calls) == 1
+    monkeypatch.setattr(runner, "VERSION", runner.VERSION - 1)
+    assert not rp.run_target("theory", **kw).reused and len(calls) == 2
+    assert json.loads(path.read_text())["config_hash"] == stored["config_hash"]
 
 
 def test_unknown_target_and_missing_experiments(tmp_path, monkeypatch):

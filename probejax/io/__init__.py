@@ -1,6 +1,7 @@
-"""Infrastructure at the bottom of the package: atomic writes, results hashing that
-includes the code version, the user cache folder and the persistent cache of compiled
-programs. Nothing here imports the rest of probejax."""
+"""Infrastructure at the bottom of the package: atomic writes, results identities (a
+hash of the config and an explicit computation version, never of the source; the code
+version is recorded for provenance only), the user cache folder and the persistent cache
+of compiled programs. Nothing here imports the rest of probejax."""
 
 from ._atomic import atomic_write as atomic_write, write_npz_atomic as write_npz_atomic
 from ._compile_cache import (

@@ -1,11 +1,20 @@
 """Results files: JSON with the config and its hash, written atomically.
 
-A results file is ``{"target", "config", "config_hash", ...}``. Its hash is the SHA-256
-of the config's canonical JSON without the output paths (``results_dir``,
-``figures_dir``), together with the code version (:func:`code_version`: the package
-version and a digest of its source files), so moving the outputs does not invalidate a
-result, and changing any computed value or the code does. Arrays are stored as nested lists; non-finite numbers as
-``null`` (strict JSON), read back as NaN by ``np.asarray(x, float)``.
+A result's identity is what it computes, never the text of the code that computed it:
+
+- :func:`config_hash` is the SHA-256 of the canonical JSON (sorted keys, no spaces) of
+  ``{"config": config, **identity}``, with the config's output paths (``results_dir``,
+  ``figures_dir``) removed, so moving the outputs keeps a result valid and changing any
+  computed value invalidates it. ``identity`` names the computation and its explicit
+  version, bumped by hand when the computation changes (the reproduction targets pass
+  ``target=`` and ``version=``, the sweeps put a version string such as
+  ``"probe_sweep/3"`` into their config). Nothing from the source enters it: editing a
+  docstring or a comment, or a commit that leaves the numbers alone, keeps every result.
+- :func:`code_version` (package version, source digest, git commit) is recorded next to
+  a result for provenance only and never compared.
+
+Arrays are stored as nested lists; non-finite numbers as ``null`` (strict JSON), read
+back as NaN by ``np.asarray(x, float)``.
 """
 
 from __future__ import annotations
@@ -28,13 +37,13 @@ OUTPUT_KEYS = ("results_dir", "figures_dir")
 
 @functools.cache
 def code_version() -> dict:
-    """What identifies the code that computes a result: ``{"probejax": version,
+    """Provenance of the code that computed a result: ``{"probejax": version,
     "source": SHA-256 of the package's ``.py`` files (paths and contents),
     "git": the checkout's commit or None}``.
 
-    The source digest changes exactly when the package's code does (a commit that only
-    touches the README or the figures keeps old results valid; an uncommitted edit of
-    the code does not), with or without git; the commit is recorded for provenance.
+    Recorded in results files and sweep manifests so a result can be traced to its
+    code; never part of a hash and never compared (a result's identity is its config
+    and its computation's explicit version, :func:`config_hash`).
     """
     try:
         version = importlib.metadata.version("probejax")
@@ -59,13 +68,21 @@ def code_version() -> dict:
     return {"probejax": version, "source": h.hexdigest(), "git": commit}
 
 
-def config_hash(config: dict) -> str:
-    """SHA-256 (hex) of the config's canonical JSON, output paths excluded, with the
-    :func:`code_version`."""
+def config_hash(config: dict, /, **identity: Any) -> str:
+    """The identity of a result (module docstring).
+
+    **Arguments:**
+
+    - ``config``: JSON-able dict of everything the result depends on; its top-level
+      output paths (``results_dir``, ``figures_dir``) are left out.
+    - ``identity``: JSON-able values naming the computation, e.g. ``target="theory",
+      version=1``; hashed next to the config.
+
+    **Returns:** the SHA-256 (hex) of the canonical JSON of ``{"config": config without
+    output paths, **identity}``. No source text, package version or commit enters it.
+    """
     core = {k: v for k, v in config.items() if k not in OUTPUT_KEYS}
-    code = {k: v for k, v in code_version().items() if k != "git"}
-    core = {"config": core, "code": code}
-    text = json.dumps(jsonable(core), sort_keys=True, separators=(",", ":"))
+    text = json.dumps(jsonable({"config": core, **identity}), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
 

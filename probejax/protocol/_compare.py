@@ -9,7 +9,8 @@ stratified ``drop`` fraction of train_sub + val, re-splitting and refitting; mea
 pairwise :math:`|\cos|` and signed cosine of the concept vectors) is measured on the
 chosen layers. Every (estimator, layer) runs through the one layer engine
 (:func:`probejax.protocol.sweep_layers`), so with a ``directory`` an interrupted
-comparison resumes and a changed estimator, split or code version is recomputed.
+comparison resumes (also after edits of docstrings or comments: no source text enters
+the store's hash) and a changed estimator, split or ``COMPARE_VERSION`` is recomputed.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ from ._evaluate import (
 from ._specs import SplitSpec, StabilitySpec
 from ._splits import Splits
 
+# The computation's version in every store's hash: bump it by hand when what a fit or
+# stability cell returns changes.
 COMPARE_VERSION = "compare/1"
 
 

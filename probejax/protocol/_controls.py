@@ -53,6 +53,8 @@ from ._evaluate import check_inputs, evaluate_on, fit_key
 from ._specs import ControlsSpec, SplitSpec
 from ._splits import Splits, check_splits, protocol_splits
 
+# The computation's version in the store's hash: bump it by hand when what a layer's
+# controls return changes.
 CONTROLS_VERSION = "controls/1"
 
 

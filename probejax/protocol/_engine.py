@@ -5,8 +5,10 @@ layers are read when it runs) or a list of per-layer ``(n, d)`` arrays. Each lay
 a cell of a ``layer`` shard axis (more shard axes, e.g. seeds, may follow); the
 function of one cell is compiled once and run chunk by chunk, each chunk written to a
 results store keyed by the config hash, so an interrupted sweep resumes and a changed
-estimator, split or code version never reuses old results. With ``directory=None`` the
-store is a temporary folder removed afterwards.
+estimator, split or computation version (the caller's ``config``, e.g.
+``PROBE_SWEEP_VERSION``, bumped by hand; no source text enters the hash) never reuses
+old results. With ``directory=None`` the store is a temporary folder removed
+afterwards.
 """
 
 from __future__ import annotations

@@ -2,10 +2,20 @@
 
 Each target has a Python config under ``experiments/`` at the repository root (the
 parent of the ``probejax`` package directory) exposing ``get_config(quick) -> dict``,
-and a runner module exposing ``compute(config, log) -> dict`` and
+and a runner module exposing ``VERSION`` (an int), ``compute(config, log) -> dict`` and
 ``plot(results_path, figures_dir) -> list[Path]``. :func:`run_target` writes
-``<results_dir>/results.json`` (the config, its hash and the computed numbers; reused
-when the hash matches unless ``force``) and then the figures.
+``<results_dir>/results.json`` (the config, its hash and the computed numbers) and then
+the figures.
+
+A results file is reused exactly when its ``config_hash`` equals :func:`target_hash`:
+the SHA-256 of ``{config (output paths excluded), target name, runner VERSION}``
+(:func:`probejax.io.config_hash`). The runner's ``VERSION`` is bumped by hand whenever
+its computation changes what it writes; nothing from the source text enters the hash,
+so editing a docstring or a comment reuses the results, and ``force`` recomputes
+regardless. The sweep stores a runner fills carry their own versions
+(``PROBE_SWEEP_VERSION``, ``COMPARE_VERSION``, ...), bumped with the library
+computation they store. The package version, source digest and git commit are written
+under ``versions.code`` for provenance, never compared.
 """
 
 from __future__ import annotations
@@ -19,12 +29,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..io._results import (
-    code_version,
-    config_hash as config_hash,
-    read_results,
-    write_json_atomic,
-)
+from ..io._results import code_version, config_hash, read_results, write_json_atomic
 from ._sweeps import (
     optimal_curve as optimal_curve,
     overlap_stability as overlap_stability,
@@ -133,6 +138,25 @@ def _resolve(p: str | Path) -> Path:
     return p if p.is_absolute() else repo_root() / p
 
 
+def runner_version(name: str) -> int:
+    """The explicit ``VERSION`` of target ``name``'s runner module (module docstring)."""
+    module = importlib.import_module(TARGETS[name].runner)
+    version = getattr(module, "VERSION", None)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise TypeError(
+            f"runner {TARGETS[name].runner} of target {name!r} must define VERSION, a "
+            f"positive int bumped when its computation changes; got {version!r}."
+        )
+    return version
+
+
+def target_hash(name: str, config: dict) -> str:
+    """What identifies target ``name``'s results for ``config``: the SHA-256 of
+    ``{"config": config without output paths, "target": name, "version": the runner's
+    VERSION}`` (:func:`probejax.io.config_hash`; no source text enters it)."""
+    return config_hash(config, target=name, version=runner_version(name))
+
+
 def run_target(
     name: str,
     *,
@@ -145,7 +169,7 @@ def run_target(
     """Compute (or reuse) target ``name``'s results file, then draw its figures.
 
     **Arguments:** ``quick`` (the config's smoke-test variant), ``force`` (recompute
-    even when a results file with the same config hash exists), ``results_dir`` and
+    even when a results file with the same :func:`target_hash` exists), ``results_dir`` and
     ``figures_dir`` overriding the config's (relative paths are from the repository
     root), ``log`` for progress lines.
 
@@ -158,16 +182,20 @@ def run_target(
     if figures_dir is not None:
         config["figures_dir"] = str(figures_dir)
     path = _resolve(config["results_dir"]) / "results.json"
-    digest = config_hash(config)
+    version = runner_version(name)
+    digest = target_hash(name, config)
     old = None if force else read_results(path)
     reused = old is not None and old.get("config_hash") == digest
     runner = importlib.import_module(TARGETS[name].runner)
     if reused:
-        log(f"reusing {path} (same config hash {digest[:12]}; --force recomputes)")
+        log(f"reusing {path} (same config, version {version}: {digest[:12]}; --force recomputes)")
     else:
         import jax
 
-        log(f"computing target {name!r}{' (quick)' if quick else ''}, config hash {digest[:12]}")
+        log(
+            f"computing target {name!r}{' (quick)' if quick else ''}, version {version}, "
+            f"hash {digest[:12]}"
+        )
         results = runner.compute(config, log=log)
         write_json_atomic(
             path,
@@ -175,6 +203,7 @@ def run_target(
                 "target": name,
                 "config": config,
                 "config_hash": digest,
+                "version": version,
                 "created": datetime.now(UTC).isoformat(timespec="seconds"),
                 "compute_seconds": round(time.perf_counter() - t0, 1),
                 "versions": {

@@ -16,6 +16,11 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+# The computation's version, bumped by hand whenever what compute() writes changes (its
+# own code or the library code it calls); the results file is keyed by it and the config
+# (probejax.reproduce.target_hash), never by the source text.
+VERSION = 2
+
 __all__ = ["compute", "headline", "plot"]
 
 

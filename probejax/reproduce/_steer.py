@@ -37,6 +37,11 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
+# The computation's version, bumped by hand whenever what compute() writes changes (its
+# own code or the library code it calls); the results file is keyed by it and the config
+# (probejax.reproduce.target_hash), never by the source text.
+VERSION = 2
+
 __all__ = ["compute", "plot", "steering_grid"]
 
 

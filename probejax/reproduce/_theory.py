@@ -42,6 +42,11 @@ from ._sweeps import (
 )
 from ._theory_plot import plot as plot
 
+# The computation's version, bumped by hand whenever what compute() writes changes (its
+# own code or the library code it calls); the results file is keyed by it and the config
+# (probejax.reproduce.target_hash), never by the source text.
+VERSION = 1
+
 __all__ = ["compute", "headline", "plot"]
 
 

@@ -51,6 +51,11 @@ from ..estimators import LogisticRidge, get_estimator
 from ..protocol import StabilitySpec, evaluate, protocol_splits, stability
 from ..theory._layer import mixture_curves, pool_overlap, predict_raptor
 
+# The computation's version, bumped by hand whenever what compute() writes changes (its
+# own code or the library code it calls); the results file is keyed by it and the config
+# (probejax.reproduce.target_hash), never by the source text.
+VERSION = 2
+
 __all__ = ["compute", "load_layer", "plot"]
 
 

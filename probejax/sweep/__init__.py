@@ -3,9 +3,11 @@ the infrastructure every layer, seed and theory sweep runs on.
 
 Declare the grid (:class:`Axis`, :class:`Grid`), write the function for one cell, and
 :func:`run_sweep` runs it in chunks sharded over the local devices, each chunk written
-to a results store (:class:`SweepStore`) keyed by the config hash (which includes the
-probejax version and git commit), so an interrupted sweep resumes where it stopped and
-a changed config or code never reuses old results. Ready-made sweeps live above this
+to a results store (:class:`SweepStore`) keyed by the config hash (grid, data, config,
+precision; the config carries the computation's explicit version, bumped by hand when
+the function changes, and no source text enters the hash), so an interrupted sweep
+resumes where it stopped, also after a docstring edit, and a changed config or version
+never reuses old results. Ready-made sweeps live above this
 package: :func:`probejax.protocol.probe_sweep` (any estimator over layers x seeds),
 :func:`probejax.protocol.path_sweep` and :func:`probejax.theory.theory_sweep`;
 :func:`initialize_multihost` joins several processes. Example::
@@ -18,7 +20,7 @@ package: :func:`probejax.protocol.probe_sweep` (any estimator over layers x seed
     grid = Grid([Axis("layer", X_layers), Axis("seed", [0, 1, 2]),
                  Axis("lam", lams, kind="vmap")])
     res = run_sweep(fn, grid, "results/my_sweep", data={"y": y},
-                    config={"solver": "lbfgs", "version": 1},
+                    config={"sweep": "my_sweep/1", "solver": "lbfgs"},
                     execution=Execution(memory_budget_bytes=8 * 2**30))
     res.values["acc"].shape  # (layers, 3, len(lams))
 """

@@ -7,8 +7,10 @@ whole axis; ``data`` is a pytree of arrays shared by all cells (labels, a fixed 
 The runner
 
 1. hashes the grid (values by content), the data, the user ``config`` and the
-   precision into the config hash, and opens the results store with it
-   (:class:`probejax.sweep.SweepStore`: another config in the directory is an error);
+   precision into the config hash (:func:`probejax.io.config_hash` of
+   :func:`sweep_description`; nothing from the source), and opens the results store
+   with it (:class:`probejax.sweep.SweepStore`: another config in the directory is an
+   error);
 2. picks the cells per device from the memory budget (:mod:`._memory`) and compiles
    one program: ``jax.shard_map`` over a 1-D mesh of the local devices, each device
    running ``vmap`` (or ``lax.map``) of ``fn`` over its block of cells;
@@ -22,9 +24,13 @@ Cells are independent, so the results do not depend on the number of devices or 
 chunk size (up to floating-point reassociation inside batched kernels). With several
 processes (:mod:`._distributed`), chunk ``i`` belongs to process ``i mod P``.
 
-The config hash cannot see inside ``fn``: settings that change its output and are not
-array values of the grid or the data belong in ``config`` (the built-in sweeps put
-theirs there).
+The config hash cannot see inside ``fn``, and it does not read the source either:
+settings that change its output and are not array values of the grid or the data belong
+in ``config``, together with an explicit version of the computation, bumped by hand
+whenever ``fn`` changes what it returns (the built-in sweeps put e.g.
+``{"sweep": "probe_sweep/3", ...}`` there). Editing a docstring or a comment therefore
+resumes a store; a bumped version is another config (:class:`StoreMismatchError` in
+the same directory).
 """
 
 from __future__ import annotations
@@ -260,7 +266,9 @@ def run_sweep(
       :class:`SweepStore`). Every process of a multi-process sweep gives the same one.
     - ``data``: pytree of arrays shared by every cell (replicated on every device).
     - ``config``: JSON-able dict of everything else that determines ``fn``'s output
-      (solver settings, a code version); it enters the config hash.
+      (solver settings, and the computation's explicit version, e.g. ``{"sweep":
+      "my_sweep/1"}``, bumped by hand when ``fn`` changes); it enters the config hash,
+      the source text does not.
     - ``execution``: how the cells are laid out on the devices and reported
       (:class:`~probejax.sweep.Execution`: cells per device or a memory budget, the
       mesh, ``"map"`` or ``"vmap"`` of a device's cells, progress); it never enters

@@ -3,16 +3,22 @@
 Layout of ``directory``:
 
 - ``manifest.json``: ``{"format", "config_hash", "description", "n_cells",
-  "cell_shape", "leaves"}``, written atomically when the store is created. The
-  description (grid, data, user config, precision) is what was hashed.
+  "cell_shape", "leaves", "code"}``, written atomically when the store is created. The
+  description (grid, data, user config with the computation's explicit version,
+  precision) is what was hashed; ``code`` (:func:`probejax.io.code_version`: package
+  version, source digest, git commit) is provenance only and never compared.
 - ``chunk-<first cell>.npz``: the cells one chunk finished, written atomically
   (temporary file, fsync, ``os.replace``): ``cells`` (flat cell indices),
   ``config_hash``, and ``leaf_<i>`` of shape ``(len(cells),) + leaf shape`` for every
   output leaf ``i`` of the manifest.
 
-One directory holds the results of one config only: opening it with another config
-hash raises :class:`StoreMismatchError` naming both hashes (choose another directory,
-or delete this one to recompute). A chunk file counts only if it opens, carries this
+One directory holds the results of one config only. The store's identity is its
+config hash alone (:func:`probejax.io.config_hash` of the description: no source text
+enters it), so a store resumes after any edit that leaves the description alone (a
+docstring, a comment, a refactoring), and a computation whose output changed must say
+so by bumping the version in its config. Opening the directory with another config hash
+raises :class:`StoreMismatchError` naming both hashes and the differing parts of the
+description (choose another directory, or delete this one to recompute). A chunk file counts only if it opens, carries this
 store's hash, and its cells and leaves have the manifest's shapes and dtypes; others
 (e.g. cut short by a crash outside the atomic rename) are ignored and their cells
 recomputed. Cells are tracked one by one, so a resumed sweep may use a different
@@ -21,6 +27,7 @@ chunk size (other memory budget or device count) than the interrupted one.
 
 from __future__ import annotations
 
+import json
 import os
 import zipfile
 from pathlib import Path
@@ -28,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io._atomic import write_npz_atomic
-from ..io._results import read_results, write_json_atomic
+from ..io._results import code_version, jsonable, read_results, write_json_atomic
 
 FORMAT = "probejax-sweep/1"
 MANIFEST = "manifest.json"
@@ -99,6 +106,7 @@ class SweepStore:
                     "n_cells": self.n_cells,
                     "cell_shape": list(self.cell_shape),
                     "leaves": self.leaves,
+                    "code": code_version(),
                 },
             )
             return
@@ -106,8 +114,9 @@ class SweepStore:
             raise StoreMismatchError(
                 f"{self.directory} holds sweep results of config {found.get('config_hash')} "
                 f"(format {found.get('format')}), but this sweep has config {config_hash} "
-                f"({FORMAT}). Results of different configs are never mixed: give another "
-                "directory, or delete this one to recompute."
+                f"({FORMAT}); {_differences(found.get('description'), description)}. "
+                "Results of different configs are never mixed: give another directory, "
+                "or delete this one to recompute."
             )
         if found.get("leaves") != self.leaves:
             raise StoreMismatchError(
@@ -198,6 +207,31 @@ class SweepStore:
                 f"{missing[:8].tolist()}). Run the sweep again to compute them."
             )
         return [a.reshape(*self.cell_shape, *a.shape[1:]) for a in out]
+
+
+def _differences(stored, wanted) -> str:
+    """The parts of two sweep descriptions that differ, for the mismatch error."""
+    if not isinstance(stored, dict) or not isinstance(wanted, dict):
+        return "the stored description is missing"
+    wanted = json.loads(json.dumps(jsonable(wanted)))  # as it would be stored
+
+    def short(v) -> str:
+        r = json.dumps(v, sort_keys=True)
+        return r if len(r) <= 60 else r[:57] + "..."
+
+    parts = []
+    for k in sorted(stored.keys() | wanted.keys()):
+        a, b = stored.get(k), wanted.get(k)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            sub = [j for j in sorted(a.keys() | b.keys()) if a.get(j) != b.get(j)]
+            parts += [f"{k}.{j}: stored {short(a.get(j))}, now {short(b.get(j))}" for j in sub]
+        else:
+            parts.append(f"{k}: stored {short(a)}, now {short(b)}")
+    if not parts:
+        return "the descriptions agree, so the store was hashed by another probejax release"
+    return "differing: " + "; ".join(parts[:6]) + ("; ..." if len(parts) > 6 else "")
 
 
 def _leaf_summary(leaves) -> str:
