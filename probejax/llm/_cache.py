@@ -18,8 +18,11 @@ the order of the texts.
 
 The manifest records the model (id, revision, dtype), the extraction settings
 (pooling, hook point, layers, token limit, truncation), the caller's ``dataset_hash``,
-a hash of the texts themselves, and the shape. A cache made with anything different is
-never reused: :class:`CacheMismatchError` lists the differing fields.
+a hash of the texts themselves, the shape, and ``format``: the explicit version of the
+layout and of the extraction, bumped by hand when either changes what is stored. No
+source text enters this identity, so editing a docstring or a comment keeps every
+cache. A cache made with anything different is never reused:
+:class:`CacheMismatchError` lists the differing fields.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from ._extract import (
 )
 from ._model import LoadedModel
 
+# bumped by hand when the file layout or the extracted numbers change (module docstring)
 FORMAT = 1
 ORDERS = ("length", "input")
 MANIFEST = "manifest.json"
