@@ -1,5 +1,6 @@
 """Sequence probes as protocol estimators: compare and stability on token data, an
-equivalence oracle against fit_seq_probe, the concept-vector rule."""
+equivalence oracle against the reference fit (probejax.seq._fit.fit_family), the
+concept-vector rule."""
 
 import equinox as eqx
 import jax
@@ -13,6 +14,7 @@ from probejax import Splits
 from probejax.core import Tokens, diagnostics, rows
 from probejax.core._metrics import accuracy
 from probejax.seq._estimator import concept_direction
+from probejax.seq._fit import fit_family
 from probejax.sweep import Execution
 
 D, T, N = 8, 8, 150
@@ -33,9 +35,9 @@ def _one_token_data(seed, n=N, s=6.0, informative=True):
     return X, mask, y
 
 
-def _ep(**kw):
-    kw = dict(dict(learning_rates=(3e-2,), n_seeds=2, config=CFG), **kw)
-    return ps.seq_estimator(ps.EfficientProbe, n_queries=2, **kw)
+def _ep():
+    grid = ps.SeqGrid(learning_rates=(3e-2,), seeds=2)
+    return ps.SeqEstimator(ps.EfficientProbe, {"n_queries": 2}, config=CFG, grid=grid)
 
 
 def test_compare_runs_sequence_probes_on_token_layers():
@@ -43,7 +45,9 @@ def test_compare_runs_sequence_probes_on_token_layers():
     noise, _, _ = _one_token_data(1, informative=False)
     ests = {
         "ep": _ep(),
-        "mean": ps.seq_estimator(ps.MeanLinearProbe, learning_rates=(3e-2,), n_seeds=1, config=CFG),
+        "mean": ps.SeqEstimator(
+            ps.MeanLinearProbe, config=CFG, grid=ps.SeqGrid(learning_rates=(3e-2,), seeds=1)
+        ),
     }
     out = probejax.compare(
         ests,
@@ -84,30 +88,26 @@ def _fit_with_validation(est, X, y, train, val, key):
     return est.fit_with_validation(X, y, train, val, key)
 
 
-@pytest.mark.parametrize("criterion", ["loss", "accuracy"])
-def test_fit_with_validation_equals_fit_seq_probe(criterion):
+@pytest.mark.parametrize("criterion", [None, accuracy])
+def test_fit_with_validation_equals_fit_family(criterion):
     X, mask, y = _one_token_data(3, s=4.0)
     idx = np.random.default_rng(0).permutation(N)
     tr, va, te = idx[:90], idx[90:120], idx[120:]
     key = jax.random.key(4)
     cfg = ps.TrainConfig(max_steps=60, eval_every=10, patience=3)
-    est = ps.seq_estimator(
+    est = ps.SeqEstimator(
         ps.AttentionPoolProbe,
-        learning_rates=(1e-2, 3e-2),
-        weight_decays=(0.0, 1e-2),
-        n_seeds=2,
+        grid=ps.SeqGrid(learning_rates=(1e-2, 3e-2), weight_decays=(0.0, 1e-2), seeds=2),
         config=cfg,
         criterion=criterion,
     )
-    ref = ps.fit_seq_probe(
+    ref = fit_family(
         est.make(D),
         X,
         mask,
         y,
         key,
-        learning_rates=est.learning_rates,
-        weight_decays=est.weight_decays,
-        n_seeds=est.n_seeds,
+        grid=est.grid,
         config=cfg,
         criterion=criterion,
         splits=Splits(*(jnp.asarray(a) for a in (tr, va, te))),
@@ -123,17 +123,16 @@ def test_fit_with_validation_equals_fit_seq_probe(criterion):
     assert float(info["weight_decay"]) == float(ref.weight_decay[ref.index])
     acc = accuracy(ypm[te], probe.decision_function(rows(Xt, te)))
     assert float(acc) == pytest.approx(float(ref.accuracy))
-    # attention pooling has a linear read-out: the concept vector is fit_seq_probe's
+    # attention pooling has a linear read-out: the concept vector is fit_family's
     assert bool(info["linear_readout"])
     np.testing.assert_allclose(probe.concept_vector(), ref.probe.concept_vector(), atol=1e-4)
 
 
 def test_fit_splits_inside_and_maps_over_keys():
     X, mask, y = _one_token_data(7, n=60)
-    est = ps.seq_estimator(
+    est = ps.SeqEstimator(
         ps.MeanLinearProbe,
-        learning_rates=(1e-1,),
-        n_seeds=1,
+        grid=ps.SeqGrid(learning_rates=(1e-1,), seeds=1),
         config=ps.TrainConfig(max_steps=60, eval_every=10, patience=3),
     )
     Xt = Tokens(jnp.asarray(X), jnp.asarray(mask))
@@ -171,9 +170,13 @@ def test_gradient_concept_equals_the_readout_of_a_mean_linear_probe():
 
 def test_errors_name_the_problem():
     with pytest.raises(ValueError, match="criterion"):
-        ps.seq_estimator(ps.EfficientProbe, criterion="f1")
+        ps.SeqEstimator(ps.EfficientProbe, criterion="f1")
     with pytest.raises(ValueError, match="learning_rates"):
-        ps.SeqEstimator(ps.EfficientProbe, learning_rates=())
+        ps.SeqGrid(learning_rates=())
+    with pytest.raises(ValueError, match="weight_decays"):
+        ps.SeqGrid(weight_decays=(-1.0,))
+    with pytest.raises(ValueError, match="seeds"):
+        ps.SeqGrid(seeds=0)
     X, mask, y = _one_token_data(6, n=20)
     with pytest.raises(TypeError, match="Tokens"):
         _ep().fit(jnp.asarray(X), jnp.asarray(2.0 * y - 1.0), jax.random.key(0))

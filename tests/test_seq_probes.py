@@ -10,6 +10,7 @@ import pytest
 
 import probejax.seq as ps
 from probejax import Splits
+from probejax.seq._fit import fit_family
 from probejax.seq._masked import last_index
 
 D, T = 16, 12
@@ -352,9 +353,9 @@ def test_few_token_signal_attention_learns_mean_linear_cannot():
     cfg = ps.TrainConfig(max_steps=150, eval_every=10, patience=4)
     idx = np.random.default_rng(0).permutation(200)  # explicit splits: 120 / 40 / 40
     splits = Splits(*(jnp.asarray(idx[a:b]) for a, b in ((0, 120), (120, 160), (160, 200))))
-    kw = dict(learning_rates=(1e-2,), n_seeds=2, config=cfg, splits=splits)
-    mean = ps.fit_seq_probe(lambda k: ps.MeanLinearProbe(D, key=k), X, mask, y, KEY, **kw)
-    mm = ps.fit_seq_probe(
+    kw = dict(grid=ps.SeqGrid(learning_rates=(1e-2,), seeds=2), config=cfg, splits=splits)
+    mean = fit_family(lambda k: ps.MeanLinearProbe(D, key=k), X, mask, y, KEY, **kw)
+    mm = fit_family(
         lambda k: ps.MultiMaxProbe(D, n_heads=2, mlp_width=8, mlp_layers=1, key=k),
         X,
         mask,
@@ -379,14 +380,13 @@ def test_token_mlp_learns_token_labels():
     X, mask, y = _few_token_data(2)
     labels = np.where(mask, (np.abs(X[..., 0]) > 3.5).astype(int), -100)
     cfg = ps.TrainConfig(max_steps=100, eval_every=10, patience=5, loss=ps.TokenLoss())
-    r = ps.fit_seq_probe(
+    r = fit_family(
         lambda k: ps.MLPProbe(D, width=16, mode="token", key=k),
         X,
         mask,
         y,
         KEY,
-        learning_rates=(3e-2,),
-        n_seeds=1,
+        grid=ps.SeqGrid(learning_rates=(3e-2,), seeds=1),
         config=cfg,
         token_labels=labels,
     )
@@ -400,9 +400,9 @@ def test_fit_errors_name_the_problem():
     X, mask, y = _few_token_data(3, n=40)
     mask[5] = False
     with pytest.raises(ValueError, match="row 5"):
-        ps.fit_seq_probe(lambda k: ps.MeanLinearProbe(D, key=k), X, mask, y, KEY)
+        fit_family(lambda k: ps.MeanLinearProbe(D, key=k), X, mask, y, KEY)
     with pytest.raises(ValueError, match="mask has shape"):
-        ps.fit_seq_probe(lambda k: ps.MeanLinearProbe(D, key=k), X, mask[:, :3], y, KEY)
+        fit_family(lambda k: ps.MeanLinearProbe(D, key=k), X, mask[:, :3], y, KEY)
     with pytest.raises(ValueError, match="divisible"):
         ps.EfficientProbe(10, n_queries=4, key=KEY)
     with pytest.raises(ValueError, match="schedule"):
@@ -427,6 +427,7 @@ def test_llm_table_smoke_on_a_tiny_model():
     from tiny_lm import tiny_llama
 
     from probejax.llm import LoadedModel, TextDataset
+    from probejax.llm._sweep import ExtractionSpec
     from probejax.seq._llm_table import format_table, seq_probe_table
 
     model, tok = tiny_llama(2, 32, seed=0, max_positions=64)
@@ -437,15 +438,14 @@ def test_llm_table_smoke_on_a_tiny_model():
     rows = seq_probe_table(
         loaded,
         [data],
-        layer=1,
+        extraction=ExtractionSpec(layers=(1,), max_length=64, truncate=True),
         families=("mean-linear", "MultiMax (H=10)"),
-        learning_rates=(1e-2,),
-        n_seeds=1,
+        grid=ps.SeqGrid(learning_rates=(1e-2,), seeds=1),
         config=ps.TrainConfig(max_steps=20, eval_every=10, patience=2),
         log=None,
     )
     assert [r["probe"] for r in rows] == [
-        "RAPTOR (last token, linear)",
+        "RAPTOR (ridge logistic, tuned) on the last token",  # the registry's label
         "mean-linear",
         "MultiMax (H=10)",
     ]

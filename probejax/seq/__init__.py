@@ -1,9 +1,11 @@
 """probejax.seq: probes on token sequences (attention, MultiMax, MLP, moment and
 prototype probes), trained as vmapped ensembles with early stopping.
 
-Every probe is an Equinox module for one sequence ``(T, d)`` with a mask ``(T,)``;
-:func:`fit_seq_probe` splits, standardises, trains a grid of learning rates, weight
-decays and seeds in one compiled program and selects on validation.
+Every probe is an Equinox module for one sequence ``(T, d)`` with a mask ``(T,)``; a
+:class:`SeqEstimator` makes a family an estimator: ``probejax.evaluate(SeqEstimator(
+EfficientProbe, grid=SeqGrid(...)), probejax.core.Tokens(X, mask), y, key)`` splits,
+standardises, trains the :class:`SeqGrid` of learning rates, weight decays and seeds
+in one compiled program, selects on validation and scores on test.
 """
 
 from ._attention import (
@@ -12,16 +14,9 @@ from ._attention import (
 )
 from ._base import SeqProbe as SeqProbe, num_params as num_params
 from ._efficient import EfficientProbe as EfficientProbe
-from ._estimator import (
-    SeqEstimator as SeqEstimator,
-    SeqTokensProbe as SeqTokensProbe,
-    seq_estimator as seq_estimator,
-)
-from ._fit import (
-    SeqFitResult as SeqFitResult,
-    ensemble_scores as ensemble_scores,
-    fit_seq_probe as fit_seq_probe,
-)
+from ._estimator import SeqEstimator as SeqEstimator, SeqTokensProbe as SeqTokensProbe
+from ._families import default_families as default_families
+from ._fit import ensemble_scores as ensemble_scores
 from ._fitted import FittedSeqProbe as FittedSeqProbe, TokenScaler as TokenScaler
 from ._gemini import (
     MeanLinearProbe as MeanLinearProbe,
@@ -31,6 +26,7 @@ from ._gemini import (
     RollingAttentionProbe as RollingAttentionProbe,
     TokenMLP as TokenMLP,
 )
+from ._grid import SeqGrid as SeqGrid
 from ._losses import (
     IGNORE_INDEX as IGNORE_INDEX,
     SeqData as SeqData,

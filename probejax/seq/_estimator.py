@@ -5,20 +5,23 @@ so :func:`probejax.compare`, :func:`probejax.stability` and layer sweeps take it
 input ``X`` is a :class:`probejax.core.Tokens` (token activations ``(n, T, d)`` and
 their mask ``(n, T)``), ``y`` is in :math:`\{-1, +1\}`.
 
-``fit_with_validation(X, y, train, val, key)`` is steps 2 to 4 of
-:func:`probejax.seq.fit_seq_probe` (same helpers, same keys, same selection), traceable
-end to end (it ``jit``-s, ``vmap``-s and runs inside ``lax.map``):
+``probejax.evaluate(SeqEstimator(family), Tokens(X, mask), y, key)`` is the way to fit
+and score one family. ``fit_with_validation(X, y, train, val, key)`` is traceable end
+to end (it ``jit``-s, ``vmap``-s and runs inside ``lax.map``):
 
 1. per-feature token standardisation with the statistics of the real tokens of
    ``train`` (padding is zeroed first);
-2. the grid learning rate x weight decay x seed (``C`` configurations; each seed's
-   initialisation shared across the hyperparameters) trained with early stopping on
-   ``val`` in one vmapped program (:func:`probejax.seq.train_ensemble`);
-3. selection by ``criterion`` on ``val`` (lowest validation loss, or highest validation
-   accuracy / AUROC with ties to the lower validation loss); no refit.
+2. the :class:`probejax.seq.SeqGrid` learning rate x weight decay x seed (``C``
+   configurations; each seed's initialisation shared across the hyperparameters)
+   trained with early stopping on ``val`` in one vmapped program
+   (:func:`probejax.seq.train_ensemble`);
+3. selection on ``val``: the lowest validation loss (``criterion=None``), or the
+   highest ``criterion(y, scores)`` (e.g. :func:`probejax.metrics.accuracy`) with ties
+   to the lower validation loss; no refit.
 
-With ``fit_seq_probe``'s ``key`` and splits (``train_sub``, ``val``) it selects the same
-configuration and scores the same. ``fit(X, y, key)`` first holds out a stratified
+It selects the same configuration and scores the same as the reference
+``probejax.seq._fit.fit_family`` with the same ``key`` and splits (``train_sub``,
+``val``; tested). ``fit(X, y, key)`` first holds out a stratified
 ``val_fraction`` of the examples with
 :func:`probejax.core._splits.traced_stratified_split`.
 
@@ -40,7 +43,7 @@ The diagnostics (``probejax.core.diagnostics``) are ``index``, ``learning_rate``
 ``weight_decay``, ``seed`` of the selected configuration, ``linear_readout`` (whether
 the concept vector is the read-out), and per configuration ``(C,)``: ``val_loss`` (best,
 the early-stopping criterion), ``val_accuracy``, ``val_auroc``, ``best_step``, ``steps``,
-``learning_rates``, ``weight_decays``.
+``learning_rates``, ``weight_decays``; with a ``criterion``, ``val_criterion`` ``(C,)``.
 """
 
 from __future__ import annotations
@@ -51,7 +54,6 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ..core._checks import check_fraction
@@ -60,8 +62,7 @@ from ..core._rows import Tokens
 from ..estimators._base import ValidatedEstimator
 from ._base import SeqProbe
 from ._fit import (
-    CRITERIA,
-    _grid,
+    criterion_values,
     ensemble_scores,
     member_metrics,
     select_member,
@@ -69,6 +70,7 @@ from ._fit import (
     take_member,
 )
 from ._fitted import FittedSeqProbe
+from ._grid import SeqGrid, check_criterion
 from ._losses import SeqData
 from ._train import Hyper, TrainConfig, train_ensemble
 
@@ -83,10 +85,6 @@ def _options(options) -> tuple[tuple[str, Any], ...]:
             f"got {dict(items)!r}."
         ) from e
     return items
-
-
-def _floats(values) -> tuple[float, ...]:
-    return tuple(float(v) for v in np.ravel(np.asarray(values, np.float64)))
 
 
 def _tokens(X) -> Tokens:
@@ -155,36 +153,39 @@ class SeqEstimator(ValidatedEstimator):
     - ``options``: the family's keyword arguments (a dict or pairs; kept as sorted
       pairs), e.g. ``{"n_queries": 4}``.
     - ``config``: :class:`TrainConfig`.
-    - ``learning_rates``, ``weight_decays``, ``n_seeds``: the grid.
-    - ``criterion``: ``"loss"``, ``"accuracy"`` or ``"auroc"`` on validation.
+    - ``grid``: :class:`SeqGrid`, the ``C`` configurations.
+    - ``criterion``: ``None`` (the lowest validation loss) or a callable
+      ``criterion(y, scores)`` maximised on validation, e.g.
+      :func:`probejax.metrics.accuracy` (a hashable function, as ``family``).
     - ``standardize``: standardise tokens with the train statistics (True).
     - ``val_fraction``: the validation share ``fit`` holds out (0.2).
+
+    For example ``SeqEstimator(EfficientProbe, {"n_queries": 4},
+    grid=SeqGrid(learning_rates=(1e-2,)))``.
     """
 
     family: Callable[..., SeqProbe] = eqx.field(static=True)
     options: tuple[tuple[str, Any], ...] = eqx.field(default=(), static=True, converter=_options)
     config: TrainConfig = eqx.field(default=TrainConfig(), static=True)
-    learning_rates: tuple[float, ...] = eqx.field(
-        default=(1e-3, 3e-3, 1e-2), static=True, converter=_floats
-    )
-    weight_decays: tuple[float, ...] = eqx.field(default=(1e-2,), static=True, converter=_floats)
-    n_seeds: int = eqx.field(default=2, static=True)
-    criterion: str = eqx.field(default="loss", static=True)
+    grid: SeqGrid = eqx.field(default=SeqGrid(), static=True)
+    criterion: Callable | None = eqx.field(default=None, static=True)
     standardize: bool = eqx.field(default=True, static=True)
     val_fraction: float = eqx.field(default=0.2, static=True)
 
     def __check_init__(self):
         if not callable(self.family):
             raise TypeError(f"SeqEstimator: family must be callable, got {self.family!r}.")
-        if self.criterion not in CRITERIA:
-            raise ValueError(f"criterion must be one of {CRITERIA}, got {self.criterion!r}.")
+        check_criterion(self.criterion, "SeqEstimator.criterion")
         if not isinstance(self.config, TrainConfig):
             raise TypeError(f"config must be a TrainConfig, got {type(self.config).__name__}.")
-        _grid(self.learning_rates, self.weight_decays, self.n_seeds)
+        if not isinstance(self.grid, SeqGrid):
+            raise TypeError(
+                f"SeqEstimator.grid must be a probejax.seq.SeqGrid, got {type(self.grid).__name__}."
+            )
         check_fraction(self.val_fraction, "val_fraction")
 
     def make(self, d: int) -> Callable[[PRNGKeyArray], SeqProbe]:
-        """``key -> SeqProbe`` for token width ``d`` (what ``fit_seq_probe`` takes)."""
+        """``key -> SeqProbe`` for token width ``d``."""
         family, options = self.family, dict(self.options)
         return lambda key: family(d, key=key, **options)
 
@@ -193,19 +194,21 @@ class SeqEstimator(ValidatedEstimator):
         mask = jnp.asarray(X.mask, bool)
         tokens = jnp.where(mask[..., None], X.X, 0.0)
         y01 = (y > 0).astype(tokens.dtype)
-        lrs, wds, seeds = _grid(self.learning_rates, self.weight_decays, self.n_seeds)
-        _, k_init, k_train = jax.random.split(key, 3)  # fit_seq_probe's keys
+        lrs, wds, seeds = self.grid.configurations()
+        _, k_init, k_train = jax.random.split(key, 3)  # fit_family's keys
         scaler, (tr, va) = standardized_parts(
             tokens, mask, y01, train, (train, val), {}, self.standardize
         )
-        init_keys = jax.random.split(k_init, self.n_seeds)[seeds]
+        init_keys = jax.random.split(k_init, self.grid.seeds)[seeds]
         members = eqx.filter_vmap(self.make(tokens.shape[-1]))(init_keys)
         hypers = Hyper(jnp.asarray(lrs, jnp.float32), jnp.asarray(wds, jnp.float32))
         res = train_ensemble(
             members, hypers, tr, va, jax.random.split(k_train, lrs.size), self.config
         )
-        m = member_metrics(va.y, ensemble_scores(res.probe, va.X, va.mask))
-        i = select_member(self.criterion, res.best_val_loss, m["accuracy"], m["auroc"])
+        scores = ensemble_scores(res.probe, va.X, va.mask)
+        m = member_metrics(va.y, scores)
+        crit = criterion_values(self.criterion, va.y, scores)
+        i = select_member(res.best_val_loss, crit)
         fitted = FittedSeqProbe(take_member(res.probe, i), scaler)
         concept, readout = concept_direction(fitted, tr)
         info = {
@@ -222,33 +225,6 @@ class SeqEstimator(ValidatedEstimator):
             "learning_rates": hypers.learning_rate,
             "weight_decays": hypers.weight_decay,
         }
+        if crit is not None:
+            info["val_criterion"] = crit
         return Diagnosed(SeqTokensProbe(fitted, concept), info)
-
-
-def seq_estimator(
-    family: Callable[..., SeqProbe],
-    /,
-    *,
-    config: TrainConfig = TrainConfig(),
-    learning_rates=(1e-3, 3e-3, 1e-2),
-    weight_decays=(1e-2,),
-    n_seeds: int = 2,
-    criterion: str = "loss",
-    standardize: bool = True,
-    val_fraction: float = 0.2,
-    **options: Any,
-) -> SeqEstimator:
-    """A :class:`SeqEstimator` of ``family`` with the remaining keyword arguments as the
-    family's options, e.g. ``seq_estimator(EfficientProbe, n_queries=4,
-    learning_rates=(1e-2,))``."""
-    return SeqEstimator(
-        family,
-        options,
-        config=config,
-        learning_rates=learning_rates,
-        weight_decays=weight_decays,
-        n_seeds=n_seeds,
-        criterion=criterion,
-        standardize=standardize,
-        val_fraction=val_fraction,
-    )

@@ -1,16 +1,21 @@
-r"""Fit a sequence-probe family: splits, standardisation, a vmapped ensemble, selection.
+r"""Fit a sequence-probe family on given splits and report every configuration.
 
-:func:`fit_seq_probe` runs, for one family:
+The public way to fit a family is :class:`probejax.seq.SeqEstimator` with
+:func:`probejax.evaluate` (or :func:`probejax.compare`); it shares the helpers below.
+:func:`fit_family` is the library's reference for it (the tests check that both
+select the same configuration and score the same) and reports more than an
+estimator's fit does: every configuration's test metrics, the seeds' score stability,
+and token-level targets for :class:`probejax.seq.TokenLoss`. For one family it runs
 
 1. the RAPTOR split (stratified 20% test, then 20% of the rest for validation,
    64/16/20; :func:`probejax.protocol_splits`), or the splits given;
 2. per-feature standardisation with the statistics of the real tokens of train_sub;
-3. a grid of configurations, learning rate x weight decay x seed, each seed's
-   initialisation shared across the hyperparameters; all :math:`C` configurations are
-   trained with early stopping on the validation split in one compiled program
-   (:func:`probejax.seq.train_ensemble`);
-4. selection by the validation criterion (lowest validation loss by default; for
-   ``"accuracy"``/``"auroc"`` the highest, ties to the lower validation loss). There is
+3. the :class:`probejax.seq.SeqGrid` of configurations, learning rate x weight decay x
+   seed, each seed's initialisation shared across the hyperparameters; all :math:`C`
+   configurations are trained with early stopping on the validation split in one
+   compiled program (:func:`probejax.seq.train_ensemble`);
+4. selection on validation: the lowest validation loss (``criterion=None``), or the
+   highest ``criterion(y, scores)`` with ties to the lower validation loss. There is
    no refit on train_sub + val: the validation split is what early stopping used;
 5. test accuracy, AUROC and log loss of every configuration, and the seed stability at
    the selected hyperparameters: the mean pairwise Pearson correlation of the seeds'
@@ -20,7 +25,7 @@ r"""Fit a sequence-probe family: splits, standardisation, a vmapped ensemble, se
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import equinox as eqx
 import jax
@@ -32,14 +37,13 @@ from ..core._metrics import accuracy, auroc, log_loss, pairwise_cosine_summary
 from ..protocol._splits import Splits, protocol_splits
 from ._base import SeqProbe
 from ._fitted import FittedSeqProbe, TokenScaler, check_sequences
+from ._grid import SeqGrid, check_criterion
 from ._losses import SeqData
 from ._train import Hyper, TrainConfig, train_ensemble_jit
 
-CRITERIA = ("loss", "accuracy", "auroc")
-
 
 class SeqFitResult(eqx.Module):
-    """Outcome of :func:`fit_seq_probe`.
+    """Outcome of :func:`fit_family`.
 
     - ``probe``: the selected :class:`FittedSeqProbe` (raw activations in).
     - ``members``: every configuration's trained module (leading axis ``C``, standardised
@@ -126,23 +130,35 @@ def member_metrics(
     return {k: jax.vmap(_METRICS[k], in_axes=(None, 0))(y, scores) for k in names}
 
 
+def criterion_values(criterion, y01: Float[Array, " n"], scores: Float[Array, "C n"]):
+    """``criterion(y, scores)`` of every member, ``(C,)`` (``y`` in +-1), or ``None``
+    when ``criterion`` is ``None``. Traceable."""
+    if criterion is None:
+        return None
+    return jax.vmap(criterion, in_axes=(None, 0))(2 * y01 - 1, scores)
+
+
 @eqx.filter_jit
-def _evaluate(members: SeqProbe, both: SeqData, n_val: int):
+def _evaluate(members: SeqProbe, both: SeqData, n_val: int, criterion):
     s = ensemble_scores(members, both.X, both.mask)
     s_val, s_te = s[:, :n_val], s[:, n_val:]
     y_val, y_te = both.y[:n_val], both.y[n_val:]
     val = member_metrics(y_val, s_val)
     test = member_metrics(y_te, s_te, ("accuracy", "auroc", "log_loss"))
-    return s_te, {
-        **{f"val_{k}": v for k, v in val.items()},
-        **{f"test_{k}": v for k, v in test.items()},
-    }
+    return (
+        s_te,
+        criterion_values(criterion, y_val, s_val),
+        {
+            **{f"val_{k}": v for k, v in val.items()},
+            **{f"test_{k}": v for k, v in test.items()},
+        },
+    )
 
 
 def _init(make, keys, seeds: np.ndarray) -> SeqProbe:
     """``make(keys[s])`` for each seed, stacked along a new leading axis in the order of
-    ``seeds``. One eager call per seed: compiling the vmapped initialisation (threefry
-    under ``vmap``) costs more on a CPU than running it."""
+    ``seeds``. One eager call per seed: for the few seeds of a grid, compiling the vmapped
+    initialisation (threefry under ``vmap``) costs more than running it."""
     built = [make(k) for k in keys]
     params = [eqx.filter(m, eqx.is_array) for m in built]
     stacked = jax.tree.map(
@@ -156,34 +172,16 @@ def _concept_vectors(members):
     return eqx.filter_vmap(lambda m: m.concept_vector())(members)
 
 
-def _grid(learning_rates, weight_decays, n_seeds):
-    lrs = np.asarray(learning_rates, np.float64).reshape(-1)
-    wds = np.asarray(weight_decays, np.float64).reshape(-1)
-    if lrs.size == 0 or not np.all(np.isfinite(lrs) & (lrs > 0)):
-        raise ValueError(
-            f"learning_rates must be a non-empty list of positive numbers, got {learning_rates!r}."
-        )
-    if wds.size == 0 or not np.all(np.isfinite(wds) & (wds >= 0)):
-        raise ValueError(
-            f"weight_decays must be a non-empty list of numbers >= 0, got {weight_decays!r}."
-        )
-    if isinstance(n_seeds, bool) or not isinstance(n_seeds, int) or n_seeds < 1:
-        raise ValueError(f"n_seeds must be a positive int, got {n_seeds!r}.")
-    L, W, S = np.meshgrid(
-        np.arange(lrs.size), np.arange(wds.size), np.arange(n_seeds), indexing="ij"
-    )
-    return lrs[L.ravel()], wds[W.ravel()], S.ravel()
-
-
-def select_member(criterion: str, val_loss, val_accuracy, val_auroc) -> Int[Array, ""]:
-    """The selected configuration (module docstring, step 4): the lowest validation loss,
-    or for ``"accuracy"``/``"auroc"`` the highest such score with ties to the lower
-    validation loss; remaining ties to the first index, NaN losses last. Traceable."""
+def select_member(val_loss, val_criterion=None) -> Int[Array, ""]:
+    """The selected configuration (module docstring, step 4): the lowest validation loss
+    when ``val_criterion`` is ``None``, else the highest ``val_criterion`` with ties to
+    the lower validation loss; remaining ties to the first index, NaN losses last.
+    Traceable."""
     val_loss = jnp.asarray(val_loss)
-    if criterion == "loss":
+    if val_criterion is None:
         behind = jnp.zeros(val_loss.shape, bool)
     else:
-        primary = jnp.asarray(val_accuracy if criterion == "accuracy" else val_auroc)
+        primary = jnp.asarray(val_criterion)
         behind = primary != jnp.nanmax(primary)
     return jnp.lexsort((val_loss, behind))[0]
 
@@ -211,18 +209,16 @@ def _concept_stability(members: SeqProbe, scale, idx: np.ndarray) -> float:
     return _mean_pairwise_cos(V[idx] / np.asarray(scale), absolute=True)
 
 
-def fit_seq_probe(
+def fit_family(
     make: Callable[[PRNGKeyArray], SeqProbe],
     X,
     mask,
     y,
     key: PRNGKeyArray,
     *,
-    learning_rates: Sequence[float] = (1e-3, 3e-3, 1e-2),
-    weight_decays: Sequence[float] = (1e-2,),
-    n_seeds: int = 2,
+    grid: SeqGrid = SeqGrid(),
     config: TrainConfig = TrainConfig(),
-    criterion: str = "loss",
+    criterion: Callable | None = None,
     splits: Splits | None = None,
     standardize: bool = True,
     token_labels=None,
@@ -236,20 +232,23 @@ def fit_seq_probe(
     - ``X``: activations ``(n, T, d)``; ``mask``: ``(n, T)`` bool, True on real tokens
       (None: all real); ``y``: two-class labels ``(n,)``.
     - ``key``: PRNG key (splits, initialisations, minibatches).
-    - ``learning_rates``, ``weight_decays``, ``n_seeds``: the grid, ``C`` = product of
-      their sizes configurations.
-    - ``config``: :class:`TrainConfig`; ``criterion``: ``"loss"``, ``"accuracy"`` or
-      ``"auroc"`` on validation.
+    - ``grid``: :class:`SeqGrid`, the ``C`` configurations.
+    - ``config``: :class:`TrainConfig`.
+    - ``criterion``: ``None`` (lowest validation loss) or ``criterion(y, scores)``,
+      larger is better, e.g. :func:`probejax.metrics.accuracy`.
     - ``splits``: explicit :class:`probejax.Splits` (e.g. to match a RAPTOR run).
     - ``standardize``: standardise tokens with train_sub statistics (True).
     - ``token_labels``, ``spans``: ``(n, T)`` ints for :class:`TokenLoss`.
 
     **Returns:** :class:`SeqFitResult`.
     """
-    if criterion not in CRITERIA:
-        raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}.")
+    if not isinstance(grid, SeqGrid):
+        raise TypeError(f"grid must be a probejax.seq.SeqGrid, got {type(grid).__name__}.")
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}.")
+    check_criterion(criterion)
     Xn, maskn, y01 = check_sequences(X, mask, y)
-    lrs, wds, seeds = _grid(learning_rates, weight_decays, n_seeds)
+    lrs, wds, seeds = grid.configurations()
     k_split, k_init, k_train = jax.random.split(key, 3)
     if splits is None:
         splits = jax.jit(lambda k: protocol_splits(k, y01))(k_split)
@@ -277,14 +276,14 @@ def fit_seq_probe(
         standardize,
     )
 
-    probes = _init(make, jax.random.split(k_init, n_seeds), seeds)
+    probes = _init(make, jax.random.split(k_init, grid.seeds), seeds)
     hypers = Hyper(jnp.asarray(lrs, jnp.float32), jnp.asarray(wds, jnp.float32))
     res = train_ensemble_jit(
         probes, hypers, train, val, jax.random.split(k_train, lrs.size), config
     )
-    s_te, m = _evaluate(res.probe, both, int(va.size))
+    s_te, crit, m = _evaluate(res.probe, both, int(va.size), criterion)
     m = {k: np.asarray(v) for k, v in m.items()}
-    i = int(select_member(criterion, res.best_val_loss, m["val_accuracy"], m["val_auroc"]))
+    i = int(select_member(res.best_val_loss, crit))
     same = np.flatnonzero((lrs == lrs[i]) & (wds == wds[i]))
     s_same = np.asarray(s_te)[same]
     chosen = take_member(res.probe, i)

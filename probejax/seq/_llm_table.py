@@ -1,15 +1,17 @@
-r"""Every sequence-probe family next to the RAPTOR linear probe, on a frozen LM's tokens.
+r"""Every sequence-probe family next to a flat linear probe, on a frozen LM's tokens.
 
-For each data set: per-token activations of one block (``block_output``) of the model,
-texts truncated to ``max_length`` tokens, the first token of every text masked out (it
-is the attention sink, with a residual norm orders of magnitude above the others;
-:func:`probejax.llm.extract` leaves it out of mean pooling for the same reason); one
-RAPTOR split (64/16/20, stratified) shared by every probe; RAPTOR
-(``probejax.evaluate(probejax.estimators.raptor(), ...)``) on the last real token's activation of the same block;
-each family by :func:`probejax.seq.fit_seq_probe` on the token sequences.
+For each data set: per-token activations of one block of the model
+(:class:`probejax.llm.ExtractionSpec`: its one layer, hook point, token limit), the
+first token of every text masked out (it is the attention sink, with a residual norm
+orders of magnitude above the others; :func:`probejax.llm.extract` leaves it out of
+mean pooling for the same reason); one RAPTOR split (64/16/20, stratified) shared by
+every probe; the baseline estimator (RAPTOR, ``probejax.estimators.raptor()``, by
+default) by :func:`probejax.evaluate` on the tokens pooled as the extraction spec's
+``pooling`` says (the last real token by default); each family, a
+:class:`probejax.seq.SeqEstimator`, by :func:`probejax.evaluate` on the token sequences.
 
 Command (the default SmolLM2-135M, layer 15 of 30, 600 examples of ``cities`` and
-``sentiment``; a few minutes on 2 CPU cores)::
+``sentiment``)::
 
     python -m probejax.seq._llm_table --out results/seq_probes_llm.json
 
@@ -19,10 +21,8 @@ Command (the default SmolLM2-135M, layer 15 of 30, 600 examples of ``cities`` an
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import json
-import math
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -30,61 +30,35 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from ..core._probe import Diagnosed
+from ..core._rows import Tokens
+from ..estimators._base import Estimator
 from ..estimators._raptor import raptor
-from ..protocol._evaluate import evaluate
+from ..estimators._registry import registered
+from ..llm._sweep import ExtractionSpec
+from ..protocol._engine import describe_estimator
+from ..protocol._evaluate import Evaluation, evaluate
 from ..protocol._splits import protocol_splits
-from ._attention import AttentionPoolProbe, MultiHeadAttentionProbe
 from ._base import num_params
-from ._efficient import EfficientProbe
-from ._fit import fit_seq_probe
-from ._gemini import (
-    MeanLinearProbe,
-    MLPAttentionProbe,
-    MLPMeanProbe,
-    MultiMaxProbe,
-    RollingAttentionProbe,
-)
-from ._losses import TokenLoss
-from ._mlp import MLPProbe
-from ._moment import MomentProbe
-from ._prototype import PrototypeProbe
+from ._estimator import SeqEstimator, SeqTokensProbe
+from ._families import default_families
+from ._grid import SeqGrid
 from ._train import TrainConfig
 
-
-def default_families(d: int) -> dict[str, Callable]:
-    """``name -> make(key)`` for every family at its paper defaults (widths adapted to
-    ``d`` where a divisibility constraint needs it), except Moment Probing's projection:
-    :math:`p = 256` instead of 512, which quarters its second-order branch (the
-    :math:`k \times k` cross-covariances and convolutions of every sequence, the cost
-    that dominates on a CPU)."""
-    m = math.gcd(d, 32)
-    h = max(k for k in (8, 4, 2, 1) if d % k == 0)
-    return {
-        "mean-linear": lambda k: MeanLinearProbe(d, key=k),
-        "mean-linear, EMA-max": lambda k: MeanLinearProbe(d, ema_alpha=0.5, key=k),
-        "MLP-mean": lambda k: MLPMeanProbe(d, key=k),
-        "attention pool (1 query)": lambda k: AttentionPoolProbe(d, key=k),
-        f"EP (M={m})": lambda k: EfficientProbe(d, n_queries=m, key=k),
-        f"multi-head attention ({h} heads)": lambda k: MultiHeadAttentionProbe(d, n_heads=h, key=k),
-        "MLP attention (H=10)": lambda k: MLPAttentionProbe(d, key=k),
-        "MultiMax (H=10)": lambda k: MultiMaxProbe(d, key=k),
-        "rolling attention (H=10, w=10)": lambda k: RollingAttentionProbe(d, key=k),
-        "MLP (last token)": lambda k: MLPProbe(d, pooling="last", key=k),
-        "MLP per token (max)": lambda k: MLPProbe(d, mode="token", key=k),
-        "moment (p=256)": lambda k: MomentProbe(d, hidden=256, key=k),
-        "prototype (J=20)": lambda k: PrototypeProbe(d, key=k),
-    }
+DEFAULT_EXTRACTION = ExtractionSpec(layers=(15,), max_length=64, truncate=True)
+_POOLED = {"last": "last token", "mean": "mean of the tokens", "max": "max over the tokens"}
 
 
-def token_activations(
-    loaded, data, layer: int, *, max_length: int, batch_size: int = 16, cache_dir=None
-):
-    """``(X (n, T, d) float32, mask (n, T) bool)`` of one block, cached as ``.npz`` in
-    ``cache_dir`` (keyed by model, revision, data, layer and token limit) when given."""
+def token_activations(loaded, data, extraction: ExtractionSpec, cache_dir=None):
+    """``(X (n, T, d) float32, mask (n, T) bool)`` of the one block of ``extraction``,
+    cached as ``.npz`` in ``cache_dir`` (keyed by model, revision, dtype, data, layer,
+    hook point and token limit) when given."""
     from ..llm import extract
 
+    (layer,) = extraction.layers
     tag = hashlib.sha256(
-        f"{loaded.model_id}|{loaded.revision}|{data.hash}|{layer}|{max_length}".encode()
+        f"{loaded.model_id}|{loaded.revision}|{loaded.dtype}|{data.hash}|{layer}|"
+        f"{extraction.point}|{extraction.max_length}|{extraction.truncate}".encode()
     ).hexdigest()[:16]
     path = None if cache_dir is None else Path(cache_dir) / f"{data.name}-L{layer}-{tag}.npz"
     if path is not None and path.is_file():
@@ -94,10 +68,11 @@ def token_activations(
         loaded,
         list(data.texts),
         layers=[layer],
+        point=extraction.point,
         per_token=True,
-        max_length=max_length,
-        truncate=True,
-        batch_size=batch_size,
+        max_length=extraction.max_length,
+        truncate=extraction.truncate,
+        batch_size=extraction.batch_size,
     )
     X = acts[0]
     if path is not None:
@@ -106,48 +81,147 @@ def token_activations(
     return X, mask
 
 
+def pooled(X, mask, pooling: str, last_mask=None) -> np.ndarray:
+    """``(n, d)``: each text's tokens ``X`` ``(n, T, d)`` pooled over the real tokens
+    of ``mask``: the last one (of ``last_mask`` when given), the mean or the max."""
+    if pooling == "last":
+        m = np.asarray(mask if last_mask is None else last_mask, bool)
+        return X[np.arange(len(X)), m.sum(1) - 1]
+    m = np.asarray(mask, bool)
+    if pooling == "mean":
+        return (X * m[..., None]).sum(1) / m.sum(1)[:, None]
+    return np.where(m[..., None], X, -np.inf).max(1)
+
+
+def estimator_label(estimator: Estimator) -> str:
+    """The label of the registry entry that builds ``estimator`` (same class, fields
+    and arrays), or its class name when none does."""
+    target = describe_estimator(estimator)
+    for entry in registered().values():
+        try:
+            built = entry.make()
+        except TypeError:
+            continue
+        if type(built) is type(estimator) and describe_estimator(built) == target:
+            return entry.label
+    return type(estimator).__name__
+
+
+def probe_params(probe, d: int) -> int:
+    """Trainable scalars of a fitted probe: a sequence probe's module, or ``d + 1`` for
+    a linear probe."""
+    inner = probe.probe if isinstance(probe, Diagnosed) else probe
+    if isinstance(inner, SeqTokensProbe):
+        return num_params(inner.fitted.probe)
+    return d + 1 if probe.linear() is not None else num_params(inner)
+
+
+def table_row(dataset: str, name: str, ev: Evaluation, params: int, seconds: float) -> dict:
+    """One row of the table: test accuracy and AUROC, the selected configuration's
+    ``val_accuracy`` and ``steps`` and every scalar diagnostic of the fit (a sequence
+    probe's ``learning_rate``, ``weight_decay``, ``seed``; RAPTOR's ``C``, ``lam``)."""
+    row = dict(
+        dataset=dataset,
+        probe=name,
+        params=params,
+        test_accuracy=float(ev.test_accuracy),
+        test_auroc=float(ev.test_auroc),
+    )
+    info = {k: np.asarray(v) for k, v in ev.info.items()}
+    i = int(info["index"]) if "index" in info else None
+    for k, v in info.items():
+        if v.ndim == 0 and k != "index":
+            row[k] = v.item()
+        elif k in ("val_accuracy", "steps") and v.ndim == 1 and i is not None:
+            row[k] = v[i].item()
+    row["seconds"] = seconds
+    return row
+
+
 def seq_probe_table(
     loaded=None,
-    datasets: Sequence[str] = ("cities", "sentiment"),
+    datasets: Sequence = ("cities", "sentiment"),
     *,
-    layer: int = 15,
+    extraction: ExtractionSpec = DEFAULT_EXTRACTION,
     max_examples: int | None = 600,
-    max_length: int = 64,
     seed: int = 0,
-    families: dict[str, Callable] | Sequence[str] | None = None,
-    learning_rates: Sequence[float] = (2e-3, 1e-2),
-    weight_decays: Sequence[float] = (1e-2,),
-    n_seeds: int = 2,
+    families: dict[str, SeqEstimator] | Sequence[str] | None = None,
+    baseline: Estimator | None = None,
+    grid: SeqGrid = SeqGrid(learning_rates=(2e-3, 1e-2), weight_decays=(1e-2,), seeds=2),
     config: TrainConfig = TrainConfig(max_steps=200, eval_every=10, patience=5, batch_size=64),
     drop_first_token: bool = True,
     cache_dir=None,
     log: Callable[[str], None] | None = print,
 ) -> list[dict]:
-    """Test accuracy and AUROC of every family and of RAPTOR, per data set.
+    """Test accuracy and AUROC of every family and of the baseline, per data set.
 
     **Arguments:**
 
-    - ``loaded``: a :class:`probejax.llm.LoadedModel`; None loads ``"default"``.
+    - ``loaded``: a :class:`probejax.llm.LoadedModel`; None loads ``"default"`` (in
+      ``extraction.dtype``).
     - ``datasets``: bundled names or :class:`probejax.llm.TextDataset` objects.
-    - ``layer``: the block; ``max_examples``, ``max_length``: data and token limits.
-    - ``seed``: the PRNG seed of the shared split and of every fit.
-    - ``families``: ``name -> make(key)``, or names picked from
-      :func:`default_families` (None: all of them).
-    - ``learning_rates``, ``weight_decays``, ``n_seeds``, ``config``: as for
-      :func:`probejax.seq.fit_seq_probe` (the per-token MLP uses the span-max loss).
+    - ``extraction``: :class:`probejax.llm.ExtractionSpec` with exactly one layer (the
+      block), the hook point, ``batch_size``, ``max_length``, ``truncate``; its
+      ``pooling`` pools the tokens for the baseline.
+    - ``max_examples``: examples per bundled data set.
+    - ``seed``: the PRNG seed of the data subsample, the shared split and every fit.
+    - ``families``: ``name -> SeqEstimator``, or names picked from
+      :func:`probejax.seq._families.default_families` (None: all of them).
+    - ``baseline``: the flat estimator on the pooled tokens (None:
+      ``probejax.estimators.raptor()``), labelled by its registry entry.
+    - ``grid``, ``config``: :class:`SeqGrid` and :class:`TrainConfig` of the default
+      families (the per-token MLP uses the span-max loss).
     - ``drop_first_token``: mask out each text's first token (kept for one-token texts).
     - ``cache_dir``: where to keep the extracted activations (None: no cache).
     - ``log``: called with one line per fit (None: silent).
 
-    **Returns:** one dict per (data set, probe): ``dataset``, ``probe``, ``params``,
-    ``test_accuracy``, ``test_auroc``, ``val_accuracy``, ``learning_rate``,
-    ``weight_decay``, ``steps``, ``score_stability``, ``seconds``; RAPTOR's row has
-    ``C`` in place of the optimiser values.
+    Every option is checked before the model is loaded; family names (which depend on
+    the model's width) before any text is extracted.
+
+    **Returns:** one dict per (data set, probe) (:func:`table_row`): ``dataset``,
+    ``probe``, ``params``, ``test_accuracy``, ``test_auroc``, ``val_accuracy``, the
+    fit's scalar diagnostics, ``seconds``.
     """
     from ..llm import load_dataset, load_model
 
+    if not isinstance(extraction, ExtractionSpec):
+        raise TypeError(
+            f"extraction must be a probejax.llm.ExtractionSpec, got {type(extraction).__name__}."
+        )
+    if extraction.layers is None or len(extraction.layers) != 1:
+        raise ValueError(
+            f"extraction.layers must name one block, e.g. ExtractionSpec(layers=(15,)), "
+            f"got {extraction.layers!r}."
+        )
+    baseline = raptor() if baseline is None else baseline
+    if not isinstance(baseline, Estimator):
+        raise TypeError(
+            f"baseline must be a probejax Estimator, e.g. probejax.estimators.raptor(), "
+            f"got {type(baseline).__name__}."
+        )
+    if not isinstance(grid, SeqGrid):
+        raise TypeError(f"grid must be a probejax.seq.SeqGrid, got {type(grid).__name__}.")
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}.")
+    if isinstance(families, dict):
+        bad = [n for n, e in families.items() if not isinstance(e, SeqEstimator)]
+        if bad:
+            raise TypeError(f"families {bad} are not probejax.seq.SeqEstimator objects.")
+    elif isinstance(families, str):
+        raise TypeError(f"families must be a list of names, got the string {families!r}.")
+    base_name = f"{estimator_label(baseline)} on the {_POOLED[extraction.pooling]}"
+
     if loaded is None:
-        loaded = load_model("default")
+        loaded = load_model("default", dtype=extraction.dtype)
+    fams = families
+    if not isinstance(families, dict):
+        fams = default_families(loaded.d_model, grid, config)
+        if families is not None:
+            unknown = [f for f in families if f not in fams]
+            if unknown:
+                raise ValueError(f"unknown families {unknown}; the defaults are {list(fams)}.")
+            fams = {f: fams[f] for f in families}
+    (layer,) = extraction.layers
     rows = []
     key = jax.random.key(seed)
     for spec in datasets:
@@ -157,74 +231,31 @@ def seq_probe_table(
             else spec
         )
         t0 = time.perf_counter()
-        X, mask = token_activations(loaded, data, layer, max_length=max_length, cache_dir=cache_dir)
-        lengths = mask.sum(1)
+        X, full = token_activations(loaded, data, extraction, cache_dir=cache_dir)
         if log:
             log(
                 f"[{data.name}] activations {X.shape} (layer {layer}) in {time.perf_counter() - t0:.1f}s"
             )
-        last = X[np.arange(len(X)), lengths - 1]
+        mask = full.copy()
         if drop_first_token:
-            mask = mask.copy()
-            mask[lengths > 1, 0] = False
+            mask[full.sum(1) > 1, 0] = False
         y = np.asarray(data.labels)
         splits = protocol_splits(key, y)
+        d = X.shape[-1]
         t0 = time.perf_counter()
-        ev = evaluate(raptor(), last, y, split=splits)
+        flat = pooled(X, mask, extraction.pooling, last_mask=full)
+        ev = evaluate(baseline, flat, y, key, split=splits)
         rows.append(
-            dict(
-                dataset=data.name,
-                probe="RAPTOR (last token, linear)",
-                params=X.shape[-1] + 1,
-                test_accuracy=float(ev.test_accuracy),
-                test_auroc=float(ev.test_auroc),
-                val_accuracy=float(ev.info["val_accuracy"][ev.info["index"]]),
-                C=float(ev.info["C"]),
-                seconds=time.perf_counter() - t0,
-            )
+            table_row(data.name, base_name, ev, probe_params(ev.probe, d), time.perf_counter() - t0)
         )
         if log:
             log(_line(rows[-1]))
-        fams = default_families(X.shape[-1])
-        if isinstance(families, dict):
-            fams = families
-        elif families is not None:
-            unknown = [f for f in families if f not in fams]
-            if unknown:
-                raise ValueError(f"unknown families {unknown}; the defaults are {list(fams)}.")
-            fams = {f: fams[f] for f in families}
-        for name, make in fams.items():
-            cfg = config
-            if "per token" in name:
-                cfg = dataclasses.replace(config, loss=TokenLoss())
+        tokens = Tokens(X, mask)
+        for name, est in fams.items():
             t0 = time.perf_counter()
-            r = fit_seq_probe(
-                make,
-                X,
-                mask,
-                y,
-                key,
-                learning_rates=learning_rates,
-                weight_decays=weight_decays,
-                n_seeds=n_seeds,
-                config=cfg,
-                splits=splits,
-            )
-            i = int(r.index)
+            ev = evaluate(est, tokens, y, key, split=splits)
             rows.append(
-                dict(
-                    dataset=data.name,
-                    probe=name,
-                    params=num_params(r.probe.probe),
-                    test_accuracy=float(r.accuracy),
-                    test_auroc=float(r.auroc),
-                    val_accuracy=float(r.val_accuracy[i]),
-                    learning_rate=float(r.learning_rate[i]),
-                    weight_decay=float(r.weight_decay[i]),
-                    steps=int(r.steps[i]),
-                    score_stability=float(r.score_stability),
-                    seconds=time.perf_counter() - t0,
-                )
+                table_row(data.name, name, ev, probe_params(ev.probe, d), time.perf_counter() - t0)
             )
             if log:
                 log(_line(rows[-1]))
@@ -274,14 +305,12 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
         kwargs = dict(
             families=("mean-linear", "MultiMax (H=10)"),
             config=TrainConfig(max_steps=60, eval_every=10, patience=3, batch_size=32),
-            learning_rates=(3e-3,),
-            n_seeds=1,
+            grid=SeqGrid(learning_rates=(3e-3,), seeds=1),
         )
     rows = seq_probe_table(
         datasets=a.datasets,
-        layer=a.layer,
+        extraction=ExtractionSpec(layers=(a.layer,), max_length=a.max_length, truncate=True),
         max_examples=a.max_examples,
-        max_length=a.max_length,
         seed=a.seed,
         cache_dir=a.cache_dir,
         **kwargs,
