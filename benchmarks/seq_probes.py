@@ -9,11 +9,14 @@ Part 1 (``--part signal``). n = 600 sequences of T_i ~ U{64..128} tokens, d = 64
 standard normal tokens. In a positive sequence k = 3 random tokens get +s u and 3 others
 -s u (u a random unit vector, s = 5): the class shifts no mean, so the mean-pooled
 linear probe has nothing to read, while a probe that can look at single tokens
-(attention, MultiMax, per-token max) can. Every family is fitted with
-`probejax.seq.fit_seq_probe` (RAPTOR split 64/16/20, a grid of 4 learning rates x 2
-seeds trained as one vmapped program, early stopping, selection by validation loss);
-test accuracy and AUROC are printed. Measured (jax 0.10.2, CPU, seed 0; 120 test
-sequences): mean-linear 0.558 / AUROC 0.510, mean-linear EMA-max 0.533 / 0.491, MLP on
+(attention, MultiMax, per-token max) can. Every family is a `probejax.seq.SeqEstimator`
+(`probejax.seq.default_families`) fitted by `probejax.evaluate` on
+`probejax.core.Tokens(X, mask)` (RAPTOR split 64/16/20, a `SeqGrid` of 4 learning
+rates x 2 seeds trained as one vmapped program, early stopping, selection by
+validation loss); test accuracy and AUROC are printed. Measured (jax 0.10.2, CPU,
+seed 0; 120 test sequences) when the fit drew its split and initialisations from the
+key as `fit_seq_probe` did (evaluate derives them differently, so a rerun differs in
+the draws, not in the picture): mean-linear 0.558 / AUROC 0.510, mean-linear EMA-max 0.533 / 0.491, MLP on
 the last token 0.550 / 0.497 (chance); attention pool 0.983 / 0.998, EP 1.000 / 1.000,
 multi-head attention 1.000 / 1.000, MLP attention 0.983 / 1.000, MultiMax 1.000 / 1.000,
 rolling attention 0.983 / 0.999, per-token MLP (max) 0.992 / 0.999, MLP-mean 0.992 /
@@ -34,7 +37,6 @@ A-X-first order.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
 import time
 
@@ -44,8 +46,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+import probejax
 import probejax.seq as ps
-from probejax.seq._llm_table import default_families
+from probejax.core import Tokens
 
 
 def few_token_data(seed: int, n: int, d: int, t_min: int, t_max: int, k: int, s: float):
@@ -71,28 +74,28 @@ def part_signal(quick: bool):
         f"\n== few-token signal: n={n}, d={d}, T in [{mask.sum(1).min()}, {mask.shape[1]}], "
         "3 tokens at +5u and 3 at -5u in positives =="
     )
-    families = default_families(d)
+    cfg = ps.TrainConfig(
+        max_steps=60 if quick else 400, eval_every=10, patience=5 if quick else 8, batch_size=64
+    )
+    grid = ps.SeqGrid(learning_rates=(3e-3, 1e-2) if quick else (1e-3, 3e-3, 1e-2, 3e-2), seeds=2)
+    families = ps.default_families(d, grid, cfg)
     if quick:
         families = {
             k: families[k] for k in ("mean-linear", "MultiMax (H=10)", "MLP attention (H=10)")
         }
-    cfg = ps.TrainConfig(
-        max_steps=60 if quick else 400, eval_every=10, patience=5 if quick else 8, batch_size=64
-    )
-    lrs = (3e-3, 1e-2) if quick else (1e-3, 3e-3, 1e-2, 3e-2)
+    tokens = Tokens(X, mask)
     rows = []
-    for name, make in families.items():
-        c = cfg if "per token" not in name else dataclasses.replace(cfg, loss=ps.TokenLoss())
+    for name, est in families.items():
         t0 = time.perf_counter()
-        r = ps.fit_seq_probe(
-            make, X, mask, y, jax.random.key(0), learning_rates=lrs, n_seeds=2, config=c
-        )
+        ev = probejax.evaluate(est, tokens, y, jax.random.key(0))
         dt = time.perf_counter() - t0
-        rows.append((name, float(r.accuracy), float(r.auroc), ps.num_params(r.probe.probe), dt))
+        info, i = ev.info, int(ev.info["index"])
+        n_params = ps.num_params(ev.probe.probe.fitted.probe)  # Diagnosed -> SeqTokensProbe
+        rows.append((name, float(ev.test_accuracy), float(ev.test_auroc), n_params, dt))
         print(
             f"{name:<34} test acc {rows[-1][1]:.3f}  AUROC {rows[-1][2]:.3f}  "
-            f"params {rows[-1][3]:>8,d}  lr {float(r.learning_rate[r.index]):.0e}  "
-            f"steps {int(r.steps[r.index])}  ({dt:.1f}s)",
+            f"params {rows[-1][3]:>8,d}  lr {float(info['learning_rate']):.0e}  "
+            f"steps {int(info['steps'][i])}  ({dt:.1f}s)",
             flush=True,
         )
     return rows
