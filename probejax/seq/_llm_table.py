@@ -93,7 +93,7 @@ def pooled(X, mask, pooling: str, last_mask=None) -> np.ndarray:
     return np.where(m[..., None], X, -np.inf).max(1)
 
 
-def estimator_label(estimator: Estimator) -> str:
+def registered_label(estimator: Estimator) -> str:
     """The label of the registry entry that builds ``estimator`` (same class, fields
     and arrays), or its class name when none does."""
     target = describe_estimator(estimator)
@@ -166,7 +166,7 @@ def seq_probe_table(
     - ``max_examples``: examples per bundled data set.
     - ``seed``: the PRNG seed of the data subsample, the shared split and every fit.
     - ``families``: ``name -> SeqEstimator``, or names picked from
-      :func:`probejax.seq._families.default_families` (None: all of them).
+      :func:`probejax.seq.default_families` (None: all of them).
     - ``baseline``: the flat estimator on the pooled tokens (None:
       ``probejax.estimators.raptor()``), labelled by its registry entry.
     - ``grid``, ``config``: :class:`SeqGrid` and :class:`TrainConfig` of the default
@@ -209,7 +209,7 @@ def seq_probe_table(
             raise TypeError(f"families {bad} are not probejax.seq.SeqEstimator objects.")
     elif isinstance(families, str):
         raise TypeError(f"families must be a list of names, got the string {families!r}.")
-    base_name = f"{estimator_label(baseline)} on the {_POOLED[extraction.pooling]}"
+    base_name = f"{registered_label(baseline)} on the {_POOLED[extraction.pooling]}"
 
     if loaded is None:
         loaded = load_model("default", dtype=extraction.dtype)
