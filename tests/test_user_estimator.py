@@ -2,11 +2,13 @@
 library edit: compare, stability, a layer sweep, the CLI and the figures."""
 
 import json
+import re
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from test_llm_sweep import _write_csv, tiny  # noqa: F401  (the tiny Llama fixture)
 from typer.testing import CliRunner
 
@@ -141,3 +143,21 @@ def test_estimators_command_lists_the_registry():
     assert result.exit_code == 0, result.output
     for name in ("raptor", "mass_mean", "lda", "pca", "ridge_ls", "gcs", "rfm"):
         assert name in result.output
+
+
+def test_bad_estimator_import_paths_say_what_is_wrong(tmp_path):
+    """The estimator registry and the datasets share one import helper (probejax.io)."""
+    (tmp_path / "broken.py").write_text("import probejax\ndef make(:\n")
+    here = Path(__file__).resolve()
+    # the file runs as a module of its own, so its class is not this module's
+    assert type(pj.get_estimator(f"{here}:MedianDifference")).__name__ == "MedianDifference"
+    for spec, match in [
+        (f"{tmp_path}/missing.py:Probe", "no file"),
+        (f"{here}:NoSuchProbe", "has no attribute 'NoSuchProbe'"),
+        (f"{here}:", "cannot read it as an import path"),
+        (f"{tmp_path}/broken.py:make", "syntax error in .*broken.py, line 2"),
+        ("no_such_module_xyz:Probe", "cannot import 'no_such_module_xyz'"),
+        (f"{here}:QUIET", "neither an Estimator nor a callable"),
+    ]:
+        with pytest.raises(ValueError, match=f"estimator {re.escape(repr(spec))}.*{match}"):
+            pj.get_estimator(spec)

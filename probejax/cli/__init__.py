@@ -1,5 +1,6 @@
 """Command line: ``probejax reproduce`` (the README's main job), ``demo``, ``theory point``,
-``theory layer``."""
+``theory layer``, ``estimators`` and ``datasets`` (what ``--estimators`` and ``--data``
+take), ``probe`` (a sweep on an activation file) and ``llm ...``."""
 
 from __future__ import annotations
 
@@ -17,6 +18,15 @@ def _add_llm() -> None:
 
 
 _add_llm()
+
+
+def _add_probe() -> None:
+    from ._probe import probe
+
+    app.command("probe")(probe)
+
+
+_add_probe()
 
 
 @app.callback()
@@ -162,6 +172,66 @@ def estimators() -> None:
     for name, entry in registered().items():
         table.add_row(name, entry.label, "yes" if entry.stability else "no")
     Console(width=100).print(table)
+
+
+@app.command()
+def datasets(
+    specs: list[str] = typer.Argument(
+        None,
+        metavar="[SPEC]...",
+        help="datasets to resolve exactly as --data does (a registered name, a CSV/JSONL "
+        "path, or a loader 'file.py:name' / 'package.module:name'); none: list the registry",
+    ),
+    max_examples: int = typer.Option(None, help="with SPECS: the stratified subsample"),
+    seed: int = typer.Option(0, help="with SPECS: seed of the loader and the subsample"),
+) -> None:
+    """List the registered datasets: the names ``--data`` takes, their number of examples
+    and what their classes are. Given SPECS, load each as ``--data`` would and show what
+    it resolved to (size, classes, groups, source, hash), without running a model."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..llm import load_dataset, registered_datasets
+
+    console = Console(width=120)
+    if not specs:
+        table = Table(
+            title="registered datasets (or give a CSV/JSONL file, 'file.py:name' or 'pkg.mod:name')"
+        )
+        for column in ("name", "examples", "description"):
+            table.add_column(column, justify="right" if column == "examples" else "left")
+        for name, entry in registered_datasets().items():
+            try:
+                size = str(len(load_dataset(name)))
+            except ValueError as err:  # e.g. the package holding its data files is missing
+                size, description = "-", f"{entry.description} [unavailable: {err}]"
+            else:
+                description = entry.description
+            table.add_row(name, size, description)
+        console.print(table)
+        return
+    for spec in specs:
+        try:
+            data = load_dataset(spec, max_examples=max_examples, seed=seed)
+        except (ValueError, FileNotFoundError) as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(1) from None
+        table = Table(title=f"--data {spec}", show_header=False)
+        table.add_column("field")
+        table.add_column("value")
+        counts = ", ".join(f"{k}: {v}" for k, v in data.counts().items())
+        rows = {
+            "name": data.name,
+            "examples": f"{len(data)} ({counts})",
+            "groups": ", ".join(data.groups) or "none",
+            "source": data.source,
+            "licence": data.licence,
+            "description": data.description,
+            "hash": data.hash,
+        }
+        for field, value in rows.items():
+            table.add_row(field, value)
+        console.print(table)
 
 
 @app.command()

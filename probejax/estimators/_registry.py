@@ -16,12 +16,9 @@ for estimators whose refits are costly).
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import importlib.util
-import sys
 from collections.abc import Callable
-from pathlib import Path
 
+from ..io._imports import is_import_path, load_object
 from ._base import Estimator
 
 
@@ -62,40 +59,16 @@ def registered() -> dict[str, Entry]:
     return dict(_REGISTRY)
 
 
-def _load_attribute(spec: str):
-    target, _, attr = spec.rpartition(":")
-    if target.endswith(".py"):
-        path = Path(target)
-        if not path.is_file():
-            raise ValueError(f"estimator {spec!r}: no file {path}.")
-        mod_name = f"probejax_user_{abs(hash(str(path.resolve())))}"
-        module = sys.modules.get(mod_name)
-        if module is None:
-            loader = importlib.util.spec_from_file_location(mod_name, path)
-            module = importlib.util.module_from_spec(loader)
-            sys.modules[mod_name] = module
-            loader.loader.exec_module(module)
-    else:
-        try:
-            module = importlib.import_module(target)
-        except ImportError as err:
-            raise ValueError(f"estimator {spec!r}: cannot import {target!r} ({err}).") from None
-    try:
-        return getattr(module, attr)
-    except AttributeError:
-        raise ValueError(f"estimator {spec!r}: {target!r} has no attribute {attr!r}.") from None
-
-
 def get_entry(spec: str) -> Entry:
     """The :class:`Entry` for a registered name or an import path (module docstring)."""
     if spec in _REGISTRY:
         return _REGISTRY[spec]
-    if ":" not in spec:
+    if not is_import_path(spec):
         raise ValueError(
             f"unknown estimator {spec!r}; registered: {list(_REGISTRY)}, or give an import "
             "path 'package.module:name' or 'file.py:name'."
         )
-    obj = _load_attribute(spec)
+    obj = load_object(spec, what="estimator")
     make = (lambda: obj) if isinstance(obj, Estimator) else obj
     if not callable(make):
         raise ValueError(f"estimator {spec!r} is neither an Estimator nor a callable.")

@@ -7,11 +7,13 @@ from ._cache import (
     cached_activations as cached_activations,
 )
 from ._datasets import (
+    DatasetEntry as DatasetEntry,
     TextDataset as TextDataset,
-    bundled_datasets as bundled_datasets,
     contrast_pairs as contrast_pairs,
     load_dataset as load_dataset,
     read_text_dataset as read_text_dataset,
+    register_dataset as register_dataset,
+    registered_datasets as registered_datasets,
 )
 from ._extract import extract as extract, length_order as length_order
 from ._generate import (
@@ -46,5 +48,11 @@ from ._steer_eval import (
     repeated_ngram_rate as repeated_ngram_rate,
     vader as vader,
 )
-from ._sweep import SweepOutputs as SweepOutputs, llm_sweep as llm_sweep
+from ._sweep import (
+    ExtractionSpec as ExtractionSpec,
+    GroupedSplit as GroupedSplit,
+    SweepOutputs as SweepOutputs,
+    llm_sweep as llm_sweep,
+    probe_activations as probe_activations,
+)
 from ._vectors import SteeringVector as SteeringVector, residual_norms as residual_norms

