@@ -3,6 +3,13 @@ hash of the config and an explicit computation version, never of the source; the
 version is recorded for provenance only), the user cache folder and the persistent cache
 of compiled programs. Nothing here imports the rest of probejax."""
 
+from ._activations import (
+    Labels as Labels,
+    LayerStack as LayerStack,
+    open_activations as open_activations,
+    read_labels as read_labels,
+    write_activations as write_activations,
+)
 from ._atomic import atomic_write as atomic_write, write_npz_atomic as write_npz_atomic
 from ._compile_cache import (
     cache_root as cache_root,

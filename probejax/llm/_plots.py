@@ -16,9 +16,10 @@ from matplotlib.figure import Figure
 
 
 def _title(res: dict) -> str:
+    pooling = "" if res.get("pooling") is None else f", {res['pooling']} token"
     return (
         f"{res['model']['id'].split('/')[-1]} on {res['dataset']['name']} "
-        f"(n = {res['dataset']['n']}, {res['pooling']} token)"
+        f"(n = {res['dataset']['n']}{pooling})"
     )
 
 
@@ -37,7 +38,9 @@ def _per_method(res: dict, field: str, ylabel: str, path: Path, **ax_kw) -> Path
             drew = True
     if not drew:
         return None
-    ax.set(xlabel="layer (block output)", ylabel=ylabel, title=_title(res), **ax_kw)
+    point = res.get("point")
+    xlabel = "layer" if point is None else f"layer ({point.replace('_', ' ')})"
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=_title(res), **ax_kw)
     ax.title.set_fontsize(9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -119,7 +122,9 @@ def plot_sweep_results(res: dict, figures_dir: str | Path, prefix: str) -> list[
     out.mkdir(parents=True, exist_ok=True)
     paths = [
         _per_method(res, "test_accuracy", "test accuracy", out / f"{prefix}_accuracy.png"),
-        _per_method(
+        None
+        if res.get("stability") is None
+        else _per_method(
             res,
             "stability",
             f"stability: mean |cos| over {res['stability']['runs']} runs",

@@ -20,6 +20,10 @@
    stability, fit seconds; the controls) and ``out/probes.npz`` (every estimator's
    raw-coordinate ``w``, ``b`` per layer, for steering), both written atomically.
 
+:func:`probe_activations` runs steps 2-5 on an activation file a user already has
+(``.npy``, ``.npz``, ``.safetensors``, HDF5, ``.pt``; :func:`probejax.io.open_activations`),
+read one layer at a time, with the same ``results.json`` schema.
+
 Every option is a spec object checked before the model is loaded: the estimators
 resolve, the dataset loads and has the groups a :class:`GroupedSplit` asks for, the
 extraction options are known, and the layers of the stability, scikit-learn and
@@ -31,6 +35,7 @@ Figures are drawn from the results file by :mod:`probejax.llm._plots`.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -42,6 +47,7 @@ from ..estimators import DEFAULT_ESTIMATORS
 from ..estimators._raptor import raptor
 from ..estimators._registry import registered, resolve_methods
 from ..io import cache_root as user_cache_root
+from ..io._activations import Labels, LayerStack, open_activations, read_labels
 from ..io._atomic import write_npz_atomic
 from ..io._results import write_json_atomic
 from ..protocol._compare import compare
@@ -242,6 +248,208 @@ def _check_layer_options(layers, stability, sklearn) -> None:
         _subset("sklearn layers", sklearn, layers)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """A sweep's options, checked before any activation is read: the resolved
+    estimators (``labels``: their display names; ``stable``: those whose stability is
+    measured by default), the split, the stability and controls specs, the layers of
+    the scikit-learn loop, the seed."""
+
+    estimators: dict
+    labels: dict
+    stable: list
+    split: SplitSpec
+    stability: StabilitySpec | None
+    controls: ControlsSpec | None
+    sklearn: list[int] | str | None
+    seed: int
+
+    @property
+    def primary(self) -> str:
+        return next(iter(self.estimators))
+
+    def grouping(self, groups: dict, name: str) -> tuple[bool, list[str], np.ndarray | None]:
+        """``(grouped, group kinds, (n, m) group array or None)`` for data whose groups
+        are ``{kind: (n,) array}``; a :class:`GroupedSplit` on data without them is an
+        error naming the data."""
+        grouped = isinstance(self.split, GroupedSplit)
+        kinds = (
+            list(groups) if not grouped or self.split.groups is None else list(self.split.groups)
+        )
+        unknown = [k for k in kinds if k not in groups]
+        if unknown:
+            raise ValueError(f"{name} has no groups {unknown}; it has {list(groups)}.")
+        array = np.stack([np.asarray(groups[k]).astype(str) for k in kinds], 1) if kinds else None
+        if grouped and array is None:
+            raise ValueError(
+                f"a GroupedSplit needs groups, and {name} has none "
+                "(a CSV/JSONL file gives them in a 'group' column)."
+            )
+        return grouped, kinds if array is not None else [], array
+
+    def for_layers(self, layers: list[int]) -> _Plan:
+        """The plan with its stability layers and estimators resolved on ``layers``."""
+        _check_layer_options(layers, self.stability, self.sklearn)
+        stability = self.stability
+        if stability is not None:
+            stability = stability.replace(
+                estimators=self.stable if stability.estimators is None else stability.estimators,
+                layers=stability.layers_of(layers),
+            )
+        sk = [] if self.sklearn is None else (layers if self.sklearn == "all" else self.sklearn)
+        return dataclasses.replace(self, stability=stability, sklearn=list(sk))
+
+
+def _plan(estimators, split, stability, controls, sklearn, seed) -> _Plan:
+    """Check every option that needs no data (types, estimator names, layer lists)."""
+    for name, spec, kind in (
+        ("split", split, SplitSpec),
+        ("stability", stability, (StabilitySpec, type(None))),
+        ("controls", controls, (ControlsSpec, type(None))),
+    ):
+        if not isinstance(spec, kind):
+            raise TypeError(f"{name} must be a {kind}, got {type(spec).__name__}.")
+    if sklearn is not None and sklearn != "all":
+        if isinstance(sklearn, str) or not all(isinstance(i, int) for i in sklearn):
+            raise ValueError(f"sklearn must be a list of layers, 'all' or None, got {sklearn!r}.")
+        sklearn = list(sklearn)
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
+    ests, labels, stable = resolve_methods(estimators)
+    if stability is not None and stability.estimators is not None:
+        unknown = [m for m in stability.estimators if m not in ests]
+        if unknown:
+            raise ValueError(
+                f"StabilitySpec.estimators names {unknown}, which are not among {list(ests)}."
+            )
+    return _Plan(ests, labels, stable, split, stability, controls, sklearn, int(seed))
+
+
+_KEPT = (
+    "test_accuracy",
+    "test_auroc",
+    "lam",
+    "stability",
+    "stability_signed",
+    "fit_seconds",
+    "stability_seconds",
+)
+
+
+def _report(plan: _Plan, X, y, layers, grouping, about: dict, fingerprint, out, log, progress):
+    """Compare, time the loop, run the controls, write ``out``: every step after the
+    activations exist, shared by :func:`llm_sweep` and :func:`probe_activations`.
+    ``X``: ``(layers, n, d)``, read a layer at a time; ``about``: the results' leading
+    entries (model, dataset, site)."""
+    grouped, group_kinds, group_array = grouping
+    ests, primary = plan.estimators, plan.primary
+    base_split = SplitSpec(plan.split.test_fraction, plan.split.val_fraction)
+    # where the layer engine keeps its resumable results: one root for the comparison
+    # and the controls (which write their own subfolder of it)
+    store = dict(
+        layers=layers,
+        fingerprint=fingerprint,
+        directory=None if out is None else Path(out) / "store",
+    )
+    comp = compare(
+        ests,
+        X,
+        y,
+        jax.random.key(plan.seed),
+        split=base_split,
+        groups=group_array if grouped else None,
+        stability=plan.stability,
+        execution=Execution(cells_per_device=4, progress=progress),
+        **store,
+    )
+    splits, per = comp.splits, comp.estimators
+    for name, r in per.items():
+        best = int(np.argmax(r["test_accuracy"]))
+        log(
+            f"  {name}: best layer {layers[best]} test accuracy {r['test_accuracy'][best]:.3f} "
+            f"({np.sum(r['fit_seconds']) + np.nansum(r['stability_seconds']):.1f} s)"
+        )
+    sk = sklearn_layers(X, y, splits, layers, plan.sklearn, log) if plan.sklearn else None
+    stability = plan.stability
+    results = {
+        **about,
+        "layers": layers,
+        "splits": {k: len(np.asarray(getattr(splits, k))) for k in ("train_sub", "val", "test")},
+        "split": {"kind": "grouped" if grouped else "random", "groups": group_kinds},
+        "stability": None
+        if stability is None
+        else {
+            "runs": stability.runs,
+            "drop": stability.drop,
+            "layers": list(stability.layers),
+            "estimators": list(stability.estimators),
+        },
+        "labels": plan.labels,
+        "styles": {n: style_of(n) for n in ests},
+        "estimators": {name: {k: r[k] for k in _KEPT} for name, r in per.items()},
+    }
+    if sk is not None:
+        results["sklearn"] = {
+            k: sk[k] for k in ("layers", "total_seconds", "sweep_seconds", "C", "test_accuracy")
+        }
+        same = reproduced_by_sklearn(ests)
+        if same is not None:
+            results["sklearn"]["estimator"] = same
+            results["sklearn"]["cosine"] = [
+                _cosine(a, per[same]["w"][layers.index(i)])
+                for a, i in zip(sk["w"], sk["layers"], strict=True)
+            ]
+    best = int(np.argmax(per[primary]["test_accuracy"]))
+    results["best"] = {
+        "estimator": primary,
+        "layer": layers[best],
+        "test_accuracy": float(per[primary]["test_accuracy"][best]),
+        "by_estimator": {
+            m: {
+                "layer": layers[int(np.argmax(r["test_accuracy"]))],
+                "test_accuracy": float(np.max(r["test_accuracy"])),
+            }
+            for m, r in per.items()
+        },
+    }
+    if plan.controls is not None:
+        results["controls"] = layer_controls_summary(
+            control_layers(
+                ests[primary],
+                X,
+                y,
+                jax.random.key(plan.seed),
+                spec=plan.controls,
+                split=base_split,
+                groups=group_array,
+                execution=Execution(cells_per_device=1, progress=progress),
+                **store,
+            ),
+            primary,
+            layers,
+            group_kinds,
+            plan.controls.permutations,
+        )
+        ctrl = results["controls"]
+        at = ctrl["best_grouped" if group_array is not None else "best"]["layer"]
+        log(f"  k-direction probe and random directions at layer {at}")
+        ctrl["directions"] = direction_controls(
+            np.asarray(X[layers.index(at)]), y, group_array, plan.seed, plan.controls
+        )
+        ctrl["directions"]["layer"] = at
+        for line in controls_headline(results["controls"]):
+            log("  " + line)
+    probes = {m: (np.asarray(r["w"]), np.asarray(r["b"])) for m, r in per.items()}
+    results_path = probes_path = None
+    if out is not None:
+        out = Path(out)
+        results_path, probes_path = out / "results.json", out / "probes.npz"
+        write_npz_atomic(probes_path, probe_arrays(layers, probes))
+        write_json_atomic(results_path, results)
+        log(f"wrote {results_path} and {probes_path}")
+    return SweepOutputs(results, probes, results_path, probes_path)
+
+
 def llm_sweep(
     model: str | LoadedModel = "default",
     data: str | Path | TextDataset = "cities",
@@ -296,51 +504,19 @@ def llm_sweep(
     **Returns:** :class:`SweepOutputs` with the results dict (as written).
     """
     # everything that can be checked without the model, before it is loaded
-    for name, spec, kind in (
-        ("extraction", extraction, ExtractionSpec),
-        ("split", split, SplitSpec),
-        ("stability", stability, (StabilitySpec, type(None))),
-        ("controls", controls, (ControlsSpec, type(None))),
-    ):
-        if not isinstance(spec, kind):
-            raise TypeError(f"{name} must be a {kind}, got {type(spec).__name__}.")
-    if sklearn is not None and sklearn != "all":
-        if isinstance(sklearn, str) or not all(isinstance(i, int) for i in sklearn):
-            raise ValueError(f"sklearn must be a list of layers, 'all' or None, got {sklearn!r}.")
-        sklearn = list(sklearn)
+    if not isinstance(extraction, ExtractionSpec):
+        raise TypeError(f"extraction must be an ExtractionSpec, got {type(extraction).__name__}.")
+    plan = _plan(estimators, split, stability, controls, sklearn, seed)
     progress = log is not None
     log = log or (lambda s: None)
-    ests, labels, stable = resolve_methods(estimators)
-    primary = next(iter(ests))
-    if stability is not None and stability.estimators is not None:
-        unknown = [m for m in stability.estimators if m not in ests]
-        if unknown:
-            raise ValueError(
-                f"StabilitySpec.estimators names {unknown}, which are not among {list(ests)}."
-            )
     dataset = data if isinstance(data, TextDataset) else load_dataset(data)
-    grouped = isinstance(split, GroupedSplit)
-    group_kinds = (
-        list(dataset.groups) if not grouped or split.groups is None else list(split.groups)
-    )
-    group_array = dataset.group_array(group_kinds)
-    if grouped and group_array is None:
-        raise ValueError(
-            f"a GroupedSplit needs groups, and dataset {dataset.name!r} has none "
-            "(a CSV/JSONL file gives them in a 'group' column)."
-        )
+    grouping = plan.grouping(dataset.groups, f"dataset {dataset.name!r}")
     layers = _resolve_layers(extraction, None)
-    _check_layer_options(layers, stability, sklearn)
+    _check_layer_options(layers, plan.stability, plan.sklearn)
 
     loaded = model if isinstance(model, LoadedModel) else load_model(model, dtype=extraction.dtype)
     layers = _resolve_layers(extraction, loaded.n_layers)
-    _check_layer_options(layers, stability, sklearn)
-    if stability is not None:
-        stability = stability.replace(
-            estimators=stable if stability.estimators is None else stability.estimators,
-            layers=stability.layers_of(layers),
-        )
-    sk_which = [] if sklearn is None else (layers if sklearn == "all" else sklearn)
+    plan = plan.for_layers(layers)
     cache = activation_cache_dir(
         Path(cache_root) if cache_root else user_cache_root(),
         loaded,
@@ -362,44 +538,7 @@ def llm_sweep(
     )
     t_extract = time.perf_counter() - t0
     log(f"activations {tuple(X.shape)} from {cache} ({t_extract:.1f} s)")
-    y = np.asarray(dataset.labels)
-    # where the layer engine keeps its resumable results: one root for the comparison
-    # and the controls (which write their own subfolder of it)
-    store = dict(
-        layers=layers,
-        fingerprint=f"{cache}:{dataset.hash}",
-        directory=None if out is None else Path(out) / "store",
-    )
-    comp = compare(
-        ests,
-        X,
-        y,
-        jax.random.key(seed),
-        split=SplitSpec(split.test_fraction, split.val_fraction),
-        groups=group_array if grouped else None,
-        stability=stability,
-        execution=Execution(cells_per_device=4, progress=progress),
-        **store,
-    )
-    splits, per = comp.splits, comp.estimators
-    for name, r in per.items():
-        best = int(np.argmax(r["test_accuracy"]))
-        log(
-            f"  {name}: best layer {layers[best]} test accuracy {r['test_accuracy'][best]:.3f} "
-            f"({np.sum(r['fit_seconds']) + np.nansum(r['stability_seconds']):.1f} s)"
-        )
-    sk = sklearn_layers(X, y, splits, layers, sk_which, log) if sk_which else None
-
-    kept = (
-        "test_accuracy",
-        "test_auroc",
-        "lam",
-        "stability",
-        "stability_signed",
-        "fit_seconds",
-        "stability_seconds",
-    )
-    results = {
+    about = {
         "model": {
             "id": loaded.model_id,
             "revision": loaded.revision,
@@ -417,86 +556,143 @@ def llm_sweep(
         },
         "pooling": extraction.pooling,
         "point": extraction.point,
-        "layers": layers,
-        "splits": {k: len(np.asarray(getattr(splits, k))) for k in ("train_sub", "val", "test")},
-        "split": {
-            "kind": "grouped" if grouped else "random",
-            "groups": group_kinds if group_array is not None else [],
-        },
-        "stability": None
-        if stability is None
-        else {
-            "runs": stability.runs,
-            "drop": stability.drop,
-            "layers": list(stability.layers),
-            "estimators": list(stability.estimators),
-        },
-        "labels": labels,
-        "styles": {n: style_of(n) for n in ests},
         "extract_seconds": t_extract,
         "cache": str(cache),
-        "estimators": {name: {k: r[k] for k in kept} for name, r in per.items()},
     }
-    if sk is not None:
-        results["sklearn"] = {
-            k: sk[k] for k in ("layers", "total_seconds", "sweep_seconds", "C", "test_accuracy")
-        }
-        same = reproduced_by_sklearn(ests)
-        if same is not None:
-            results["sklearn"]["estimator"] = same
-            results["sklearn"]["cosine"] = [
-                _cosine(a, per[same]["w"][layers.index(i)])
-                for a, i in zip(sk["w"], sk["layers"], strict=True)
-            ]
-    best = int(np.argmax(per[primary]["test_accuracy"]))
-    results["best"] = {
-        "estimator": primary,
-        "layer": layers[best],
-        "test_accuracy": float(per[primary]["test_accuracy"][best]),
-        "by_estimator": {
-            m: {
-                "layer": layers[int(np.argmax(r["test_accuracy"]))],
-                "test_accuracy": float(np.max(r["test_accuracy"])),
-            }
-            for m, r in per.items()
+    y = np.asarray(dataset.labels)
+    fingerprint = f"{cache}:{dataset.hash}"
+    return _report(plan, X, y, layers, grouping, about, fingerprint, out, log, progress)
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def probe_activations(
+    activations: str | Path | LayerStack,
+    labels: str | Path | Labels | None = None,
+    out: str | Path | None = None,
+    *,
+    key: str | None = None,
+    estimators=DEFAULT_ESTIMATORS,
+    split: SplitSpec = SplitSpec(),
+    stability: StabilitySpec | None = DEFAULT_STABILITY,
+    controls: ControlsSpec | None = None,
+    sklearn: Sequence[int] | str | None = None,
+    seed: int = 0,
+    log: Callable[[str], None] | None = print,
+) -> SweepOutputs:
+    """The sweep of :func:`llm_sweep` on activations a user already has: every layer
+    of an activation file, read one layer at a time, with the same estimators,
+    stability, controls and ``results.json`` schema (``probejax probe`` on the command
+    line).
+
+    **Arguments:**
+
+    - ``activations``: a file (``.npy``, ``.npz``, ``.safetensors``, ``.h5``, ``.pt``;
+      see :func:`probejax.io.open_activations`) or an opened
+      :class:`~probejax.io.LayerStack`.
+    - ``labels``: a CSV with a ``label`` column (and optionally ``group``), a ``.npy``
+      vector, or :class:`~probejax.io.Labels`; ``None``: the labels (and groups) the
+      activation file carries (a file written by ``probejax llm extract`` does).
+    - ``out``: output folder for ``results.json``, ``probes.npz`` and the resumable
+      stores (``None``: nothing written).
+    - ``key``: the file's entry (or per-layer prefix) holding the activations, when it
+      holds several.
+    - ``estimators``, ``split``, ``stability``, ``controls``, ``sklearn``, ``seed``,
+      ``log``: as in :func:`llm_sweep`; a :class:`GroupedSplit` uses the labels' ``group``
+      column (kind ``"group"``).
+
+    The layers are named as the file names them (``model.layers.7`` is layer 7; a 3-D
+    array's rows are layers ``0..L-1``); ``stability`` and ``sklearn`` layers refer to
+    those names. Results are keyed by the file's SHA-256, so an interrupted run resumes
+    and a changed file is recomputed.
+
+    **Returns:** :class:`SweepOutputs`.
+    """
+    plan = _plan(estimators, split, stability, controls, sklearn, seed)
+    progress = log is not None
+    log = log or (lambda s: None)
+    stack = (
+        activations
+        if isinstance(activations, LayerStack)
+        else open_activations(activations, key=key)
+    )
+    L, n, d = stack.shape
+    if labels is None:
+        if stack.labels is None:
+            raise ValueError(
+                f"{stack.path} carries no labels: give a labels file (--labels), a CSV with "
+                "a 'label' column or a .npy vector."
+            )
+        groups = None if stack.groups is None else np.asarray(stack.groups).astype(str)
+        y, label_names = np.asarray(stack.labels), ("0", "1")
+        names = stack.metadata.get("label_names")
+        label_names = tuple(names) if names else label_names
+        labels_source = str(stack.path)
+        if len(y) != n:
+            raise ValueError(f"{stack.path} holds {len(y)} labels for {n} examples.")
+        y = read_label_values(y, labels_source)
+    else:
+        if not isinstance(labels, Labels):
+            labels_source = str(labels)
+            labels = read_labels(labels, n)
+        else:
+            labels_source = "Labels"
+            if len(labels.y) != n:
+                raise ValueError(f"the labels hold {len(labels.y)} values for {n} examples.")
+        y, groups, label_names = labels.y, labels.groups, labels.label_names
+    data_name = f"activations {stack.path.name}"
+    grouping = plan.grouping({} if groups is None else {"group": groups}, data_name)
+    layers = list(stack.layers)
+    plan = plan.for_layers(layers)
+    meta = stack.metadata
+    log(
+        f"{stack.path}: {L} layers of {n} x {d} ({stack.format}); "
+        f"classes {dict(zip(label_names, np.bincount(y, minlength=2).tolist(), strict=True))}"
+    )
+    digest = _file_sha256(stack.path)
+    about = {
+        "model": {
+            "id": meta.get("model", stack.path.name),
+            "revision": meta.get("revision"),
+            "dtype": meta.get("dtype", str(stack.dtype)),
+            "n_layers": meta.get("n_layers"),
+            "d": d,
         },
+        "dataset": {
+            "name": meta.get("dataset", Path(labels_source).stem),
+            "n": n,
+            "hash": meta.get("texts_sha256", digest),
+            "source": labels_source,
+            "licence": meta.get("licence", "unknown"),
+            "label_names": list(label_names),
+        },
+        "activations": {
+            "path": str(stack.path),
+            "format": stack.format,
+            "key": stack.key,
+            "sha256": digest,
+        },
+        "pooling": meta.get("pooling"),
+        "point": meta.get("site"),
+        "extract_seconds": None,
+        "cache": None,
     }
-    if controls is not None:
-        results["controls"] = layer_controls_summary(
-            control_layers(
-                ests[primary],
-                X,
-                y,
-                jax.random.key(seed),
-                spec=controls,
-                split=SplitSpec(split.test_fraction, split.val_fraction),
-                groups=group_array,
-                execution=Execution(cells_per_device=1, progress=progress),
-                **store,
-            ),
-            primary,
-            layers,
-            group_kinds if group_array is not None else [],
-            controls.permutations,
-        )
-        ctrl = results["controls"]
-        at = ctrl["best_grouped" if group_array is not None else "best"]["layer"]
-        log(f"  k-direction probe and random directions at layer {at}")
-        ctrl["directions"] = direction_controls(
-            np.asarray(X[layers.index(at)]), y, group_array, seed, controls
-        )
-        ctrl["directions"]["layer"] = at
-        for line in controls_headline(results["controls"]):
-            log("  " + line)
-    probes = {m: (np.asarray(r["w"]), np.asarray(r["b"])) for m, r in per.items()}
-    results_path = probes_path = None
-    if out is not None:
-        out = Path(out)
-        results_path, probes_path = out / "results.json", out / "probes.npz"
-        write_npz_atomic(probes_path, probe_arrays(layers, probes))
-        write_json_atomic(results_path, results)
-        log(f"wrote {results_path} and {probes_path}")
-    return SweepOutputs(results, probes, results_path, probes_path)
+    fingerprint = f"file:{digest}:{stack.key}"
+    return _report(plan, stack, y, layers, grouping, about, fingerprint, out, log, progress)
+
+
+def read_label_values(values, where: str) -> np.ndarray:
+    """Labels carried by an activation file as 0/1 ``int32`` (0/1 or -1/+1 values)."""
+    v = np.asarray(values)
+    if v.ndim != 1 or not set(np.unique(v).tolist()) <= {0, 1, -1}:
+        raise ValueError(f"{where}: its labels must be 0/1 (or -1/+1) per example.")
+    return (v > 0).astype(np.int32)
 
 
 def layer_controls_summary(ctrl, estimator: str, layers, group_kinds, permutations) -> dict:
