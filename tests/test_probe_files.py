@@ -107,6 +107,11 @@ def test_sweep_on_a_file_finds_the_planted_layer_and_keeps_the_llm_schema(tmp_pa
                 "styles", "estimators", "best", "pooling", "point"):  # fmt: skip
         assert key in written
     assert np.load(out / "probes.npz")["raptor_w"].shape == (3, D)
+    det = written["estimators"]["raptor"]["detection"]
+    for k in ("accuracy", "auroc", "recall_at_1pct_fpr", "recall_at_5pct_fpr", "brier"):
+        assert len(det[k]["value"]) == 3 and len(det[k]["low"]) == 3
+    assert det["accuracy"]["value"][1] == pytest.approx(acc[1])
+    assert det["recall_at_5pct_fpr"]["value"][1] > 0.8
 
 
 def test_labels_carried_by_the_file_and_the_command_line(tmp_path):
@@ -122,6 +127,7 @@ def test_labels_carried_by_the_file_and_the_command_line(tmp_path):
     assert res["best"]["layer"] == SIGNAL_LAYER
     assert res["model"]["id"] == "tiny"
     assert "raptor acc" in result.output
+    assert "recall@5%FPR" in result.output  # the detection table
     assert (out / "sweep_accuracy.png").stat().st_size > 0
 
 

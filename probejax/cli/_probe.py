@@ -13,7 +13,7 @@ def print_sweep(res, out: str) -> None:
     from rich.table import Table
 
     from ..llm._plots import plot_sweep
-    from ..llm._sweep import layer_table
+    from ..llm._sweep import detection_table, layer_table
 
     results = res.results
     console = Console(width=max(100, 12 * (len(results["estimators"]) + 1)))
@@ -23,6 +23,14 @@ def print_sweep(res, out: str) -> None:
         if not rows:
             continue
         table = Table(title=f"{field.replace('_', ' ')}: {where}")
+        for name in header:
+            table.add_column(name, justify="right")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+    header, rows = detection_table(results)
+    if rows:
+        table = Table(title=f"detection at each estimator's best layer (95% bootstrap): {where}")
         for name in header:
             table.add_column(name, justify="right")
         for row in rows:

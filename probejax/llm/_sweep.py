@@ -17,7 +17,9 @@
    permutation test, a control task's selectivity, and at the best layer the
    k-direction curve and the random-direction baseline;
 5. ``out/results.json`` (per layer, per estimator: test accuracy, AUROC, chosen ridge,
-   stability, fit seconds; the controls) and ``out/probes.npz`` (every estimator's
+   stability, fit seconds, and under ``detection`` accuracy, AUROC, recall at 1% and 5%
+   false-positive rate and Brier score, each with a stratified bootstrap 95% interval;
+   the controls) and ``out/probes.npz`` (every estimator's
    raw-coordinate ``w``, ``b`` per layer, for steering), both written atomically.
 
 :func:`probe_activations` runs steps 2-5 on an activation file a user already has
@@ -43,6 +45,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from ..core._metrics import detection_metrics
 from ..estimators import DEFAULT_ESTIMATORS
 from ..estimators._raptor import raptor
 from ..estimators._registry import registered, resolve_methods
@@ -333,6 +336,7 @@ _KEPT = (
     "stability_signed",
     "fit_seconds",
     "stability_seconds",
+    "detection",
 )
 
 
@@ -368,6 +372,11 @@ def _report(plan: _Plan, X, y, layers, grouping, about: dict, fingerprint, out, 
         log(
             f"  {name}: best layer {layers[best]} test accuracy {r['test_accuracy'][best]:.3f} "
             f"({np.sum(r['fit_seconds']) + np.nansum(r['stability_seconds']):.1f} s)"
+        )
+    y_test = np.asarray(y)[np.asarray(splits.test)]
+    for r in per.values():
+        r["detection"] = detection_metrics(
+            y_test, r["test_scores"], jax.random.fold_in(jax.random.key(plan.seed), 7)
         )
     sk = sklearn_layers(X, y, splits, layers, plan.sklearn, log) if plan.sklearn else None
     stability = plan.stability
@@ -818,4 +827,23 @@ def layer_table(
     for i, layer in enumerate(results["layers"]):
         if any(np.isfinite(v[i]) for v in values.values()):
             rows.append([str(layer)] + [f"{v[i]:.3f}" for v in values.values()])
+    return header, rows
+
+
+def detection_table(results: dict) -> tuple[list[str], list[list[str]]]:
+    """``(header, rows)``: per estimator, at its best layer (by test accuracy), the
+    detection metrics with their bootstrap intervals (``value [low, high]``)."""
+    names = ("accuracy", "auroc", "recall_at_1pct_fpr", "recall_at_5pct_fpr", "brier")
+    header = ["estimator", "layer", "accuracy", "AUROC", "recall@1%FPR", "recall@5%FPR", "Brier"]
+    rows = []
+    for m, r in results["estimators"].items():
+        det = r.get("detection")
+        if not det:
+            continue
+        i = int(np.nanargmax(np.asarray(r["test_accuracy"], float)))
+        cells = []
+        for k in names:
+            v, lo, hi = (float(np.asarray(det[k][f], float)[i]) for f in ("value", "low", "high"))
+            cells.append(f"{v:.3f} [{lo:.2f}, {hi:.2f}]")
+        rows.append([m, str(results["layers"][i]), *cells])
     return header, rows

@@ -25,6 +25,7 @@ from jaxtyping import PRNGKeyArray
 
 from ..core._checks import as_pm1_labels
 from ..core._probe import diagnostics
+from ..core._rows import rows
 from ..estimators._base import Estimator
 from ..io._results import config_hash
 from ..sweep._execution import Execution
@@ -52,13 +53,14 @@ from ._splits import Splits
 
 # The computation's version in every store's hash: bump it by hand when what a fit or
 # stability cell returns changes.
-COMPARE_VERSION = "compare/1"
+COMPARE_VERSION = "compare/2"  # 2: the test scores are kept (detection metrics)
 
 
 def _scores(estimator):
     def fn(X, cell, data):
         key = jax.random.wrap_key_data(data["key"])
-        ev = evaluate_on(estimator, layer_inputs(X, data), data["y"], Splits.from_arrays(data), key)
+        inputs, splits = layer_inputs(X, data), Splits.from_arrays(data)
+        ev = evaluate_on(estimator, inputs, data["y"], splits, key)
         lin = ev.probe.linear()
         v = ev.probe.concept_vector()
         nan = jnp.asarray(jnp.nan, X.dtype)
@@ -70,6 +72,7 @@ def _scores(estimator):
             "lam": jnp.asarray(info.get("lam", nan), X.dtype),
             "test_accuracy": ev.test_accuracy,
             "test_auroc": ev.test_auroc,
+            "test_scores": ev.probe.decision_function(rows(inputs, splits.test)),
         }
 
     return fn
@@ -90,7 +93,9 @@ class Comparison(NamedTuple):
     dict of NumPy arrays with a leading ``layers`` axis: ``w (L, d)`` and ``b`` (the
     raw-coordinate linear probe; for a nonlinear probe ``w`` is its concept vector and
     ``b`` NaN), ``concept (L, d)``, ``lam`` (the chosen ridge, NaN when nothing is
-    tuned), ``test_accuracy``, ``test_auroc``, ``fit_seconds`` (compute time per layer,
+    tuned), ``test_accuracy``, ``test_auroc``, ``test_scores (L, n_test)`` (decision
+    values on ``splits.test``, for :func:`probejax.metrics.detection_metrics`),
+    ``fit_seconds`` (compute time per layer,
     compilation excluded) and ``stability``, ``stability_signed``,
     ``stability_seconds`` (NaN where not measured)."""
 
