@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from probejax.cli import app
 from probejax.io import open_activations, read_labels, write_activations
 from probejax.llm import probe_activations
-from probejax.protocol import StabilitySpec
+from probejax.protocol import SplitSpec, StabilitySpec
 
 N, D, SIGNAL_LAYER = 120, 8, 5
 
@@ -166,3 +166,17 @@ def test_bad_activation_files_name_what_is_wrong(tmp_path):
     np.save(tmp_path / "acts.npy", np.zeros((2, 6, 3), np.float32))
     with pytest.raises(ValueError, match="carries no labels"):
         probe_activations(tmp_path / "acts.npy", log=None)
+
+
+def test_groups_split_by_group_by_default_and_random_on_request(tmp_path):
+    acts, y = _planted()
+    path = _write("npz", tmp_path / "acts.npz", acts, y)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("label,group\n" + "".join(f"{v},g{i // 4}\n" for i, v in enumerate(y)))
+    kw = dict(estimators=["mass_mean"], stability=None, log=None)
+    auto = probe_activations(path, labels, **kw).results
+    assert auto["split"] == {"kind": "grouped", "groups": ["group"]}
+    random = probe_activations(path, labels, split=SplitSpec(), **kw).results
+    assert random["split"]["kind"] == "random"
+    np.save(tmp_path / "y.npy", y)
+    assert probe_activations(path, tmp_path / "y.npy", **kw).results["split"]["kind"] == "random"

@@ -75,7 +75,9 @@ def probe(
         None, help="time the authors' scikit-learn loop on these layers: 'all' or '5,15'"
     ),
     split: str = typer.Option(
-        "random", help="'random' (stratified) or 'grouped' (the labels' 'group' column kept whole)"
+        "auto",
+        help="'auto' (grouped when the labels have a 'group' column, else random), 'random' "
+        "(stratified, the RAPTOR authors' protocol) or 'grouped' (groups kept whole)",
     ),
     controls: bool = typer.Option(
         False, help="validity controls: permutation test, control task, k-direction curve"
@@ -94,8 +96,9 @@ def probe(
     from ._llm import _names, _sklearn_layers, _stability_layers
 
     try:
-        if split not in ("random", "grouped"):
-            raise ValueError(f"--split must be 'random' or 'grouped', got {split!r}.")
+        splits = {"auto": None, "random": SplitSpec(), "grouped": GroupedSplit()}
+        if split not in splits:
+            raise ValueError(f"--split must be one of {', '.join(splits)}, got {split!r}.")
         spec = None
         if stability:
             spec = StabilitySpec(
@@ -110,7 +113,7 @@ def probe(
             out,
             key=key,
             estimators=estimators or DEFAULT_ESTIMATORS,
-            split=GroupedSplit() if split == "grouped" else SplitSpec(),
+            split=splits[split],
             stability=spec,
             controls=ControlsSpec(permutations=permutations) if controls else None,
             sklearn=_sklearn_layers(sklearn),

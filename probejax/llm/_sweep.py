@@ -271,6 +271,13 @@ class _Plan:
     def primary(self) -> str:
         return next(iter(self.estimators))
 
+    def with_split_for(self, groups: dict) -> _Plan:
+        """The plan with a default split (``None``) made concrete: grouped when the
+        data have groups, else stratified."""
+        if self.split is not None:
+            return self
+        return dataclasses.replace(self, split=GroupedSplit() if groups else SplitSpec())
+
     def grouping(self, groups: dict, name: str) -> tuple[bool, list[str], np.ndarray | None]:
         """``(grouped, group kinds, (n, m) group array or None)`` for data whose groups
         are ``{kind: (n,) array}``; a :class:`GroupedSplit` on data without them is an
@@ -306,7 +313,7 @@ class _Plan:
 def _plan(estimators, split, stability, controls, sklearn, seed) -> _Plan:
     """Check every option that needs no data (types, estimator names, layer lists)."""
     for name, spec, kind in (
-        ("split", split, SplitSpec),
+        ("split", split, (SplitSpec, type(None))),
         ("stability", stability, (StabilitySpec, type(None))),
         ("controls", controls, (ControlsSpec, type(None))),
     ):
@@ -466,7 +473,7 @@ def llm_sweep(
     *,
     extraction: ExtractionSpec = ExtractionSpec(),
     estimators=DEFAULT_ESTIMATORS,
-    split: SplitSpec = SplitSpec(),
+    split: SplitSpec | None = None,
     stability: StabilitySpec | None = DEFAULT_STABILITY,
     controls: ControlsSpec | None = None,
     sklearn: Sequence[int] | str | None = None,
@@ -492,7 +499,10 @@ def llm_sweep(
       primary estimator (its best layer is ``results["best"]``; the controls run on
       it).
     - ``split``: a :class:`~probejax.SplitSpec` (stratified, as the RAPTOR authors
-      split) or a :class:`GroupedSplit` (the dataset's groups kept whole).
+      split) or a :class:`GroupedSplit` (the dataset's groups kept whole); ``None``
+      (default): grouped when the dataset has groups (no city, country or contrast
+      pair shared between train and test), else stratified. ``results["split"]`` says
+      which ran.
     - ``stability``: a :class:`~probejax.StabilitySpec`, or ``None`` for none (default:
       8 layers spread over the depth, ``StabilitySpec(layers=Spread(8))``); its
       ``estimators=None`` means, here, every estimator but those registered as costly
@@ -519,6 +529,7 @@ def llm_sweep(
     progress = log is not None
     log = log or (lambda s: None)
     dataset = data if isinstance(data, TextDataset) else load_dataset(data)
+    plan = plan.with_split_for(dataset.groups)
     grouping = plan.grouping(dataset.groups, f"dataset {dataset.name!r}")
     layers = _resolve_layers(extraction, None)
     _check_layer_options(layers, plan.stability, plan.sklearn)
@@ -588,7 +599,7 @@ def probe_activations(
     *,
     key: str | None = None,
     estimators=DEFAULT_ESTIMATORS,
-    split: SplitSpec = SplitSpec(),
+    split: SplitSpec | None = None,
     stability: StabilitySpec | None = DEFAULT_STABILITY,
     controls: ControlsSpec | None = None,
     sklearn: Sequence[int] | str | None = None,
@@ -656,7 +667,9 @@ def probe_activations(
                 raise ValueError(f"the labels hold {len(labels.y)} values for {n} examples.")
         y, groups, label_names = labels.y, labels.groups, labels.label_names
     data_name = f"activations {stack.path.name}"
-    grouping = plan.grouping({} if groups is None else {"group": groups}, data_name)
+    group_dict = {} if groups is None else {"group": groups}
+    plan = plan.with_split_for(group_dict)
+    grouping = plan.grouping(group_dict, data_name)
     layers = list(stack.layers)
     plan = plan.for_layers(layers)
     meta = stack.metadata

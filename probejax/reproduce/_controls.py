@@ -103,7 +103,7 @@ def compute(config: dict, log: Callable[[str], None] = print) -> dict:
     from ..llm._datasets import load_dataset
     from ..llm._model import load_model
     from ..llm._sweep import ExtractionSpec, llm_sweep
-    from ..protocol import ControlsSpec
+    from ..protocol import ControlsSpec, SplitSpec
     from . import _resolve
 
     loaded = load_model(config["model"])
@@ -125,6 +125,7 @@ def compute(config: dict, log: Callable[[str], None] = print) -> dict:
                 batch_size=config["batch_size"],
             ),
             estimators=[config["estimator"]],
+            split=SplitSpec(),  # the random split; the controls add the grouped one
             stability=None,
             controls=ControlsSpec(permutations=config["permutations"], k_max=config["k_max"]),
             seed=config["seed"],

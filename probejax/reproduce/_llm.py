@@ -44,7 +44,7 @@ def compute(config: dict, log: Callable[[str], None] = print) -> dict:
     from ..llm._datasets import load_dataset
     from ..llm._model import load_model
     from ..llm._sweep import ExtractionSpec, llm_sweep, probe_arrays
-    from ..protocol import Spread, StabilitySpec
+    from ..protocol import SplitSpec, Spread, StabilitySpec
     from . import _resolve
 
     loaded = load_model(config["model"])
@@ -64,6 +64,7 @@ def compute(config: dict, log: Callable[[str], None] = print) -> dict:
                 batch_size=config["batch_size"],
             ),
             estimators=config["estimators"],
+            split=SplitSpec(),  # the authors' stratified protocol, as RAPTOR reports it
             stability=StabilitySpec(
                 runs=stability["runs"],
                 drop=stability["drop"],
