@@ -132,10 +132,10 @@ def detection_metrics(y, scores, key, *, resamples: int = 1000, level: float = 0
     q = jnp.asarray([(1 - level) / 2, (1 + level) / 2])
     out = {}
     for name, metric in DETECTION_METRICS.items():
-        per_row = jax.vmap(lambda s, m=metric: m(y, s))
-        value = per_row(flat)
-        boot = jax.vmap(lambda i, m=metric: jax.vmap(lambda s: m(y[i], s[i]))(flat))(idx)
-        low, high = jnp.nanquantile(boot, q, axis=0)
+        value = jax.vmap(lambda s, m=metric: m(y, s))(flat)
+        # one row (layer) at a time, its resamples vmapped: memory stays that of one row
+        boot = jax.lax.map(lambda s, m=metric: jax.vmap(lambda i: m(y[i], s[i]))(idx), flat)
+        low, high = jnp.nanquantile(boot, q, axis=1)
         shape = scores.shape[:-1]
         out[name] = {
             "value": np.asarray(value).reshape(shape),

@@ -201,11 +201,32 @@ def _part(a, i):
 
 
 def _open_npy(path: Path, key):
-    a = np.load(path, mmap_mode="r")
     if key is not None:
         raise ValueError(f"{path}: a .npy file holds one array; key={key!r} does not apply.")
-    shapes = {"activations": a.shape}
-    return shapes, {"activations": a.dtype}, lambda k, i: _part(a, i), lambda k: None, {}
+    fmt = np.lib.format
+    with open(path, "rb") as f:
+        version = fmt.read_magic(f)
+        read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        shape, fortran, dtype = read_header(f)
+        offset = f.tell()
+    if fortran or dtype.hasobject:
+        a = np.load(path, mmap_mode="r")  # not laid out by rows: memory-map it
+        get = lambda k, i: _part(a, i)
+    else:
+        row = int(np.prod(shape[1:], dtype=np.int64)) if len(shape) == 3 else 0
+
+        def get(k, i):
+            # a plain read of one layer's bytes: unlike a memory map, the pages read do
+            # not stay in the process's resident set
+            with open(path, "rb") as f:
+                if i is None or len(shape) != 3:
+                    return np.fromfile(f, dtype=dtype, offset=offset).reshape(shape)[
+                        () if i is None else i
+                    ]
+                f.seek(offset + i * row * dtype.itemsize)
+                return np.fromfile(f, dtype=dtype, count=row).reshape(shape[1:])
+
+    return {"activations": tuple(shape)}, {"activations": dtype}, get, lambda k: None, {}
 
 
 def _open_npz(path: Path, key):
