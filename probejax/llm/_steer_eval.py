@@ -59,7 +59,7 @@ def repeated_ngram_rate(text: str, n: int = 3) -> float:
 
 
 def bootstrap_ci(
-    x: np.ndarray, seed: int, *, n_boot: int = 2000, level: float = 0.95
+    x: np.ndarray, seed: int, *, resamples: int = 2000, level: float = 0.95
 ) -> tuple[float, float, float]:
     """``(mean, low, high)``: the mean of `x` (``nan`` entries dropped) and its
     percentile-bootstrap interval from ``numpy.random.default_rng(seed)``."""
@@ -68,7 +68,7 @@ def bootstrap_ci(
     if x.size == 0:
         return (float("nan"),) * 3
     rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
+    means = x[rng.integers(0, x.size, size=(resamples, x.size))].mean(axis=1)
     a = (1 - level) / 2
     return float(x.mean()), float(np.quantile(means, a)), float(np.quantile(means, 1 - a))
 

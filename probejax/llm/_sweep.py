@@ -779,7 +779,7 @@ def direction_controls(X, y, groups, seed: int, spec: ControlsSpec = ControlsSpe
     key = jax.random.key(seed)
     splits = protocol_splits(key, y, groups=groups)
     kd = k_direction_curve(X, y, splits, key, k_max=spec.k_max, permutations=spec.permutations)
-    rd = random_direction_baseline(X, y, splits, key, n_directions=spec.random_directions)
+    rd = random_direction_baseline(X, y, splits, key, random_directions=spec.random_directions)
     return {
         "split": "grouped" if groups is not None else "random",
         "k": list(range(1, spec.k_max + 1)),

@@ -217,7 +217,7 @@ def k_direction_curve(
 
 
 class RandomBaseline(eqx.Module):
-    """Test metrics of ``n_directions`` random directions (``accuracy``, ``auroc``,
+    """Test metrics of ``random_directions`` random directions (``accuracy``, ``auroc``,
     ``(N,)``), their means and 95th percentiles."""
 
     accuracy: Float[Array, " N"]
@@ -251,11 +251,11 @@ def random_direction_baseline(
     y,
     splits: Splits,
     key: PRNGKeyArray,
-    n_directions: int = 100,
+    random_directions: int = 100,
     *,
     standardize: bool = True,
 ) -> RandomBaseline:
-    """Test accuracy and AUROC of ``n_directions`` random directions
+    """Test accuracy and AUROC of ``random_directions`` random directions
     (:class:`~probejax.estimators.RandomDirection`, one key each from ``key``), each
     Platt-scaled on train_sub + val and scored on test, all in one ``vmap``.
 
@@ -264,7 +264,7 @@ def random_direction_baseline(
     X = as_float_matrix(X, "X")
     y, _ = as_pm1_labels(y, X.shape[0])
     splits = check_splits(splits, np.asarray(y), X.shape[0])
-    if int(n_directions) < 1:
-        raise ValueError(f"n_directions must be >= 1, got {n_directions}.")
-    keys = jax.random.split(key, int(n_directions))
+    if int(random_directions) < 1:
+        raise ValueError(f"random_directions must be >= 1, got {random_directions}.")
+    keys = jax.random.split(key, int(random_directions))
     return _random_jit(X, y, splits, keys, standardize)
