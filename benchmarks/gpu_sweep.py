@@ -65,6 +65,7 @@ import numpy as np
 
 import probejax as pj
 from probejax.protocol import path_sweep
+from probejax.solvers import LBFGS, Newton, solve_ridge_logistic
 from probejax.sweep import Execution
 
 # Dense peaks per device: (fp32 FLOP/s without tensor cores, fp64 FLOP/s, bytes/s).
@@ -136,10 +137,10 @@ def timed_loop(fn, items, repeats=1):
     return (time.perf_counter() - t0) / (repeats * len(items))
 
 
-def loop_per_lambda(Xs, y, lams, solver: str) -> float:
+def loop_per_lambda(Xs, y, lams, solver: Newton | LBFGS) -> float:
     """Seconds per lambda of one compiled single fit (`solve_ridge_logistic`, no input
     checks or transfers) called once per lambda."""
-    one = jax.jit(lambda lam: pj.solve_ridge_logistic(Xs, y, lam, solver=solver))
+    one = jax.jit(lambda lam: solve_ridge_logistic(Xs, y, lam, solver=solver))
     return timed_loop(lambda lam: one(jnp.asarray(lam, Xs.dtype)), list(lams))
 
 
@@ -167,7 +168,7 @@ def ridge_rows(args, peaks, root: Path) -> list[dict]:
             y,
             root / f"ridge_n{n}",
             lams=lams,
-            solver="lbfgs",
+            solver=LBFGS(),
             fingerprint=f"synthetic seed={args.seed} layers={args.layers} n={n} d={args.d}",
             execution=Execution(
                 memory_budget_bytes=args.memory_budget,
@@ -185,10 +186,8 @@ def ridge_rows(args, peaks, root: Path) -> list[dict]:
         Xs_j, y_j = jnp.asarray(Xs), jnp.asarray(np.where(y > 0, 1.0, -1.0), jnp.float32)
         pick = lambda k: lams[np.linspace(0, len(lams) - 1, k).round().astype(int)]
         loop = {
-            solver: loop_per_lambda(Xs_j, y_j, pick(args.loop_lams), solver)
-            * len(lams)
-            * args.layers
-            for solver in ("newton", "lbfgs")
+            name: loop_per_lambda(Xs_j, y_j, pick(args.loop_lams), solver) * len(lams) * args.layers
+            for name, solver in (("newton", Newton()), ("lbfgs", LBFGS()))
         }
         sk = sklearn_per_lambda(Xs, y, pick(args.sk_lams)) * len(lams) * args.layers
         rows.append(

@@ -15,7 +15,7 @@ layer 5 and sentiment layer 25.
 Per layer, RAPTOR (`probejax.evaluate(probejax.estimators.raptor(), ...)`) on the splits
 `protocol_splits(key(0), y)` runs twice: in
 float32 with the default tolerance (1e-5), and in a subprocess with `jax_enable_x64`
-on float64 activations at `tol=1e-10` (the accuracy reference). Printed: the grid
+on float64 activations with both solvers at `tol=1e-10` (the accuracy reference). Printed: the grid
 points whose validation accuracy differs, the largest difference in examples, and
 both selected C. Data: the bundled `cities` and `sentiment` datasets (1500 texts, seed
 0), last-token block outputs of SmolLM2-135M-Instruct (the cache `probejax llm sweep
@@ -48,7 +48,9 @@ for spec in sys.argv[3].split(","):
     X, y = activations(name)
     Xl = np.asarray(X[int(layer)], np.float64 if x64 else np.float32)
     splits = pj.protocol_splits(jax.random.key(0), y)
-    raptor = pj.estimators.raptor(tol=1e-10 if x64 else None)
+    tol = 1e-10 if x64 else None
+    solver = pj.solvers.Auto(pj.solvers.Newton(tol=tol), pj.solvers.LBFGS(tol=tol))
+    raptor = pj.estimators.raptor(solver=solver)
     res = pj.evaluate(raptor, Xl, y, split=splits)
     out[spec] = dict(val_accuracy=np.asarray(res.info["val_accuracy"], float).tolist(),
                      C=float(res.info["C"]), n_val=int(splits.val.shape[0]))

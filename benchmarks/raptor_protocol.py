@@ -35,8 +35,10 @@ import jax.numpy as jnp
 import numpy as np
 
 import probejax as pj
+from probejax.core import Standardizer
 from probejax.estimators import select_index
 from probejax.protocol._sklearn_reference import sklearn_raptor
+from probejax.solvers import LBFGS
 from probejax.solvers._ridge_logistic import solve_ridge_logistic_path
 
 
@@ -54,8 +56,8 @@ def make_data(seed: int, n: int, d: int, signal: float):
 def probejax_sweep(X, y, splits, lams):
     """The sweep alone: standardise, fit the grid, select on validation accuracy."""
     Xtr, ytr = X[splits.train_sub], y[splits.train_sub]
-    sc = pj.Standardizer.fit(Xtr)
-    path = solve_ridge_logistic_path(sc.transform(Xtr), ytr, lams, solver="lbfgs")
+    sc = Standardizer.fit(Xtr)
+    path = solve_ridge_logistic_path(sc.transform(Xtr), ytr, lams, solver=LBFGS())
     scores = sc.transform(X[splits.val]) @ path.w.T + path.b
     val_acc = jnp.mean((scores > 0) == (y[splits.val] > 0)[:, None], axis=0)
     return lams[select_index(val_acc, lams)]

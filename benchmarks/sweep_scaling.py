@@ -21,7 +21,7 @@ The lambdas of a layer share one vmapped while loop, which runs until its slowes
 converges, so the layer's largest iteration count (column "max it") drives the time;
 on CPU the layers of a chunk run one after another (`cell_batching="map"`). The
 "direct" row times the same fits by a Python loop over layers of
-`probejax.ridge_logistic_path` (already compiled): the runner's overhead.
+`probejax.solvers.ridge_logistic_path` (already compiled): the runner's overhead.
 
 Data: synthetic Gaussian activations per layer, classes shifted by +-1.5 along a random
 unit direction; lambdas logspace(-2, 4). float32. Wall times are the minimum over
@@ -44,8 +44,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import probejax as pj
 from probejax.protocol import path_sweep
+from probejax.solvers import LBFGS, ridge_logistic_path
 from probejax.sweep import Execution
 
 
@@ -64,7 +64,7 @@ def lam_grid(k: int) -> np.ndarray:
 
 
 def sweep_once(X, y, lams, root: Path) -> dict:
-    res = path_sweep(X, y, root, lams=lams, solver="lbfgs", execution=Execution(progress=False))
+    res = path_sweep(X, y, root, lams=lams, solver=LBFGS(), execution=Execution(progress=False))
     shutil.rmtree(root)
     v = res.values
     return {
@@ -81,7 +81,7 @@ def direct_loop(X, y, lams) -> float:
     """Seconds of a Python loop over layers of the compiled `ridge_logistic_path`."""
     lams = jnp.asarray(lams, jnp.float32)
     Xs = (X - X.mean(1, keepdims=True)) / X.std(1, keepdims=True)
-    run = lambda: [pj.ridge_logistic_path(Xs[i], y, lams, solver="lbfgs") for i in range(len(X))]
+    run = lambda: [ridge_logistic_path(Xs[i], y, lams, solver=LBFGS()) for i in range(len(X))]
     jax.block_until_ready(run())
     t0 = time.perf_counter()
     jax.block_until_ready(run())

@@ -1,7 +1,7 @@
 """Baseline probes: mass-mean, LDA, PCA, ridge least squares, GCS, and Platt scaling.
 
 Oracles: scikit-learn (LDA, PCA, Ridge, LogisticRegression, Ledoit-Wolf), numpy closed
-forms, invariances (label encoding, scale, chunking, path vs single fit), a jaxpr scan
+forms, invariances (label encoding, scale, batching, path vs single fit), a jaxpr scan
 for d x d intermediates, and Monte Carlo bounds for the GCS sampler.
 """
 
@@ -242,7 +242,7 @@ def test_ridge_ls_path_equals_single_fits():
 def test_gcs_mean_and_std_match_sklearn_probes(x64):
     X, y, _ = make_data(15, 80, 6, sep=0.7)
     key, K, C, frac = jax.random.key(0), 4, 0.5, 0.5
-    gcs = fit_gcs(X, y, key, n_probes=K, C=C, subsample=frac, chunk_size=3)
+    gcs = fit_gcs(X, y, key, n_probes=K, C=C, subsample=frac, batch_size=3)
     thetas = []
     for k in jax.random.split(key, K):
         rows = np.asarray(stratified_split(k, y, frac)[1])
@@ -281,9 +281,9 @@ def test_gcs_samples_fill_the_one_std_box():
     np.testing.assert_allclose(theta.std(0), s / np.sqrt(3), rtol=0.05)
 
 
-def test_gcs_is_deterministic_given_key_and_chunking():
+def test_gcs_is_deterministic_given_key_and_batching():
     X, y, _ = make_data(18, 120, 10)
-    fit = lambda key, chunk: fit_gcs(X, y, key, n_probes=10, subsample=0.3, chunk_size=chunk)
+    fit = lambda key, batch: fit_gcs(X, y, key, n_probes=10, subsample=0.3, batch_size=batch)
     a, b, c = fit(jax.random.key(5), 4), fit(jax.random.key(5), 10), fit(jax.random.key(6), 4)
     np.testing.assert_allclose(a.w_mean, b.w_mean, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(a.w_std, b.w_std, rtol=1e-4, atol=1e-6)

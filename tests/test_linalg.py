@@ -45,7 +45,7 @@ def test_vmapped_two_learner_simulation_does_not_hang():
         lams = jnp.logspace(-3, 2, 11)
         keys = jax.random.split(jax.random.key(0), 8)
         f = jax.jit(jax.vmap(lambda k: jax.vmap(
-            lambda l: th.simulate(m, 1.0, l, 500, k, solver="lbfgs"))(lams)))
+            lambda l: th.simulate(m, 1.0, l, 500, k, solver=pj.solvers.LBFGS()))(lams)))
         jax.block_until_ready(f(keys))
         print("done")
         """

@@ -162,7 +162,7 @@ def simulate(model, alpha, lam, cs, d, n_seeds, key):
     n = round(alpha * d)
     f32 = jnp.float32
     fit = lambda X, y: pj.solvers.solve_ridge_logistic(
-        X.astype(f32), y.astype(f32), f32(lam), fit_intercept=False, solver="newton"
+        X.astype(f32), y.astype(f32), f32(lam), fit_intercept=False, solver=pj.solvers.Newton()
     )
 
     def one(key):

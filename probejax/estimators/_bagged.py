@@ -21,6 +21,7 @@ import jax.numpy as jnp
 
 from ..core._probe import Diagnosed, diagnostics
 from ..core._splits import traced_stratified_sample
+from ..solvers._solver_specs import Newton
 from ._base import Estimator
 from ._gcs import GCSProbe
 from ._logistic_ridge import LogisticRidge
@@ -29,12 +30,12 @@ from ._tuned import Standardized
 
 class Bagged(Estimator):
     """``inner`` fitted on ``n_estimators`` stratified ``fraction`` subsamples,
-    ``chunk_size`` fits at a time; the mean and spread of their linear probes."""
+    ``batch_size`` fits at a time; the mean and spread of their linear probes."""
 
     inner: Estimator
     n_estimators: int = eqx.field(default=1000, static=True)
     fraction: float = eqx.field(default=0.1, static=True)
-    chunk_size: int = eqx.field(default=64, static=True)
+    batch_size: int = eqx.field(default=64, static=True)
 
     def fit(self, X, y, key):
         n = X.shape[0]
@@ -49,7 +50,7 @@ class Bagged(Estimator):
             return jnp.append(probe.w, probe.b), diagnostics(fitted)
 
         keys = jax.random.split(key, self.n_estimators)
-        theta, info = jax.lax.map(one, keys, batch_size=min(self.chunk_size, self.n_estimators))
+        theta, info = jax.lax.map(one, keys, batch_size=min(self.batch_size, self.n_estimators))
         mean, std = jnp.mean(theta, axis=0), jnp.std(theta, axis=0)
         summary = {k: jnp.all(v) if v.dtype == bool else jnp.mean(v) for k, v in info.items()}
         return Diagnosed(GCSProbe(mean[:-1], mean[-1], std[:-1], std[-1]), summary)
@@ -58,5 +59,5 @@ class Bagged(Estimator):
 def gcs(n_estimators: int = 1000, fraction: float = 0.1, C: float = 1.0) -> Bagged:
     """GCS as RAPTOR's baseline: standardised ridge-logistic probes at ``C`` (Newton),
     bagged over stratified subsamples."""
-    inner = Standardized(LogisticRidge(lam=1.0 / C, solver="newton"))
+    inner = Standardized(LogisticRidge(lam=1.0 / C, solver=Newton()))
     return Bagged(inner, n_estimators, fraction)

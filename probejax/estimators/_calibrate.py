@@ -31,6 +31,7 @@ from jaxtyping import Array, Float
 from ..core._checks import as_float_matrix, as_pm1_labels
 from ..core._probe import LinearProbe
 from ..solvers._ridge_logistic import solve_ridge_logistic
+from ..solvers._solver_specs import Newton
 
 PLATT_RIDGE = 1e-6
 
@@ -46,7 +47,7 @@ def platt_core(
     sd = jnp.where(sd > 0, sd, 1.0)
     t = (s - mean) / sd
     sol = solve_ridge_logistic(
-        t[:, None], y, jnp.asarray(PLATT_RIDGE * n, X.dtype), fit_intercept=True, solver="newton"
+        t[:, None], y, jnp.asarray(PLATT_RIDGE * n, X.dtype), fit_intercept=True, solver=Newton()
     )
     a = sol.w[0] / sd
     return LinearProbe(a * direction, sol.b - a * mean)

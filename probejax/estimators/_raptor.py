@@ -16,6 +16,7 @@ import numpy as np
 
 from ..core._checks import check_lams
 from ..core._metrics import accuracy
+from ..solvers._solver_specs import Auto, Solver
 from ._logistic_ridge import LogisticRidge
 from ._ridge_ls import RidgeLS
 from ._tuned import Tuned
@@ -36,20 +37,20 @@ def raptor(
     refit: bool = True,
     val_fraction: float = 0.2,
     fit_intercept: bool = True,
-    solver: str = "auto",
-    tol: float | None = None,
-    max_iter: int | None = None,
+    solver: Solver = Auto(),
 ) -> Tuned:
     """The RAPTOR estimator (module docstring) over the grid ``Cs``; ``criterion(y,
     scores)`` is maximised on validation (:func:`probejax.metrics.accuracy`, RAPTOR's;
     :func:`probejax.estimators.neg_log_loss` for the log-loss); the rest as
-    :class:`Tuned` and :class:`LogisticRidge`."""
+    :class:`Tuned` and :class:`LogisticRidge` (``solver``: a
+    :class:`~probejax.solvers.Newton`, :class:`~probejax.solvers.LBFGS` or
+    :class:`~probejax.solvers.Auto`)."""
     if not callable(criterion):
         raise ValueError(
             f"criterion must be a callable criterion(y, scores) -> scalar (larger is better), "
             f"e.g. probejax.metrics.accuracy, got {criterion!r}."
         )
-    inner = LogisticRidge(fit_intercept=fit_intercept, solver=solver, tol=tol, max_iter=max_iter)
+    inner = LogisticRidge(fit_intercept=fit_intercept, solver=solver)
     return Tuned(
         inner,
         _lams(Cs),

@@ -18,7 +18,8 @@ import numpy as np
 from ..core._checks import as_pm1_labels, check_lams
 from ..core._scaler import Standardizer
 from ..estimators._base import Estimator
-from ..solvers._ridge_logistic import resolve_solver, solve_ridge_logistic
+from ..solvers._ridge_logistic import solve_ridge_logistic
+from ..solvers._solver_specs import Auto, Solver, check_solver, resolve_solver
 from ..sweep._execution import Execution
 from ..sweep._grid import Axis
 from ..sweep._runner import SweepResult
@@ -28,7 +29,7 @@ from ._specs import SplitSpec
 from ._splits import PARTS, Splits, protocol_splits, stack_trimmed
 
 PROBE_SWEEP_VERSION = "probe_sweep/3"
-PATH_SWEEP_VERSION = "path_sweep/1"
+PATH_SWEEP_VERSION = "path_sweep/2"
 
 
 def probe_sweep(
@@ -135,9 +136,7 @@ def path_sweep(
     *,
     lams,
     standardize: bool = True,
-    solver: str = "auto",
-    tol: float | None = None,
-    max_iter: int | None = None,
+    solver: Solver = Auto(),
     layers=None,
     fingerprint: str | None = None,
     execution: Execution = Execution(),
@@ -149,14 +148,18 @@ def path_sweep(
     **Arguments:** ``X_layers`` (``(layers, n, d)``, a memmap, or a list of ``(n, d)``),
     ``y`` (two-class labels), ``directory``; ``lams``: 1-D ridge grid (> 0);
     ``standardize``: fit on per-layer standardised features (statistics of all
-    examples) and return raw-coordinate weights; ``solver``, ``tol``, ``max_iter``:
-    as :func:`probejax.solvers.ridge_logistic_path`; the rest as :func:`probe_sweep`.
+    examples) and return raw-coordinate weights; ``solver``: a
+    :class:`~probejax.solvers.Newton`, :class:`~probejax.solvers.LBFGS` or
+    :class:`~probejax.solvers.Auto` (resolved for the grid, as
+    :func:`probejax.solvers.ridge_logistic_path` does; the config hash records the
+    resolved solver); the rest as :func:`probe_sweep`.
 
     **Returns:** a :class:`SweepResult` whose ``values`` is a
     :class:`probejax.solvers.RidgeLogisticSolution` with leaves of shape ``(layers,
     len(lams), ...)``; ``w`` and ``b`` in raw coordinates, ``objective`` and the
     gradient norms of the (standardised) problem solved.
     """
+    check_solver(solver)
     L, n, d = check_layers(X_layers)
     y_pm1, _ = as_pm1_labels(y, n)
     lams = np.asarray(check_lams(np.asarray(lams, float), "lams"), float)
@@ -168,9 +171,7 @@ def path_sweep(
             # materialised before the products: fused into the GEMM, the scaling
             # slows it several-fold
             X = jax.lax.optimization_barrier(scaler.transform(X))
-        solve = lambda lam: solve_ridge_logistic(
-            X, data["y"], lam, solver=solver, tol=tol, max_iter=max_iter
-        )
+        solve = lambda lam: solve_ridge_logistic(X, data["y"], lam, solver=solver)
         path = jax.vmap(solve)(cell["lam"].astype(X.dtype))
         if not standardize:
             return path
@@ -185,9 +186,7 @@ def path_sweep(
         config={
             "sweep": PATH_SWEEP_VERSION,
             "standardize": bool(standardize),
-            "solver": solver,
-            "tol": tol,
-            "max_iter": max_iter,
+            "solver": solver.describe(),
         },
         extra_axes=[Axis("lam", lams, "vmap")],
         layer_labels=layers,

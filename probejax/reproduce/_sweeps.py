@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..datamodels._teacher_student import GaussianTeacherStudent
+from ..solvers import LBFGS, Newton
 from ..theory import (
     FixedPoint,
     Params,
@@ -153,7 +154,7 @@ def simulation_sweep(
     seeds: int,
     key,
     overlap: float = 0.0,
-    solver: str = "lbfgs",
+    solver: LBFGS | Newton = LBFGS(),
 ) -> dict[str, np.ndarray]:
     """:func:`probejax.theory.simulate` at every ``lam`` for ``seeds`` keys split from
     ``key`` (one teacher and dataset per key, shared by the ``lams``; the ``lams`` are

@@ -45,12 +45,14 @@ from ._logistic import (
 
 HISTORY = 4
 # L-BFGS needs a good step, not the exact minimiser along the line: three safeguarded
-# Newton steps on the margins (measured faster overall than six).
+# Newton steps on the margins; more steps cost more per iteration than they save in
+# iterations (benchmarks/sweep_scaling.py times the grid path with these constants).
 LINE_SEARCH_STEPS = 3
 # lbfgs_path: ridges per vmapped chunk of the continuation, the continuation's stride
-# through the grid, the degree of its predictor and the nodes of the interpolation
-# (measured on SmolLM2 activations: stride 3 ties 4 and beats 2, 5 and 6; chunk 4 beats
-# 2 and 3).
+# through the grid, the degree of its predictor and the nodes of the interpolation. A
+# longer stride leaves fewer ridges to the sequential continuation but worse starts to
+# the fine stage; a wider chunk widens the sequential programs but runs each chunk as
+# long as its slowest ridge (benchmarks/sweep_scaling.py times the grid path).
 PATH_CHUNK = 4
 PATH_STRIDE = 3
 PREDICTOR_DEGREE = 2

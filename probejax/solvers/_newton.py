@@ -126,8 +126,8 @@ class _RepresenterForm(eqx.Module):
 
     def weights(self, theta):
         # a row vector times X, not X.T times a vector: XLA's CPU backend turns the
-        # latter into a transposed copy of X fused into a loop (measured 15 ms at
-        # 800 x 4096, against well under one for this product)
+        # latter into a transposed copy of X fused into a loop, far slower than this
+        # product (benchmarks/raptor_protocol.py refits in this form at n < d)
         return theta @ self.X
 
     def coordinates(self, w):
