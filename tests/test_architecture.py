@@ -19,6 +19,7 @@ LAYERS = {
     "solvers": 2,
     "datamodels": 2,
     "estimators": 3,
+    "erasure": 3,
     "sweep": 3,
     "protocol": 4,
     "theory": 4,
