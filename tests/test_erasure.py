@@ -111,3 +111,29 @@ def test_errors():
         fit_leace(X, np.array([0, 1, 0]))
     with pytest.raises(ValueError, match="NaN"):
         fit_leace(np.full((4, 3), np.nan), np.array([0, 1, 0, 1]))
+
+
+def test_erase_at_in_the_forward_pass():
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from sklearn.linear_model import LogisticRegression
+    from tiny_lm import tiny_llama
+
+    from probejax.llm import EraseAt, LoadedModel, extract
+
+    model, tok = tiny_llama(3, 32, seed=0)
+    model.requires_grad_(False)
+    lm = LoadedModel(model, tok, "tiny", "r0", 3, 32, 128)
+    rng = np.random.default_rng(0)
+    letters = list("abcdefghijklmnopqrstuvwxyz")
+    texts = ["".join(rng.choice(letters, 6)) + ("1" if i % 2 else "x") for i in range(300)]
+    z = np.arange(300) % 2
+    layer = 1
+    acts = extract(lm, texts, layers=[layer])[0]
+    e = fit_leace(jnp.asarray(acts), z)
+    with torch.no_grad(), EraseAt({layer: e}).attach(lm.model):
+        erased = extract(lm, texts, layers=[layer])[0]
+    np.testing.assert_allclose(erased, np.asarray(e(jnp.asarray(acts))), atol=1e-4)
+    assert LogisticRegression().fit(acts[:200], z[:200]).score(acts[200:], z[200:]) > 0.9
+    acc = LogisticRegression(max_iter=1000).fit(erased[:200], z[:200]).score(erased[200:], z[200:])
+    assert abs(acc - 0.5) <= 2 * np.sqrt(0.25 / 100)

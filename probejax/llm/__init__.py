@@ -15,6 +15,7 @@ from ._datasets import (
     register_dataset as register_dataset,
     registered_datasets as registered_datasets,
 )
+from ._erase import EraseAt as EraseAt
 from ._extract import extract as extract, length_order as length_order
 from ._generate import (
     Generations as Generations,
