@@ -137,3 +137,29 @@ def test_erase_at_in_the_forward_pass():
     assert LogisticRegression().fit(acts[:200], z[:200]).score(acts[200:], z[200:]) > 0.9
     acc = LogisticRegression(max_iter=1000).fit(erased[:200], z[:200]).score(erased[200:], z[200:])
     assert abs(acc - 0.5) <= 2 * np.sqrt(0.25 / 100)
+
+
+def test_inlp_against_leace():
+    # LEACE removes one direction and leaves chance; INLP (greedy, one logistic
+    # direction per step) reaches chance too once it has removed enough directions
+    from sklearn.linear_model import LogisticRegression
+
+    from probejax.estimators import inlp_directions
+    from probejax.estimators._kdirection import default_base, project_out
+
+    rng = np.random.default_rng(4)
+    X, z = _planted(rng, 3000, 6, shift=2.0)
+    X = X.astype(np.float32)
+    tr, te = slice(0, 1500), slice(1500, None)
+    se2 = 2 * np.sqrt(0.25 / 1500)
+
+    def left(Xe):
+        return LogisticRegression().fit(Xe[tr], z[tr]).score(Xe[te], z[te])
+
+    e = fit_leace(jnp.asarray(X[tr]), z[tr])
+    assert abs(left(np.asarray(e(jnp.asarray(X)))) - 0.5) <= se2
+    W = inlp_directions(
+        default_base(), jnp.asarray(X[tr]), jnp.asarray(2.0 * z[tr] - 1), 6, jax.random.key(0)
+    )
+    accs = [left(np.asarray(project_out(jnp.asarray(X), W[:k]))) for k in range(1, 7)]
+    assert abs(accs[-1] - 0.5) <= se2
