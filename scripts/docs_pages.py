@@ -4,11 +4,20 @@ Command: ``python scripts/docs_pages.py`` writes ``docs/api/<module>.md``, one p
 public module, listing every public name (the module's ``__all__``, else its explicit
 re-exports ``from ._x import name as name`` and the public names it defines), read from
 the source without importing it; ``--names`` prints those names.
+
+It also writes the results and benchmark pages (``docs/results/``) and the README's
+headline block from the small JSON files committed under ``docs/data/``, never typed by
+hand. ``python scripts/docs_pages.py --data`` refreshes those files from a run's
+outputs (``results/headline/*/results.json``, ``results/benchmarks/*.json``), recording
+the machine that produced them.
 """
 
 from __future__ import annotations
 
 import ast
+import json
+import os
+import platform
 import sys
 from pathlib import Path
 
@@ -95,10 +104,161 @@ def api_pages() -> dict[Path, str]:
     return {DOCS / "api" / f"{page}.md": api_page(module) for page, module in API_MODULES}
 
 
+# ------------------------------------------------------------- results and benchmarks
+
+DATA = DOCS / "data"
+HEADLINE_START = "<!-- headline:start (written by scripts/docs_pages.py --readme from docs/data/headline.json) -->"
+HEADLINE_END = "<!-- headline:end -->"
+
+
+def machine() -> dict:
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+    }
+
+
+def trim_headline(results_dir: Path) -> dict:
+    """The headline's numbers from a run's results files: per estimator its best layer,
+    best and mean test accuracy (RAPTOR's Table 1 reports both), with the run's
+    command, config hash, code provenance and machine."""
+    llm = json.loads((results_dir / "headline" / "llm" / "results.json").read_text())
+    rows = []
+    for dataset, res in llm["datasets"].items():
+        for name, r in res["estimators"].items():
+            acc = [a for a in r["test_accuracy"] if a is not None]
+            best = max(range(len(acc)), key=acc.__getitem__)
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "estimator": res.get("labels", {}).get(name, name),
+                    "best_layer": res["layers"][best],
+                    "best_accuracy": acc[best],
+                    "mean_accuracy": sum(acc) / len(acc),
+                }
+            )
+        model = res["model"]["id"]
+    return {
+        "command": "probejax reproduce",
+        "model": model,
+        "config_hash": llm.get("config_hash"),
+        "code": llm.get("versions", {}).get("code"),
+        "machine": machine(),
+        "rows": rows,
+    }
+
+
+def headline_table(data: dict | None) -> str:
+    if data is None:
+        return "Not generated yet: run `probejax reproduce`, then `python scripts/docs_pages.py --data`.\n"
+    lines = [
+        f"{data['model']}, last-token block outputs, test accuracy of each method at its "
+        "best layer and averaged over layers:",
+        "",
+        "| dataset | method | best layer | best accuracy | mean over layers |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for r in sorted(data["rows"], key=lambda r: (r["dataset"], -r["best_accuracy"])):
+        lines.append(
+            f"| {r['dataset']} | {r['estimator']} | {r['best_layer']} | "
+            f"{r['best_accuracy']:.3f} | {r['mean_accuracy']:.3f} |"
+        )
+    code = data.get("code") or {}
+    m = data["machine"]
+    lines += [
+        "",
+        f"Produced by `{data['command']}` (config {str(data.get('config_hash'))[:12]}, "
+        f"probejax {code.get('probejax', '?')}, commit {str(code.get('git'))[:12]}) on "
+        f"{m['platform']}, {m['cpus']} CPUs, Python {m['python']}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _read(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def readme_with_headline(text: str) -> str:
+    """``text`` with its headline block replaced by :func:`headline_table`'s."""
+    a = text.index(HEADLINE_START) + len(HEADLINE_START)
+    b = text.index(HEADLINE_END)
+    return text[:a] + "\n" + headline_table(_read(DATA / "headline.json")) + text[b:]
+
+
+def benchmark_page() -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        "<!-- written by scripts/docs_pages.py from docs/data/benchmarks/ -->",
+        "",
+    ]
+    files = sorted((DATA / "benchmarks").glob("*.json")) if (DATA / "benchmarks").exists() else []
+    if not files:
+        lines.append(
+            "Not generated yet: run a benchmark in `benchmarks/`, then `python scripts/docs_pages.py --data`."
+        )
+    for f in files:
+        b = json.loads(f.read_text())
+        m = b.get("machine", {})
+        lines += [
+            f"## {b.get('benchmark', f.stem)}",
+            "",
+            f"`{b.get('command', '?')}` on {m.get('platform', '?')}, {m.get('cpus', '?')} CPUs.",
+            "",
+        ]
+        rows = b.get("rows", [])
+        if rows:
+            keys = list(rows[0])
+            lines += ["| " + " | ".join(keys) + " |", "|" + "---:|" * len(keys)]
+            for r in rows:
+                lines.append(
+                    "| "
+                    + " | ".join(f"{v:.1f}" if isinstance(v, float) else str(v) for v in r.values())
+                    + " |"
+                )
+            lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def results_page() -> str:
+    return (
+        "# Headline results\n\n<!-- written by scripts/docs_pages.py from docs/data/headline.json -->\n\n"
+        + headline_table(_read(DATA / "headline.json"))
+    )
+
+
+def generated_pages() -> dict[Path, str]:
+    """Every page this script writes, by path."""
+    pages = api_pages()
+    pages[DOCS / "results" / "index.md"] = results_page()
+    pages[DOCS / "results" / "benchmarks.md"] = benchmark_page()
+    pages[ROOT / "README.md"] = readme_with_headline((ROOT / "README.md").read_text())
+    return pages
+
+
+def refresh_data(results_dir: Path) -> None:
+    DATA.mkdir(exist_ok=True)
+    if (results_dir / "headline" / "llm" / "results.json").exists():
+        (DATA / "headline.json").write_text(json.dumps(trim_headline(results_dir), indent=1) + "\n")
+    bench = results_dir / "benchmarks"
+    if bench.exists():
+        (DATA / "benchmarks").mkdir(exist_ok=True)
+        for f in bench.glob("*.json"):
+            b = json.loads(f.read_text())
+            b.setdefault("machine", {}).update(
+                {k: v for k, v in machine().items() if k not in b["machine"]}
+            )
+            (DATA / "benchmarks" / f.name).write_text(json.dumps(b, indent=1) + "\n")
+
+
 if __name__ == "__main__":
     if "--names" in sys.argv:
         for _, m in API_MODULES:
             print(m, public_names(m))
     else:
-        for path, text in api_pages().items():
+        if "--data" in sys.argv:
+            refresh_data(ROOT / "results")
+        for path, text in generated_pages().items():
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
