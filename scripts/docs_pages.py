@@ -36,6 +36,7 @@ API_MODULES = [
     ("datamodels", "probejax.datamodels"),
     ("llm", "probejax.llm"),
     ("seq", "probejax.seq"),
+    ("erasure", "probejax.erasure"),
     ("sklearn", "probejax.sklearn"),
     ("core", "probejax.core"),
     ("io", "probejax.io"),

@@ -43,6 +43,7 @@ from ._layers import path_sweep as path_sweep, probe_sweep as probe_sweep
 from ._specs import (
     ControlsSpec as ControlsSpec,
     SplitSpec as SplitSpec,
+    Spread as Spread,
     StabilitySpec as StabilitySpec,
 )
 from ._splits import (
