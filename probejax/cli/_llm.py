@@ -120,14 +120,11 @@ def sweep(
 ) -> None:
     """Extract (cached) every layer, run RAPTOR and the baselines, print a per-layer
     table, write OUT/results.json, OUT/probes.npz and figures OUT/*.png."""
-    from rich.console import Console
-    from rich.table import Table
-
     from ..estimators import DEFAULT_ESTIMATORS
     from ..llm._datasets import load_dataset
-    from ..llm._plots import plot_sweep
-    from ..llm._sweep import ExtractionSpec, GroupedSplit, layer_table, llm_sweep
+    from ..llm._sweep import ExtractionSpec, GroupedSplit, llm_sweep
     from ..protocol import SplitSpec, StabilitySpec
+    from ._probe import print_sweep
 
     try:
         if split not in ("random", "grouped"):
@@ -162,21 +159,7 @@ def sweep(
     except (ValueError, FileNotFoundError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(1) from None
-    results = res.results
-    console = Console(width=max(100, 12 * (len(results["estimators"]) + 1)))
-    where = f"{results['model']['id']} on {results['dataset']['name']}"
-    for field, suffix in (("test_accuracy", "acc"), ("stability", "stab")):
-        header, rows = layer_table(results, field, suffix)
-        if not rows:
-            continue
-        table = Table(title=f"{field.replace('_', ' ')}: {where}")
-        for name in header:
-            table.add_column(name, justify="right")
-        for row in rows:
-            table.add_row(*row)
-        console.print(table)
-    for p in plot_sweep(res.results_path, out, prefix="sweep"):
-        typer.echo(f"wrote {p}")
+    print_sweep(res, out)
 
 
 def _floats(spec: str, name: str) -> list[float]:

@@ -18,19 +18,20 @@ def print_sweep(res, out: str) -> None:
     results = res.results
     console = Console(width=max(100, 12 * (len(results["estimators"]) + 1)))
     where = f"{results['model']['id']} on {results['dataset']['name']}"
-    for field, suffix in (("test_accuracy", "acc"), ("stability", "stab")):
-        header, rows = layer_table(results, field, suffix)
+    tables = [
+        (f"{field.replace('_', ' ')}: {where}", *layer_table(results, field, suffix))
+        for field, suffix in (("test_accuracy", "acc"), ("stability", "stab"))
+    ]
+    tables.append(
+        (
+            f"detection at each estimator's best layer (95% bootstrap): {where}",
+            *detection_table(results),
+        )
+    )
+    for title, header, rows in tables:
         if not rows:
             continue
-        table = Table(title=f"{field.replace('_', ' ')}: {where}")
-        for name in header:
-            table.add_column(name, justify="right")
-        for row in rows:
-            table.add_row(*row)
-        console.print(table)
-    header, rows = detection_table(results)
-    if rows:
-        table = Table(title=f"detection at each estimator's best layer (95% bootstrap): {where}")
+        table = Table(title=title)
         for name in header:
             table.add_column(name, justify="right")
         for row in rows:

@@ -18,6 +18,7 @@ Three generic operations let the protocol treat every probe alike:
 from __future__ import annotations
 
 import abc
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
