@@ -124,7 +124,7 @@ def sweep(
     from ..llm._datasets import load_dataset
     from ..llm._sweep import ExtractionSpec, GroupedSplit, llm_sweep
     from ..protocol import SplitSpec, StabilitySpec
-    from ._probe import print_sweep
+    from ._report import print_sweep
 
     try:
         if split not in ("random", "grouped"):
