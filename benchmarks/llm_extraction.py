@@ -153,7 +153,7 @@ def batching_and_dtype(n: int, batch_size: int) -> list[dict]:
         ids = tokenize(lm, texts)
         order = length_order(ids) if by_length else np.arange(len(ids))
         layers = list(range(lm.n_layers))
-        kw = dict(pooling="last", point="block_output", batch_size=batch_size)
+        kw = dict(pooling="last", site="block_output", batch_size=batch_size)
         for _ in pooled_batches(lm, ids, layers, order=order[:batch_size], **kw):
             pass  # warm-up
         acts = np.zeros((lm.n_layers, len(ids), lm.d_model), np.float32)

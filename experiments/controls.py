@@ -30,7 +30,7 @@ from __future__ import annotations
 def get_config(quick: bool = False) -> dict:
     """The reproduction config (plain JSON-able values).
 
-    - ``model``, ``pooling``, ``point``, ``batch_size``, ``seed``: as ``experiments/llm.py``;
+    - ``model``, ``pooling``, ``site``, ``batch_size``, ``seed``: as ``experiments/llm.py``;
     - ``estimator``: the registered estimator whose probes are controlled (RAPTOR);
     - ``datasets``: ``{name: max_examples}`` (None: all), bundled names;
     - ``layers``: swept layers (None: all); ``permutations``: label shuffles per layer;
@@ -42,7 +42,7 @@ def get_config(quick: bool = False) -> dict:
         "target": "controls",
         "model": "default",
         "pooling": "last",
-        "point": "block_output",
+        "site": "block_output",
         "batch_size": 16,
         "seed": 0,
         "estimator": "raptor",

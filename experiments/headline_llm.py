@@ -35,7 +35,7 @@ def get_config(quick: bool = False) -> dict:
         "target": "headline-llm",
         "model": "default",
         "pooling": "last",
-        "point": "block_output",
+        "site": "block_output",
         "batch_size": 16,
         "seed": 0,
         "results_dir": "results/headline_quick/llm" if quick else "results/headline/llm",

@@ -35,7 +35,7 @@ def get_config(quick: bool = False) -> dict:
     - ``model``: "default" (the embedded SmolLM2-135M-Instruct) or a folder / hub id;
     - ``datasets``: bundled names, each swept on every layer in ``layers`` (None: all);
     - ``max_examples``: stratified subsample per dataset (None: all);
-    - ``pooling``, ``point``, ``batch_size``: extraction;
+    - ``pooling``, ``site``, ``batch_size``: extraction;
     - ``estimators``: registered estimator names or import paths, each with its
       factory's keyword arguments (the first one is primary: its probe steers);
     - ``stability``: ``runs``, dropped share ``drop`` and the ``layers`` whose
@@ -49,7 +49,7 @@ def get_config(quick: bool = False) -> dict:
         "target": "llm",
         "model": "default",
         "pooling": "last",
-        "point": "block_output",
+        "site": "block_output",
         "batch_size": 16,
         "seed": 0,
     }

@@ -54,33 +54,33 @@ def _hidden_states(lm, text):
     return [h[0].numpy() for h in out.hidden_states]
 
 
-def test_hook_points_match_output_hidden_states(lm):
+def test_block_sites_match_output_hidden_states(lm):
     text = TEXTS[3]
     hs = _hidden_states(lm, text)
     ids = lm.tokenizer(text, return_tensors="pt").input_ids
-    for point, shift in (("block_output", 1), ("block_input", 0)):
+    for site, shift in (("block_output", 1), ("block_input", 0)):
         got = {}
 
         def read(i, h, got=got):
             got[i] = h[0].numpy().copy()
 
-        with torch.inference_mode(), hooked(lm.model, range(N_LAYERS), read, point):
+        with torch.inference_mode(), hooked(lm.model, range(N_LAYERS), read, site):
             lm.model(input_ids=ids)
         for i in range(N_LAYERS):
             want = hs[i + shift]
             if i + shift == N_LAYERS:  # transformers applies the final norm to the last entry
                 with torch.inference_mode():
                     got[i] = lm.model.model.norm(torch.from_numpy(got[i])).numpy()
-            np.testing.assert_allclose(got[i], want, atol=1e-5, err_msg=f"{point} {i}")
+            np.testing.assert_allclose(got[i], want, atol=1e-5, err_msg=f"{site} {i}")
 
 
-@pytest.mark.parametrize("point", ["block_output", "block_input"])
+@pytest.mark.parametrize("site", ["block_output", "block_input"])
 @pytest.mark.parametrize("pooling", ["last", "mean", "max"])
-def test_pooling_matches_direct_computation(lm, pooling, point):
+def test_pooling_matches_direct_computation(lm, pooling, site):
     text = TEXTS[0]
     hs = _hidden_states(lm, text)
-    shift = 1 if point == "block_output" else 0
-    got = extract(lm, [text], pooling=pooling, point=point, layers=[0, 1])
+    shift = 1 if site == "block_output" else 0
+    got = extract(lm, [text], pooling=pooling, site=site, layers=[0, 1])
     for k, i in enumerate([0, 1]):
         h = hs[i + shift]
         want = {"last": h[-1], "mean": h[1:].mean(0), "max": h[1:].max(0)}[pooling]
@@ -264,7 +264,7 @@ def test_cache_mismatch(lm, tmp_path):
         (dict(pooling="mean"), "pooling"),
         (dict(dataset_hash="h2"), "dataset_hash"),
         (dict(layers=[0]), "layers"),
-        (dict(point="block_input"), "point"),
+        (dict(site="block_input"), "site"),
         (dict(loaded=_loaded(model_id="other")), "model_id"),
         (dict(loaded=_loaded(revision="r1")), "revision"),
         (dict(texts=TEXTS[1:4]), "texts_sha256"),

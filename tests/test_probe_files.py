@@ -104,7 +104,7 @@ def test_sweep_on_a_file_finds_the_planted_layer_and_keeps_the_llm_schema(tmp_pa
     written = json.loads((out / "results.json").read_text())
     assert written["best"]["layer"] == SIGNAL_LAYER
     for key in ("model", "dataset", "layers", "splits", "split", "stability", "labels",
-                "styles", "estimators", "best", "pooling", "point"):  # fmt: skip
+                "styles", "estimators", "best", "pooling", "site"):  # fmt: skip
         assert key in written
     assert np.load(out / "probes.npz")["raptor_w"].shape == (3, D)
     det = written["estimators"]["raptor"]["detection"]

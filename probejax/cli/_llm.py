@@ -1,4 +1,4 @@
-"""``probejax llm ...``: extraction, layer sweeps and steering on language models."""
+"""``probejax llm ...``: extraction to a file, layer sweeps and steering on language models."""
 
 from __future__ import annotations
 
@@ -33,6 +33,12 @@ def parse_layers(spec: str | None) -> list[int] | None:
     return layers
 
 
+SITE_HELP = (
+    "where each block is read: block_output | block_input | attn_output | mlp_output, or a "
+    "submodule of the blocks, e.g. post_attention_layernorm, self_attn.o_proj, mlp.down_proj"
+)
+
+
 def _names(spec: str | None) -> list[str] | None:
     return None if spec is None else [m.strip() for m in spec.split(",") if m.strip()]
 
@@ -61,7 +67,7 @@ def sweep(
     out: str = typer.Option(..., help="output folder: results.json, probes.npz, figures"),
     pooling: str = typer.Option("last", help="last | mean | max"),
     layers: str = typer.Option(None, help="'all' (default), '3,5,7' or '10-14'"),
-    point: str = typer.Option("block_output", help="hook point: block_output | block_input"),
+    site: str = typer.Option("block_output", help=SITE_HELP),
     batch_size: int = typer.Option(16, help="texts per forward pass"),
     dtype: str = typer.Option(
         "float32",
@@ -138,7 +144,7 @@ def sweep(
             extraction=ExtractionSpec(
                 layers=parse_layers(layers),
                 pooling=pooling,
-                point=point,
+                site=site,
                 batch_size=batch_size,
                 dtype=dtype,
             ),
@@ -160,6 +166,54 @@ def sweep(
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(1) from None
     print_sweep(res, out)
+
+
+@llm_app.command("extract")
+def extract_command(
+    model: str = typer.Option("default", help="local model folder, hub id, or 'default'"),
+    data: str = typer.Option(
+        ...,
+        help="registered dataset name ('probejax datasets' lists them), a CSV/JSONL path, "
+        "or a loader 'file.py:name' / 'package.module:name'",
+    ),
+    out: str = typer.Option(..., help="the .safetensors file to write"),
+    site: str = typer.Option("block_output", help=SITE_HELP),
+    pooling: str = typer.Option("last", help="last | mean | max"),
+    layers: str = typer.Option(None, help="'all' (default), '3,5,7' or '10-14'"),
+    batch_size: int = typer.Option(16, help="texts per forward pass"),
+    dtype: str = typer.Option("float32", help="forward-pass dtype: float32 | bfloat16 | float16"),
+    max_examples: int = typer.Option(None, help="stratified subsample of the dataset"),
+    seed: int = typer.Option(0, help="seed of the subsample"),
+    cache: str = typer.Option(None, help="activation cache root (default ~/.cache/probejax)"),
+) -> None:
+    """Extract (cached) a dataset's activations at one site and write OUT: one tensor
+    'layers.<i>' per block, 'labels', and JSON metadata (model, revision, dtype, site,
+    pooling, dataset, label names, texts' SHA-256). 'probejax probe OUT' probes it."""
+    from ..llm._datasets import load_dataset
+    from ..llm._export import export_activations
+    from ..llm._sweep import ExtractionSpec
+
+    try:
+        spec = ExtractionSpec(
+            layers=parse_layers(layers),
+            pooling=pooling,
+            site=site,
+            batch_size=batch_size,
+            dtype=dtype,
+        )
+        if not out.endswith(".safetensors"):
+            raise ValueError(f"--out must be a .safetensors file, got {out!r}.")
+        export_activations(
+            model,
+            load_dataset(data, max_examples=max_examples, seed=seed),
+            out,
+            extraction=spec,
+            cache_root=cache,
+            log=typer.echo,
+        )
+    except (ValueError, FileNotFoundError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1) from None
 
 
 def _floats(spec: str, name: str) -> list[float]:

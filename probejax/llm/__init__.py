@@ -16,6 +16,10 @@ from ._datasets import (
     registered_datasets as registered_datasets,
 )
 from ._erase import EraseAt as EraseAt
+from ._export import (
+    ExportedActivations as ExportedActivations,
+    export_activations as export_activations,
+)
 from ._extract import extract as extract, length_order as length_order
 from ._generate import (
     Generations as Generations,
@@ -24,7 +28,11 @@ from ._generate import (
     continuation_nll as continuation_nll,
     generate_batch as generate_batch,
 )
-from ._hooks import HOOK_POINTS as HOOK_POINTS, decoder_layers as decoder_layers, hooked as hooked
+from ._hooks import (
+    SITES as SITES,
+    decoder_layers as decoder_layers,
+    hooked as hooked,
+)
 from ._intervention import (
     Intervention as Intervention,
     Positions as Positions,

@@ -13,13 +13,15 @@ at one batch whatever ``n``), synced to disk, and only then is the manifest's ``
 (texts done, counted along that order) advanced by an atomic rewrite (temporary file,
 then ``os.replace``). An interrupted run therefore leaves a manifest that under-counts at
 worst, and the next call resumes at ``n_done``; ``complete`` is set only once every text
-is in. A complete cache loads without touching the model, and the rows are always in
+is in. A complete cache loads without a forward pass over the texts (a named submodule
+site's width is read from one one-token pass), and the rows are always in
 the order of the texts.
 
 The manifest records the model (id, revision, dtype), the extraction settings
-(pooling, hook point, layers, token limit, truncation), the caller's ``dataset_hash``,
-a hash of the texts themselves, the shape, and ``format``: the explicit version of the
-layout and of the extraction, bumped by hand when either changes what is stored. No
+(pooling, site, layers, token limit, truncation), the caller's ``dataset_hash``,
+a hash of the texts themselves, the shape (``d`` is the site's width), and ``format``: the explicit version of the
+layout and of the extraction, bumped by hand when either changes what is stored; a cache
+of another format is refused before its other fields are read. No
 source text enters this identity, so editing a docstring or a comment keeps every
 cache. A cache made with anything different is never reused:
 :class:`CacheMismatchError` lists the differing fields.
@@ -42,12 +44,14 @@ from ._extract import (
     length_order,
     pooled_batches,
     resolve_layers,
+    site_width,
     tokenize,
 )
 from ._model import LoadedModel
 
-# bumped by hand when the file layout or the extracted numbers change (module docstring)
-FORMAT = 1
+# bumped by hand when the file layout or the extracted numbers change (module docstring);
+# 2: the manifest names the extraction site "site" and ``d`` is the site's width
+FORMAT = 2
 ORDERS = ("length", "input")
 MANIFEST = "manifest.json"
 DATA = "activations.npy"
@@ -57,7 +61,7 @@ _IDENTITY = (
     "revision",
     "dtype",
     "pooling",
-    "point",
+    "site",
     "layers",
     "dataset_hash",
     "texts_sha256",
@@ -100,6 +104,12 @@ def _read_manifest(path: Path) -> dict:
         ) from e
     if not isinstance(manifest, dict):
         raise CacheCorruptError(f"cache manifest {path} is not a JSON object.")
+    if manifest.get("format") != FORMAT:
+        raise CacheMismatchError(
+            f"the activation cache {path.parent} was made with a different format (stored "
+            f"{manifest.get('format')!r}, this version writes {FORMAT}); delete {path.parent} "
+            f"to recompute it."
+        )
     lacking = [k for k in (*_IDENTITY, "n_done", "complete") if k not in manifest]
     if lacking:
         raise CacheCorruptError(
@@ -149,7 +159,7 @@ def cached_activations(
     *,
     layers: Sequence[int] | None = None,
     pooling: str = "last",
-    point: str = "block_output",
+    site: str = "block_output",
     batch_size: int = 16,
     max_length: int | None = None,
     truncate: bool = False,
@@ -159,7 +169,7 @@ def cached_activations(
 
     **Arguments:**
 
-    - `loaded`, `texts`, `layers`, `pooling`, `point`, `batch_size`, `max_length`,
+    - `loaded`, `texts`, `layers`, `pooling`, `site`, `batch_size`, `max_length`,
       `truncate`: as for :func:`probejax.llm.extract`.
     - `dataset_hash`: the caller's identifier of the data set version (recorded and
       compared; a hash of the texts is recorded and compared as well).
@@ -173,18 +183,18 @@ def cached_activations(
     requested value), and :class:`CacheCorruptError` when its manifest or data file is
     unreadable or inconsistent. Invalid arguments raise ``ValueError`` as in ``extract``.
     """
-    check_options(pooling, point, batch_size)
+    check_options(pooling, site, batch_size)
     layer_list = resolve_layers(loaded, layers)
     texts = list(texts) if not isinstance(texts, str) else texts
     ids = tokenize(loaded, texts, max_length=max_length, truncate=truncate)
-    n, d, L = len(ids), loaded.d_model, len(layer_list)
+    n, d, L = len(ids), site_width(loaded, site), len(layer_list)
     want = {
         "format": FORMAT,
         "model_id": loaded.model_id,
         "revision": loaded.revision,
         "dtype": loaded.dtype,
         "pooling": pooling,
-        "point": point,
+        "site": site,
         "layers": layer_list,
         "dataset_hash": str(dataset_hash),
         "texts_sha256": texts_sha256(texts),
@@ -236,7 +246,7 @@ def cached_activations(
                 ids,
                 layer_list,
                 pooling=pooling,
-                point=point,
+                site=site,
                 batch_size=batch_size,
                 order=order[n_done:],
             ):

@@ -25,7 +25,7 @@ class EraseAt(Intervention):
 
     - `erasers`: ``{layer: Eraser}`` (each fitted on that block's activations).
     - `positions`: :attr:`Positions.ALL` or :attr:`Positions.LAST`.
-    - `point`: the hook point.
+    - `site`: where each block is edited (:func:`probejax.llm.hooked`).
 
     Its log records, per row and step, the length of the edit at the last position as
     ``eps``.
@@ -36,9 +36,9 @@ class EraseAt(Intervention):
         erasers: Mapping[int, Eraser],
         *,
         positions: Positions = Positions.ALL,
-        point: str = "block_output",
+        site: str = "block_output",
     ):
-        super().__init__(positions=positions, point=point)
+        super().__init__(positions=positions, site=site)
         if not erasers:
             raise ValueError("erasers is empty: give at least one {layer: Eraser}.")
         for i, e in erasers.items():

@@ -1,9 +1,11 @@
-"""Residual-stream activations of a frozen causal LM, pooled over each text's tokens.
+"""Activations of a frozen decoder model at one site, pooled over each text's tokens.
 
-One forward pass per batch; forward hooks (:func:`probejax.llm.hooked`) read the hidden
-state at every requested block and pool it on the spot, so only ``(batch, d)`` per layer
-is kept, and the pass stops right after the deepest requested block (the final norm and
-the unembedding never run).
+One forward pass per batch; forward hooks (:func:`probejax.llm.hooked`) read the tensor
+at the site (:data:`probejax.llm.SITES` or a named submodule of each block) of every
+requested block and pool it on the spot, so only ``(batch, width)`` per layer is kept,
+and the pass stops at the last requested site: its hook raises a private exception that
+ends the forward pass, so later submodules, later blocks, the final norm and the
+unembedding never run.
 
 Texts are padded on the right: the causal mask then keeps every real token from seeing
 a pad and position ids stay ``0..len-1``, so a text's activations do not depend on what
@@ -26,7 +28,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from ._hooks import HOOK_POINTS, hooked
+from ._hooks import check_site, hooked, site_path
 from ._model import LoadedModel
 
 POOLINGS = ("last", "mean", "max")
@@ -148,28 +150,54 @@ def _batch_tensors(loaded: LoadedModel, rows: Sequence[Sequence[int]]):
     return input_ids.to(device), attention_mask.to(device), lengths.to(device)
 
 
-def _run(loaded: LoadedModel, rows, layers: list[int], point: str, reduce) -> dict:
-    """One forward pass over ``rows``; ``reduce(h, lengths)`` at each requested block."""
+def _run(loaded: LoadedModel, rows, layers: list[int], site: str, reduce) -> dict:
+    """One forward pass over ``rows``; ``reduce(h, lengths)`` at ``site`` of each
+    requested block, the pass stopped once the last one is read."""
     import torch
 
     input_ids, attention_mask, lengths = _batch_tensors(loaded, rows)
     got: dict = {}
 
     def fn(i, h):
+        if not (isinstance(h, torch.Tensor) and h.ndim == 3 and h.shape[:2] == input_ids.shape):
+            shape = tuple(h.shape) if isinstance(h, torch.Tensor) else type(h).__name__
+            raise ValueError(
+                f"site {site!r} of block {i} gives {shape}, not a (batch, tokens, width) "
+                f"tensor for input {tuple(input_ids.shape)}: pick a module that sees every "
+                f"token (e.g. one of 'block_output', 'attn_output', 'mlp_output')."
+            )
         got[i] = reduce(h, lengths)
         if len(got) == len(layers):
             raise _Stop
         return None
 
-    with torch.inference_mode(), hooked(loaded.model, layers, fn, point):
+    with torch.inference_mode(), hooked(loaded.model, layers, fn, site):
         try:
             loaded.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
         except _Stop:
             pass
     missing = [i for i in layers if i not in got]
     if missing:
-        raise RuntimeError(f"the forward pass never reached blocks {missing} at {point!r}.")
+        raise RuntimeError(f"the forward pass never reached site {site!r} of blocks {missing}.")
     return got
+
+
+def site_width(loaded: LoadedModel, site: str) -> int:
+    """The width of the activations at ``site``, checked against the model before any
+    text is extracted: ``d_model`` for the block sites, else read from one forward pass
+    over a one-token input stopped at block 0's site.
+
+    Raises ``ValueError`` naming the site, the model class and block 0's submodules when
+    the model has no such site, or the site's shape when it is not ``(batch, tokens,
+    width)``.
+    """
+    path = site_path(loaded.model, site)
+    if path is None or site in ("attn_output", "mlp_output"):
+        return int(loaded.d_model)
+    tok = loaded.tokenizer
+    token = next((t for t in (tok.bos_token_id, tok.eos_token_id) if t is not None), 0)
+    got = _run(loaded, [[int(token)]], [0], site, lambda h, _: int(h.shape[-1]))
+    return got[0]
 
 
 def length_order(ids: Sequence[Sequence[int]]) -> np.ndarray:
@@ -184,28 +212,29 @@ def pooled_batches(
     layers: list[int],
     *,
     pooling: str,
-    point: str,
+    site: str,
     batch_size: int,
     order: Sequence[int] | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield ``(rows, acts)`` for consecutive batches of ``order`` (default: length
     order of ``ids``): ``rows`` the int64 indices into ``ids`` of one batch, ``acts``
-    float32 ``(L, len(rows), d)``, their pooled activations."""
-    check_options(pooling, point, batch_size)
+    float32 ``(L, len(rows), width)``, their pooled activations at ``site``."""
+    check_options(pooling, site, batch_size)
     order = length_order(ids) if order is None else np.asarray(order, np.int64)
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
         batch = [ids[i] for i in rows]
-        got = _run(loaded, batch, layers, point, lambda h, n: _pool(h, n, pooling).cpu())
+        got = _run(loaded, batch, layers, site, lambda h, n: _pool(h, n, pooling).cpu())
         yield rows, np.stack([got[i].numpy() for i in layers])
 
 
-def check_options(pooling: str, point: str, batch_size: int) -> None:
-    """Raise ``ValueError`` for an unknown pooling or hook point or a bad batch size."""
+def check_options(pooling: str, site: str, batch_size: int) -> None:
+    """Raise ``ValueError`` for an unknown pooling, a malformed site name
+    (:func:`probejax.llm.check_site`; whether the model has it is checked once it is
+    loaded) or a bad batch size."""
     if pooling not in POOLINGS:
         raise ValueError(f"pooling {pooling!r} is not one of {POOLINGS}.")
-    if point not in HOOK_POINTS:
-        raise ValueError(f"point {point!r} is not one of {HOOK_POINTS}.")
+    check_site(site)
     if not (isinstance(batch_size, int) and batch_size >= 1):
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
 
@@ -216,13 +245,13 @@ def extract(
     *,
     layers: Sequence[int] | None = None,
     pooling: str = "last",
-    point: str = "block_output",
+    site: str = "block_output",
     batch_size: int = 16,
     max_length: int | None = None,
     truncate: bool = False,
     per_token: bool = False,
 ):
-    """Pooled residual-stream activations of ``texts`` at the requested blocks.
+    """Pooled activations of ``texts`` at ``site`` of the requested blocks.
 
     **Arguments:**
 
@@ -230,30 +259,33 @@ def extract(
     - `texts`: a non-empty sequence of strings.
     - `layers`: block indices (negative from the end); None: every block.
     - `pooling`: ``"last"``, ``"mean"`` or ``"max"`` (see the module docstring).
-    - `point`: ``"block_output"`` (``hidden_states[i + 1]``) or ``"block_input"``
-      (``hidden_states[i]``).
+    - `site`: ``"block_output"`` (``hidden_states[i + 1]``), ``"block_input"``
+      (``hidden_states[i]``), ``"attn_output"``, ``"mlp_output"`` or the dotted path of
+      a submodule of each block (``"post_attention_layernorm"``, ``"mlp.down_proj"``);
+      checked against the model before any text is extracted.
     - `batch_size`: texts per forward pass; pooled batches are formed in order of token
       count, so similar lengths share a batch (the result is in the order of ``texts``).
     - `max_length`: tokens allowed per text (None: the model's context).
     - `truncate`: keep the first ``max_length`` tokens of longer texts instead of raising.
     - `per_token`: return every token's hidden state instead of a pooled one.
 
-    **Returns:** float32 ``(L, n, d)`` with ``L = len(layers)`` in the order given; with
-    ``per_token=True`` a pair ``(acts, mask)``: ``acts`` float32 ``(L, n, T, d)``, zero
+    **Returns:** float32 ``(L, n, width)`` with ``L = len(layers)`` in the order given
+    (``width`` is ``d_model`` but for submodules of another width, e.g. ``mlp.up_proj``);
+    with ``per_token=True`` a pair ``(acts, mask)``: ``acts`` float32 ``(L, n, T, width)``, zero
     past each text's end, and ``mask`` bool ``(n, T)``, True on real tokens, ``T`` the
     longest text in tokens (``pooling`` is then ignored).
     """
-    check_options(pooling, point, batch_size)
+    check_options(pooling, site, batch_size)
     layer_list = resolve_layers(loaded, layers)
     ids = tokenize(loaded, texts, max_length=max_length, truncate=truncate)
-    n, d = len(ids), loaded.d_model
+    n, d = len(ids), site_width(loaded, site)
     if per_token:
         T = max(len(r) for r in ids)
         acts = np.zeros((len(layer_list), n, T, d), np.float32)
         mask = np.zeros((n, T), bool)
         for start in range(0, n, batch_size):
             rows = ids[start : start + batch_size]
-            got = _run(loaded, rows, layer_list, point, lambda h, _: h.float().cpu())
+            got = _run(loaded, rows, layer_list, site, lambda h, _: h.float().cpu())
             for b, r in enumerate(rows):
                 mask[start + b, : len(r)] = True
                 for k, i in enumerate(layer_list):
@@ -261,7 +293,7 @@ def extract(
         return acts, mask
     out = np.empty((len(layer_list), n, d), np.float32)
     for rows, acts in pooled_batches(
-        loaded, ids, layer_list, pooling=pooling, point=point, batch_size=batch_size
+        loaded, ids, layer_list, pooling=pooling, site=site, batch_size=batch_size
     ):
         out[:, rows] = acts
     return out

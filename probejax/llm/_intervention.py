@@ -1,7 +1,7 @@
 r"""The steering hook protocol: one base for every intervention, one position vocabulary.
 
 An :class:`Intervention` edits the residual stream :math:`e_{\ell} \in
-\mathbb{R}^{B\times T\times d}` (batch, positions, width) at a hook point of each block
+\mathbb{R}^{B\times T\times d}` (batch, positions, width) at a site of each block
 :math:`\ell` in :attr:`~Intervention.layers` (``"block_output"`` or ``"block_input"``,
 :mod:`probejax.llm._hooks`). A forward call through a block is one *step*: with a KV
 cache the first call carries the whole prompt and every later call one generated token.
@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from scipy.special import expit
 
-from ._hooks import HOOK_POINTS, hooked, unpack_model
+from ._hooks import check_site, hooked, unpack_model
 
 
 class Positions(enum.Enum):
@@ -120,15 +120,15 @@ class Intervention(abc.ABC):
     **Arguments:**
 
     - `positions`: a :class:`Positions`.
-    - `point`: the hook point, ``"block_output"`` (the residual stream leaving the
-      block) or ``"block_input"``.
+    - `site`: where each block is edited: ``"block_output"`` (the residual stream
+      leaving the block), ``"block_input"``, or any other site of
+      :func:`probejax.llm.hooked` (``"attn_output"``, ``"mlp_output"``, a submodule).
     """
 
-    def __init__(self, *, positions: Positions, point: str = "block_output"):
+    def __init__(self, *, positions: Positions, site: str = "block_output"):
         self.positions = check_positions(positions)
-        if point not in HOOK_POINTS:
-            raise ValueError(f"point={point!r} is not one of {HOOK_POINTS}.")
-        self.point = point
+        check_site(site)
+        self.site = site
         self.log: list[SteerRecord] = []
         self._calls: dict[int, int] = {}
         self._cache: dict[tuple, tuple[torch.Tensor, ...]] = {}
@@ -179,7 +179,7 @@ class Intervention(abc.ABC):
 
     @contextlib.contextmanager
     def attach(self, model) -> Iterator[Intervention]:
-        """Install the hooks on :attr:`layers` at :attr:`point` for the body of a
+        """Install the hooks on :attr:`layers` at :attr:`site` for the body of a
         ``with`` (ahead of the blocks' own hooks) after a :meth:`reset`; they come off
         on exit, also when the body raises.
 
@@ -191,7 +191,7 @@ class Intervention(abc.ABC):
         """
         module, _ = unpack_model(model, need_tokenizer=False)
         self.reset()
-        with hooked(module, self.layers, self, self.point, prepend=True):
+        with hooked(module, self.layers, self, self.site, prepend=True):
             yield self
 
     def summary(self) -> list[dict]:

@@ -38,8 +38,8 @@ def _per_method(res: dict, field: str, ylabel: str, path: Path, **ax_kw) -> Path
             drew = True
     if not drew:
         return None
-    point = res.get("point")
-    xlabel = "layer" if point is None else f"layer ({point.replace('_', ' ')})"
+    site = res.get("site")
+    xlabel = "layer" if site is None else f"layer ({site.replace('_', ' ')})"
     ax.set(xlabel=xlabel, ylabel=ylabel, title=_title(res), **ax_kw)
     ax.title.set_fontsize(9)
     ax.grid(alpha=0.3)

@@ -21,14 +21,14 @@ from ._vectors import SteeringVector
 
 
 class RowSteering(Intervention):
-    """Per-row additive pushes ``{layer: (B, d)}`` at one hook point.
+    """Per-row additive pushes ``{layer: (B, d)}`` at one site.
 
     **Arguments:**
 
     - `pushes`: ``{layer: array (B, d)}``, row ``b``'s push at that layer (``B = 1``
       broadcasts over the batch).
     - `positions`: :attr:`Positions.ALL` or :attr:`Positions.LAST`.
-    - `point`: the hook point.
+    - `site`: where each block is edited (:func:`probejax.llm.hooked`).
 
     Its log records, per row and step, the push's norm as ``eps`` (``applied`` when it
     is not zero).
@@ -39,9 +39,9 @@ class RowSteering(Intervention):
         pushes: Mapping[int, np.ndarray],
         *,
         positions: Positions = Positions.ALL,
-        point: str = "block_output",
+        site: str = "block_output",
     ):
-        super().__init__(positions=positions, point=point)
+        super().__init__(positions=positions, site=site)
         if not pushes:
             raise ValueError("pushes is empty: give at least one {layer: (B, d) array}.")
         self.pushes = {int(i): np.atleast_2d(np.asarray(p, np.float64)) for i, p in pushes.items()}
@@ -62,9 +62,9 @@ class RowSteering(Intervention):
     def constant(
         cls, vector: SteeringVector, multiplier: float, *, positions: Positions = Positions.ALL
     ) -> RowSteering:
-        """``multiplier * vector`` on every row, at the vector's hook point."""
+        """``multiplier * vector`` on every row, at the vector's site."""
         pushes = {i: float(multiplier) * v[None] for i, v in vector.directions.items()}
-        return cls(pushes, positions=positions, point=vector.point)
+        return cls(pushes, positions=positions, site=vector.site)
 
     @classmethod
     def rows(
@@ -75,7 +75,7 @@ class RowSteering(Intervention):
         positions: Positions = Positions.ALL,
     ) -> RowSteering:
         """Row ``b`` gets ``multipliers[b] * vectors[b]`` (``None``: unsteered); all the
-        vectors must share one hook point."""
+        vectors must share one site."""
         if len(vectors) != len(multipliers):
             raise ValueError(
                 f"{len(vectors)} vectors but {len(multipliers)} multipliers: one of each per row."
@@ -83,9 +83,9 @@ class RowSteering(Intervention):
         used = [v for v in vectors if v is not None]
         if not used:
             raise ValueError("every row is unsteered: pass steering=None instead.")
-        points = {v.point for v in used}
-        if len(points) != 1:
-            raise ValueError(f"the vectors use different hook points {sorted(points)}.")
+        sites = {v.site for v in used}
+        if len(sites) != 1:
+            raise ValueError(f"the vectors use different sites {sorted(sites)}.")
         d = next(iter(used[0].directions.values())).shape[0]
         layers = sorted({i for v in used for i in v.directions})
         pushes = {i: np.zeros((len(vectors), d)) for i in layers}
@@ -94,14 +94,14 @@ class RowSteering(Intervention):
                 continue
             for i, u in v.directions.items():
                 pushes[i][b] = float(m) * u
-        return cls(pushes, positions=positions, point=points.pop())
+        return cls(pushes, positions=positions, site=sites.pop())
 
     def select(self, rows: slice) -> RowSteering:
         """The pushes of a slice of the rows (all of them when one row broadcasts)."""
         if self.n_rows == 1:
             return self
         pushes = {i: p[rows] for i, p in self.pushes.items()}
-        return RowSteering(pushes, positions=self.positions, point=self.point)
+        return RowSteering(pushes, positions=self.positions, site=self.site)
 
     def edit(self, layer: int, step: int, hidden: torch.Tensor) -> torch.Tensor:
         (push,) = self._tensors(layer, hidden, (self.pushes[layer],), hidden.dtype)

@@ -1,7 +1,7 @@
 r"""Steering a causal LM along a probe's concept direction, and measuring the result.
 
 A linear probe at layer :math:`\ell` reads the residual stream :math:`e \in \mathbb{R}^d`
-leaving block :math:`\ell` (hook point ``"block_output"``) in raw activation
+leaving block :math:`\ell` (site ``"block_output"``) in raw activation
 coordinates, as ``pj.evaluate(...).probe`` returns it:
 
 .. math::  s(e) = w^\top e + b, \qquad p(e) = \sigma(s(e)), \qquad v = w / \lVert w \rVert ,
@@ -91,7 +91,7 @@ class FixedSteering(RowSteering):
     - `strength`: :math:`\alpha`, in units of the residual stream (negative pushes away).
     - `positions`: :attr:`Positions.ALL` (with a KV cache: the prompt, then each new
       token) or :attr:`Positions.LAST` (the last position of each forward step).
-    - `point`: the hook point.
+    - `site`: where each block is edited (:func:`probejax.llm.hooked`).
     """
 
     def __init__(
@@ -100,7 +100,7 @@ class FixedSteering(RowSteering):
         strength: float,
         *,
         positions: Positions = Positions.ALL,
-        point: str = "block_output",
+        site: str = "block_output",
     ):
         if not layers:
             raise ValueError("layers is empty: give at least one {layer: direction}.")
@@ -109,7 +109,7 @@ class FixedSteering(RowSteering):
         }
         self.strength = float(strength)
         pushes = {i: self.strength * v[None] for i, v in self.directions.items()}
-        super().__init__(pushes, positions=positions, point=point)
+        super().__init__(pushes, positions=positions, site=site)
         self.lengths = {i: np.array([self.strength]) for i in self.directions}
 
 
@@ -187,7 +187,7 @@ class TargetSteering(Intervention):
     - `positions`: :attr:`Positions.LAST` (RAPTOR) or :attr:`Positions.ALL` (each
       position edited independently).
     - `rule`: an :class:`EditRule`, :class:`ExactEdit` or :class:`UnitVectorEdit`.
-    - `point`: the hook point.
+    - `site`: where each block is edited (:func:`probejax.llm.hooked`).
     """
 
     def __init__(
@@ -197,9 +197,9 @@ class TargetSteering(Intervention):
         *,
         positions: Positions = Positions.LAST,
         rule: EditRule = ExactEdit(),
-        point: str = "block_output",
+        site: str = "block_output",
     ):
-        super().__init__(positions=positions, point=point)
+        super().__init__(positions=positions, site=site)
         if not isinstance(rule, EditRule):
             raise ValueError(
                 f"rule={rule!r} is not an EditRule: use ExactEdit() or UnitVectorEdit()."
@@ -317,7 +317,7 @@ def probe_probability(
     layer: int,
     *,
     pooling: str = "last",
-    point: str = "block_output",
+    site: str = "block_output",
     batch_size: int = 16,
 ) -> np.ndarray:
     r"""The probe's probability on re-encoded texts, :math:`\sigma(w^\top e_\ell(x) + b)`.
@@ -331,7 +331,7 @@ def probe_probability(
     - `loaded`: what :func:`extract` accepts (a loaded model).
     - `texts`: the texts, e.g. prompt + continuation.
     - `w`, `b`: the probe at `layer`, raw activation coordinates.
-    - `pooling`, `point`, `batch_size`: passed to :func:`extract`.
+    - `pooling`, `site`, `batch_size`: passed to :func:`extract`.
 
     **Returns:**
 
@@ -339,7 +339,7 @@ def probe_probability(
     """
     w = _vector(w, "w")
     X = extract(
-        loaded, list(texts), layers=[layer], pooling=pooling, point=point, batch_size=batch_size
+        loaded, list(texts), layers=[layer], pooling=pooling, site=site, batch_size=batch_size
     )[0]
     return expit(np.asarray(X, dtype=np.float64) @ w + float(b))
 

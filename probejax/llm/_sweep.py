@@ -78,7 +78,10 @@ class ExtractionSpec:
 
     - ``layers``: block indices (``None``: every block).
     - ``pooling``: ``"last"``, ``"mean"`` or ``"max"`` over each text's tokens.
-    - ``point``: hook point, ``"block_output"`` or ``"block_input"``.
+    - ``site``: where each block is read: ``"block_output"`` (default),
+      ``"block_input"``, ``"attn_output"``, ``"mlp_output"`` or a submodule path of the
+      blocks (``"post_attention_layernorm"``); checked against the model once loaded,
+      before any extraction (:func:`probejax.llm.hooked`).
     - ``batch_size``: texts per forward pass; ``max_length``: tokens allowed per text
       (``None``: the model's context); ``truncate``: keep the first ``max_length``
       tokens of longer texts instead of raising.
@@ -89,14 +92,14 @@ class ExtractionSpec:
 
     layers: Sequence[int] | None = None
     pooling: str = "last"
-    point: str = "block_output"
+    site: str = "block_output"
     batch_size: int = 16
     max_length: int | None = None
     truncate: bool = False
     dtype: str = "float32"
 
     def __post_init__(self):
-        check_options(self.pooling, self.point, self.batch_size)
+        check_options(self.pooling, self.site, self.batch_size)
         if self.dtype not in DTYPES:
             raise ValueError(f"ExtractionSpec.dtype must be one of {DTYPES}, got {self.dtype!r}.")
         if self.layers is not None:
@@ -121,8 +124,7 @@ class ExtractionSpec:
         """The keywords of :func:`probejax.llm.extract` and
         :func:`probejax.llm.cached_activations` (all but ``dtype``)."""
         return {
-            k: getattr(self, k)
-            for k in ("pooling", "point", "batch_size", "max_length", "truncate")
+            k: getattr(self, k) for k in ("pooling", "site", "batch_size", "max_length", "truncate")
         }
 
 
@@ -150,11 +152,11 @@ def _slug(s: str) -> str:
 
 
 def activation_cache_dir(
-    root: Path, loaded: LoadedModel, dataset: TextDataset, pooling: str, point: str
+    root: Path, loaded: LoadedModel, dataset: TextDataset, pooling: str, site: str
 ) -> Path:
-    """One cache folder per (model, revision, dtype, dataset content, pooling, hook
-    point); float32, the default, adds no suffix to the folder name."""
-    name = f"{_slug(dataset.name)}-{dataset.hash[:12]}-{pooling}-{point}"
+    """One cache folder per (model, revision, dtype, dataset content, pooling, site);
+    float32, the default, adds no suffix to the folder name."""
+    name = f"{_slug(dataset.name)}-{dataset.hash[:12]}-{pooling}-{site}"
     if loaded.dtype != "float32":
         name += f"-{loaded.dtype}"
     return Path(root) / "activations" / _slug(f"{loaded.model_id}@{loaded.revision}") / name
@@ -491,7 +493,7 @@ def llm_sweep(
       with :func:`probejax.llm.load_dataset`'s ``max_examples``), or a
       :class:`TextDataset`.
     - ``out``: output folder (``None``: nothing written).
-    - ``extraction``: an :class:`ExtractionSpec` (layers, pooling, hook point, batch
+    - ``extraction``: an :class:`ExtractionSpec` (layers, pooling, site, batch
       size, length limits, forward-pass dtype).
     - ``estimators``: registered names or import paths (a comma-separated string, a
       list, or ``{name: factory kwargs | Estimator}``; see
@@ -542,7 +544,7 @@ def llm_sweep(
         loaded,
         dataset,
         extraction.pooling,
-        extraction.point,
+        extraction.site,
     )
 
     log(f"{dataset.name}: {len(dataset)} texts {dataset.counts()}; model {loaded.model_id}")
@@ -575,7 +577,7 @@ def llm_sweep(
             "label_names": list(dataset.label_names),
         },
         "pooling": extraction.pooling,
-        "point": extraction.point,
+        "site": extraction.site,
         "extract_seconds": t_extract,
         "cache": str(cache),
     }
@@ -701,7 +703,7 @@ def probe_activations(
             "sha256": digest,
         },
         "pooling": meta.get("pooling"),
-        "point": meta.get("site"),
+        "site": meta.get("site"),
         "extract_seconds": None,
         "cache": None,
     }

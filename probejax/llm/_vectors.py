@@ -1,7 +1,7 @@
 r"""Steering vectors: one direction per layer, built three ways, applied with a multiplier.
 
 A :class:`SteeringVector` holds :math:`u_\ell \in \mathbb{R}^d` for each steered block
-:math:`\ell` (hook point ``"block_output"`` by default: the residual stream leaving the
+:math:`\ell` (site ``"block_output"`` by default: the residual stream leaving the
 block). Inside ``with RowSteering.constant(vec, m, positions=...).attach(model):``
 (:class:`~probejax.llm.RowSteering`) every forward pass adds
 
@@ -54,17 +54,18 @@ def _as_vector(v: Any, name: str) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class SteeringVector:
-    """A direction per steered block (``{layer: (d,) float64}``) at one hook point.
+    """A direction per steered block (``{layer: (d,) float64}``) at one site.
 
     **Fields:**
 
     - `directions`: ``{layer: vector}``; the vector's length is the push at multiplier 1.
-    - `point`: the hook point, ``"block_output"`` or ``"block_input"``.
+    - `site`: where each block is read and steered, ``"block_output"`` (default) or any
+      other site of :func:`probejax.llm.hooked`.
     - `name`: a label (``"mean of differences"``, ``"mass-mean"``, the estimator...).
     """
 
     directions: Mapping[int, np.ndarray]
-    point: str = "block_output"
+    site: str = "block_output"
     name: str = ""
 
     def __post_init__(self):
@@ -111,7 +112,7 @@ class SteeringVector:
         pairs: Sequence[tuple[str, str]],
         layers: Sequence[int],
         *,
-        point: str = "block_output",
+        site: str = "block_output",
         batch_size: int = 16,
         name: str = "mean of differences",
     ) -> SteeringVector:
@@ -119,17 +120,17 @@ class SteeringVector:
         :math:`u_\ell = \frac1n\sum_i e_\ell(x_i^+) - e_\ell(x_i^-)`.
 
         **Arguments:** `loaded` (a loaded model), `pairs` (``(positive, negative)``
-        texts), `layers`, `point`, `batch_size` (for :func:`probejax.llm.extract`).
+        texts), `layers`, `site`, `batch_size` (for :func:`probejax.llm.extract`).
         """
         if not pairs:
             raise ValueError("pairs is empty.")
         pos, neg = zip(*pairs, strict=True)
         X = extract(
-            loaded, [*pos, *neg], layers=list(layers), point=point, batch_size=batch_size
+            loaded, [*pos, *neg], layers=list(layers), site=site, batch_size=batch_size
         ).astype(np.float64)
         n = len(pos)
         diff = (X[:, :n] - X[:, n:]).mean(axis=1)
-        return cls(dict(zip([int(i) for i in layers], diff, strict=True)), point, name)
+        return cls(dict(zip([int(i) for i in layers], diff, strict=True)), site, name)
 
     @classmethod
     def from_classes(
@@ -137,7 +138,7 @@ class SteeringVector:
         X: Mapping[int, Any],
         y: Any,
         *,
-        point: str = "block_output",
+        site: str = "block_output",
         name: str = "mass-mean",
     ) -> SteeringVector:
         r"""Mass-mean :math:`u_\ell = \mu_\ell^+ - \mu_\ell^-` from ``{layer: X (n, d)}``
@@ -153,25 +154,25 @@ class SteeringVector:
             if Xi.ndim != 2 or Xi.shape[0] != y.shape[0]:
                 raise ValueError(f"X[{i}] has shape {Xi.shape}; expected ({y.shape[0]}, d).")
             dirs[i] = Xi[pos].mean(0) - Xi[~pos].mean(0)
-        return cls(dirs, point, name)
+        return cls(dirs, site, name)
 
     @classmethod
     def from_probes(
-        cls, probes: Mapping[int, Any], *, point: str = "block_output", name: str = "probe"
+        cls, probes: Mapping[int, Any], *, site: str = "block_output", name: str = "probe"
     ) -> SteeringVector:
         """Each probe's unit concept vector (``probe.concept_vector()``), per layer:
         any fitted :class:`probejax.Probe`."""
-        return cls({i: np.asarray(p.concept_vector()) for i, p in probes.items()}, point, name)
+        return cls({i: np.asarray(p.concept_vector()) for i, p in probes.items()}, site, name)
 
     @classmethod
     def random(
-        cls, seed: int, d: int, layers: Sequence[int], *, point: str = "block_output"
+        cls, seed: int, d: int, layers: Sequence[int], *, site: str = "block_output"
     ) -> SteeringVector:
         """Isotropic random unit directions (the null), one per layer, from
         ``numpy.random.default_rng(seed)``."""
         rng = np.random.default_rng(seed)
         dirs = {int(i): rng.standard_normal(d) for i in layers}
-        return cls(dirs, point, "random").unit()
+        return cls(dirs, site, "random").unit()
 
 
 def residual_norms(
@@ -179,7 +180,7 @@ def residual_norms(
     texts: Sequence[str],
     layers: Sequence[int],
     *,
-    point: str = "block_output",
+    site: str = "block_output",
     batch_size: int = 16,
 ) -> dict[int, float]:
     r"""The median residual norm per layer, :math:`\rho_\ell = \operatorname{median}
@@ -211,7 +212,7 @@ def residual_norms(
         keep = att.bool().clone()
         keep[:, 0] = False
         mask_now[:] = [keep]
-        with torch.no_grad(), hooked(loaded.model, layers, read, point):
+        with torch.no_grad(), hooked(loaded.model, layers, read, site):
             loaded.model(input_ids=ids, attention_mask=att)
     out = {}
     for i in layers:

@@ -48,7 +48,7 @@ def _layer_data(loaded, dataset, config, layer: int):
     from ..llm._cache import cached_activations
     from ..llm._sweep import activation_cache_dir
 
-    cache = activation_cache_dir(cache_root(), loaded, dataset, config["pooling"], config["point"])
+    cache = activation_cache_dir(cache_root(), loaded, dataset, config["pooling"], config["site"])
     layers = list(range(loaded.n_layers)) if config["layers"] is None else config["layers"]
     A = cached_activations(
         loaded,
@@ -57,7 +57,7 @@ def _layer_data(loaded, dataset, config, layer: int):
         cache,
         layers=layers,
         pooling=config["pooling"],
-        point=config["point"],
+        point=config["site"],
         batch_size=config["batch_size"],
         progress=False,
     )
@@ -121,7 +121,7 @@ def compute(config: dict, log: Callable[[str], None] = print) -> dict:
             extraction=ExtractionSpec(
                 layers=config["layers"],
                 pooling=config["pooling"],
-                point=config["point"],
+                point=config["site"],
                 batch_size=config["batch_size"],
             ),
             estimators=[config["estimator"]],

@@ -60,7 +60,7 @@ def compute(config: dict, log: Callable[[str], None] = print) -> dict:
             extraction=ExtractionSpec(
                 layers=config["layers"],
                 pooling=config["pooling"],
-                point=config["point"],
+                site=config["site"],
                 batch_size=config["batch_size"],
             ),
             estimators=config["estimators"],

@@ -1,7 +1,7 @@
 r"""Every sequence-probe family next to a flat linear probe, on a frozen LM's tokens.
 
 For each data set: per-token activations of one block of the model
-(:class:`probejax.llm.ExtractionSpec`: its one layer, hook point, token limit), the
+(:class:`probejax.llm.ExtractionSpec`: its one layer, site, token limit), the
 first token of every text masked out (it is the attention sink, with a residual norm
 orders of magnitude above the others; :func:`probejax.llm.extract` leaves it out of
 mean pooling for the same reason); one RAPTOR split (64/16/20, stratified) shared by
@@ -52,13 +52,13 @@ _POOLED = {"last": "last token", "mean": "mean of the tokens", "max": "max over 
 def token_activations(loaded, data, extraction: ExtractionSpec, cache_dir=None):
     """``(X (n, T, d) float32, mask (n, T) bool)`` of the one block of ``extraction``,
     cached as ``.npz`` in ``cache_dir`` (keyed by model, revision, dtype, data, layer,
-    hook point and token limit) when given."""
+    site and token limit) when given."""
     from ..llm import extract
 
     (layer,) = extraction.layers
     tag = hashlib.sha256(
         f"{loaded.model_id}|{loaded.revision}|{loaded.dtype}|{data.hash}|{layer}|"
-        f"{extraction.point}|{extraction.max_length}|{extraction.truncate}".encode()
+        f"{extraction.site}|{extraction.max_length}|{extraction.truncate}".encode()
     ).hexdigest()[:16]
     path = None if cache_dir is None else Path(cache_dir) / f"{data.name}-L{layer}-{tag}.npz"
     if path is not None and path.is_file():
@@ -68,7 +68,7 @@ def token_activations(loaded, data, extraction: ExtractionSpec, cache_dir=None):
         loaded,
         list(data.texts),
         layers=[layer],
-        point=extraction.point,
+        site=extraction.site,
         per_token=True,
         max_length=extraction.max_length,
         truncate=extraction.truncate,
@@ -161,7 +161,7 @@ def seq_probe_table(
       ``extraction.dtype``).
     - ``datasets``: bundled names or :class:`probejax.llm.TextDataset` objects.
     - ``extraction``: :class:`probejax.llm.ExtractionSpec` with exactly one layer (the
-      block), the hook point, ``batch_size``, ``max_length``, ``truncate``; its
+      block), the site, ``batch_size``, ``max_length``, ``truncate``; its
       ``pooling`` pools the tokens for the baseline.
     - ``max_examples``: examples per bundled data set.
     - ``seed``: the PRNG seed of the data subsample, the shared split and every fit.
