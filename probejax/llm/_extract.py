@@ -280,12 +280,17 @@ def extract(
     ids = tokenize(loaded, texts, max_length=max_length, truncate=truncate)
     n, d = len(ids), site_width(loaded, site)
     if per_token:
+        import torch
+
         T = max(len(r) for r in ids)
         acts = np.zeros((len(layer_list), n, T, d), np.float32)
         mask = np.zeros((n, T), bool)
         for start in range(0, n, batch_size):
             rows = ids[start : start + batch_size]
-            got = _run(loaded, rows, layer_list, site, lambda h, _: h.float().cpu())
+            # a copy: a model may add into the site's tensor in place later (Falcon's MLP output)
+            got = _run(
+                loaded, rows, layer_list, site, lambda h, _: h.to("cpu", torch.float32, copy=True)
+            )
             for b, r in enumerate(rows):
                 mask[start + b, : len(r)] = True
                 for k, i in enumerate(layer_list):
