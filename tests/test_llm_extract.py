@@ -303,3 +303,85 @@ def test_default_model_extracts():
     assert (lm.n_layers, lm.d_model) == (30, 576) and lm.revision.startswith("gguf:")
     acts = extract(lm, ["Paris is in France.", "Hi", "The city of Lima is in Peru.", "Ok"])
     assert acts.shape == (30, 4, 576) and np.isfinite(acts).all()
+
+
+def test_extract_command_writes_a_file_that_probe_reads(tmp_path):
+    from typer.testing import CliRunner
+
+    from probejax.cli import app
+    from probejax.io import open_activations
+    from probejax.llm import probe_activations
+    from probejax.llm._cache import texts_sha256
+
+    save_tiny_llama(tmp_path / "model", n_layers=N_LAYERS, d=D)
+    rng = np.random.default_rng(0)
+    words = ["good", "great", "fine", "bad", "awful", "poor"]
+    rows = [(f"the day was {rng.choice(words[:3] if i % 2 else words[3:])} {i}", i % 2) for i in range(60)]  # fmt: skip
+    (tmp_path / "days.csv").write_text("text,label\n" + "".join(f"{t},{y}\n" for t, y in rows))
+    path = tmp_path / "days.safetensors"
+    args = [
+        "llm", "extract", "--model", str(tmp_path / "model"), "--data", str(tmp_path / "days.csv"),
+        "--site", "post_attention_layernorm", "--pooling", "mean", "--layers", "0,2",
+        "--out", str(path), "--cache", str(tmp_path / "cache"),
+    ]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    stack = open_activations(path)
+    assert stack.layers == (0, 2) and stack.shape == (2, 60, D)
+    meta = stack.metadata
+    assert meta["site"] == "post_attention_layernorm" and meta["pooling"] == "mean"
+    assert meta["n_layers"] == N_LAYERS and meta["dtype"] == "float32"
+    assert meta["dataset"] == "days" and meta["label_names"] == ["0", "1"]
+    assert meta["texts_sha256"] == texts_sha256([t for t, _ in rows])
+    assert meta["model"] == str((tmp_path / "model").resolve()) and meta["revision"]
+    np.testing.assert_array_equal(stack.labels, [y for _, y in rows])
+    lm = load_model(str(tmp_path / "model"))
+    want = extract(lm, [t for t, _ in rows], layers=[0, 2], pooling="mean", site="post_attention_layernorm")  # fmt: skip
+    np.testing.assert_allclose(np.stack([stack[0], stack[1]]), want, atol=1e-5)
+    # the activation cache is reused: a second export of the same extraction reads it
+    (manifest,) = (tmp_path / "cache").rglob("manifest.json")
+    assert json.loads(manifest.read_text())["site"] == "post_attention_layernorm"
+    stamps = [(f, f.stat().st_mtime_ns) for f in manifest.parent.iterdir()]
+    again = CliRunner().invoke(app, [*args[:-4], "--out", str(tmp_path / "again.safetensors"), *args[-2:]])  # fmt: skip
+    assert again.exit_code == 0, again.output
+    assert [(f, f.stat().st_mtime_ns) for f in manifest.parent.iterdir()] == stamps
+    assert open_activations(tmp_path / "again.safetensors").metadata == meta
+
+    out = tmp_path / "probed"
+    probe_args = ["probe", str(path), "--out", str(out), "--estimators", "raptor,mass_mean",
+                  "--no-stability"]  # fmt: skip
+    result = CliRunner().invoke(app, probe_args)
+    assert result.exit_code == 0, result.output
+    res = json.loads((out / "results.json").read_text())
+    api = probe_activations(
+        open_activations(path), estimators="raptor,mass_mean", stability=None, log=None
+    ).results
+    assert res["site"] == "post_attention_layernorm" and res["pooling"] == "mean"
+    assert res["model"]["id"] == meta["model"] and res["dataset"]["name"] == "days"
+    assert res["dataset"]["hash"] == meta["texts_sha256"] and res["layers"] == [0, 2]
+    for m in ("raptor", "mass_mean"):
+        for field in ("test_accuracy", "test_auroc", "lam"):
+            np.testing.assert_array_equal(
+                np.asarray(res["estimators"][m][field], float),
+                np.asarray(api["estimators"][m][field], float),
+                err_msg=f"{m} {field}",
+            )
+    assert res["best"] == json.loads(json.dumps(api["best"]))
+
+
+def test_extract_command_refuses_a_bad_site_before_extracting(tmp_path):
+    from typer.testing import CliRunner
+
+    from probejax.cli import app
+
+    save_tiny_llama(tmp_path / "model", n_layers=N_LAYERS, d=D)
+    (tmp_path / "d.csv").write_text("text,label\n" + "".join(f"t {i},{i % 2}\n" for i in range(8)))
+    base = ["llm", "extract", "--model", str(tmp_path / "model"), "--data", str(tmp_path / "d.csv"),
+            "--cache", str(tmp_path / "cache")]  # fmt: skip
+    bad = CliRunner().invoke(app, [*base, "--site", "mlp.nope", "--out", str(tmp_path / "a.safetensors")])  # fmt: skip
+    assert bad.exit_code == 1
+    assert "'mlp.nope'" in bad.output and "LlamaForCausalLM" in bad.output
+    assert "post_attention_layernorm" in bad.output  # what block 0 does have
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "a.safetensors").exists()
+    bad = CliRunner().invoke(app, [*base, "--out", str(tmp_path / "a.npy")])
+    assert bad.exit_code == 1 and ".safetensors" in bad.output
