@@ -57,7 +57,7 @@ def _layer_data(loaded, dataset, config, layer: int):
         cache,
         layers=layers,
         pooling=config["pooling"],
-        point=config["site"],
+        site=config["site"],
         batch_size=config["batch_size"],
         progress=False,
     )
@@ -121,7 +121,7 @@ def compute(config: dict, log: Callable[[str], None] = print) -> dict:
             extraction=ExtractionSpec(
                 layers=config["layers"],
                 pooling=config["pooling"],
-                point=config["site"],
+                site=config["site"],
                 batch_size=config["batch_size"],
             ),
             estimators=[config["estimator"]],
