@@ -22,12 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import cache_root as user_cache_root
 from ..io._activations import write_activations
-from ._cache import cached_activations, texts_sha256
+from ._cache import texts_sha256
 from ._datasets import TextDataset, load_dataset
 from ._model import LoadedModel, load_model
-from ._sweep import ExtractionSpec, _resolve_layers, activation_cache_dir
+from ._sweep import ExtractionSpec, _resolve_layers, cached_layers
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,22 +79,7 @@ def export_activations(
     dataset = data if isinstance(data, TextDataset) else load_dataset(data)
     loaded = model if isinstance(model, LoadedModel) else load_model(model, dtype=extraction.dtype)
     layers = _resolve_layers(extraction, loaded.n_layers)
-    cache = activation_cache_dir(
-        Path(cache_root) if cache_root else user_cache_root(),
-        loaded,
-        dataset,
-        extraction.pooling,
-        extraction.site,
-    )
-    X = cached_activations(
-        loaded,
-        dataset.texts,
-        dataset.hash,
-        cache,
-        layers=layers,
-        progress=progress,
-        **extraction.options(),
-    )
+    X, cache = cached_layers(loaded, dataset, extraction, layers, cache_root, progress)
     metadata = {
         "model": loaded.model_id,
         "revision": loaded.revision,

@@ -162,6 +162,29 @@ def activation_cache_dir(
     return Path(root) / "activations" / _slug(f"{loaded.model_id}@{loaded.revision}") / name
 
 
+def cached_layers(loaded, dataset, extraction, layers, cache_root, progress):
+    """``(X, cache folder)``: the ``(layers, n, d)`` activations of ``dataset`` at
+    ``extraction``'s site and pooling, from (or into) the activation cache under
+    ``cache_root`` (default ``$PROBEJAX_CACHE`` or ``~/.cache/probejax``)."""
+    cache = activation_cache_dir(
+        Path(cache_root) if cache_root else user_cache_root(),
+        loaded,
+        dataset,
+        extraction.pooling,
+        extraction.site,
+    )
+    X = cached_activations(
+        loaded,
+        dataset.texts,
+        dataset.hash,
+        cache,
+        layers=layers,
+        progress=progress,
+        **extraction.options(),
+    )
+    return X, cache
+
+
 def probe_arrays(layers, probes: dict) -> dict[str, np.ndarray]:
     """The ``probes.npz`` content: ``layers`` and, for each ``estimator: (w, b)`` of
     ``probes``, ``<estimator>_w`` ``(L, d)`` and ``<estimator>_b`` ``(L,)``."""
@@ -539,25 +562,9 @@ def llm_sweep(
     loaded = model if isinstance(model, LoadedModel) else load_model(model, dtype=extraction.dtype)
     layers = _resolve_layers(extraction, loaded.n_layers)
     plan = plan.for_layers(layers)
-    cache = activation_cache_dir(
-        Path(cache_root) if cache_root else user_cache_root(),
-        loaded,
-        dataset,
-        extraction.pooling,
-        extraction.site,
-    )
-
     log(f"{dataset.name}: {len(dataset)} texts {dataset.counts()}; model {loaded.model_id}")
     t0 = time.perf_counter()
-    X = cached_activations(
-        loaded,
-        dataset.texts,
-        dataset.hash,
-        cache,
-        layers=layers,
-        progress=progress,
-        **extraction.options(),
-    )
+    X, cache = cached_layers(loaded, dataset, extraction, layers, cache_root, progress)
     t_extract = time.perf_counter() - t0
     log(f"activations {tuple(X.shape)} from {cache} ({t_extract:.1f} s)")
     about = {
