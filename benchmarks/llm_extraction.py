@@ -111,11 +111,11 @@ def speed(n: int, batch_size: int, repeats: int) -> dict:
     import torch
 
     from probejax.llm import extract, load_model
-    from probejax.llm._extract import _batch_tensors, tokenize
+    from probejax.llm._extract import _batch_tensors, encode
 
     lm = load_model("default")
     texts = make_texts(n)
-    ids = tokenize(lm, texts)
+    ids = encode(lm, texts).ids
     batches = [_batch_tensors(lm, ids[i : i + batch_size]) for i in range(0, n, batch_size)]
 
     def bare(module):
@@ -144,21 +144,22 @@ def speed(n: int, batch_size: int, repeats: int) -> dict:
 def batching_and_dtype(n: int, batch_size: int) -> list[dict]:
     """One pass over ``n`` tweets per (dtype, order); see the module docstring."""
     from probejax.llm import load_dataset, load_model
-    from probejax.llm._extract import length_order, pooled_batches, tokenize
+    from probejax.llm._extract import encode, length_order, pooled_batches
 
     texts = load_dataset("sentiment", max_examples=n, seed=0).texts
     rows, ref = [], None
     for dtype, by_length in (("float32", False), ("float32", True), ("bfloat16", True)):
         lm = load_model("default", dtype=dtype)
-        ids = tokenize(lm, texts)
+        encoded = encode(lm, texts)
+        ids = encoded.ids
         order = length_order(ids) if by_length else np.arange(len(ids))
         layers = list(range(lm.n_layers))
         kw = dict(pooling="last", site="block_output", batch_size=batch_size)
-        for _ in pooled_batches(lm, ids, layers, order=order[:batch_size], **kw):
+        for _ in pooled_batches(lm, encoded, layers, order=order[:batch_size], **kw):
             pass  # warm-up
         acts = np.zeros((lm.n_layers, len(ids), lm.d_model), np.float32)
         t0 = time.perf_counter()
-        for idx, a in pooled_batches(lm, ids, layers, order=order, **kw):
+        for idx, a in pooled_batches(lm, encoded, layers, order=order, **kw):
             acts[:, idx] = a
         seconds = time.perf_counter() - t0
         lengths = np.array([len(ids[i]) for i in order])
@@ -186,7 +187,7 @@ def _status_kib(field: str) -> int:
 
 def memory_child(n: int, batch_size: int, cache_dir: str) -> None:
     """Run in a fresh process: measure one ``cached_activations`` call, print JSON."""
-    from probejax.llm import cached_activations, extract, load_model
+    from probejax.llm import ExtractionSpec, cached_activations, extract, load_model
 
     lm = load_model("default")
     texts = make_texts(n)
@@ -196,7 +197,7 @@ def memory_child(n: int, batch_size: int, cache_dir: str) -> None:
     tracemalloc.start()
     t0 = time.perf_counter()
     acts = cached_activations(
-        lm, texts, f"bench-{n}", cache_dir, batch_size=batch_size, progress=False
+        lm, texts, f"bench-{n}", cache_dir, ExtractionSpec(batch_size=batch_size), progress=False
     )
     seconds = time.perf_counter() - t0
     _, py_peak = tracemalloc.get_traced_memory()

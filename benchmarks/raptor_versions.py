@@ -56,12 +56,13 @@ def activations(name: str) -> tuple[np.ndarray, np.ndarray]:
     """The cached ``(30, 1500, 576)`` activations and labels of a bundled dataset."""
     from probejax.llm import cached_activations, load_dataset, load_model
     from probejax.llm._model import cache_root
+    from probejax.llm._extract import ExtractionSpec
     from probejax.llm._sweep import activation_cache_dir
 
     lm = load_model("default")
     ds = load_dataset(name, max_examples=1500, seed=0)
-    cache = activation_cache_dir(cache_root(), lm, ds, "last", "block_output")
-    X = cached_activations(lm, ds.texts, ds.hash, cache, layers=list(range(lm.n_layers)))
+    cache = activation_cache_dir(cache_root(), lm, ds, ExtractionSpec())
+    X = cached_activations(lm, ds.texts, ds.hash, cache, ExtractionSpec())
     return X, np.asarray(ds.labels)
 
 

@@ -14,6 +14,7 @@ from tiny_lm import save_tiny_llama, tiny_llama  # noqa: E402
 from probejax.llm import (  # noqa: E402
     CacheCorruptError,
     CacheMismatchError,
+    ExtractionSpec,
     LoadedModel,
     cached_activations,
     extract,
@@ -191,7 +192,7 @@ def _manifest(folder):
 
 def test_cache_complete_equals_extract_and_reloads_without_model(lm, tmp_path):
     want = extract(lm, TEXTS, batch_size=3)
-    got = cached_activations(lm, TEXTS, "h1", tmp_path / "c", batch_size=3, progress=False)
+    got = cached_activations(lm, TEXTS, "h1", tmp_path / "c", ExtractionSpec(batch_size=3), progress=False)
     assert isinstance(got, np.memmap) and not got.flags.writeable
     np.testing.assert_array_equal(got, want)
     m = _manifest(tmp_path / "c")
@@ -210,13 +211,13 @@ def test_cache_resumes_after_interruption(lm, tmp_path):
     calls = _Calls(lm.model, fail_at=3)
     try:
         with pytest.raises(KeyboardInterrupt):
-            cached_activations(lm, TEXTS, "h1", folder, batch_size=2, progress=False)
+            cached_activations(lm, TEXTS, "h1", folder, ExtractionSpec(batch_size=2), progress=False)
     finally:
         calls.handle.remove()
     m = _manifest(folder)
     assert m["n_done"] == 4 and m["complete"] is False
     got, calls = _counted(
-        lm, lambda: cached_activations(lm, TEXTS, "h1", folder, batch_size=2, progress=False)
+        lm, lambda: cached_activations(lm, TEXTS, "h1", folder, ExtractionSpec(batch_size=2), progress=False)
     )
     assert (calls.calls, calls.texts) == (2, len(TEXTS) - 4)
     assert _manifest(folder)["complete"] is True
@@ -239,7 +240,7 @@ def test_cache_begun_in_input_order_resumes_in_input_order(lm, tmp_path):
     prefix of the texts in input order; it is finished in that order."""
     folder = tmp_path / "c"
     want = extract(lm, TEXTS, batch_size=2)
-    cached_activations(lm, TEXTS, "h1", folder, batch_size=2, progress=False)
+    cached_activations(lm, TEXTS, "h1", folder, ExtractionSpec(batch_size=2), progress=False)
     m = _manifest(folder)
     assert m["order"] == "length"
     data = np.load(folder / "activations.npy", mmap_mode="r+")
@@ -250,7 +251,7 @@ def test_cache_begun_in_input_order_resumes_in_input_order(lm, tmp_path):
     m.update(n_done=4, complete=False)
     (folder / "manifest.json").write_text(json.dumps(m))
     got, calls = _counted(
-        lm, lambda: cached_activations(lm, TEXTS, "h1", folder, batch_size=2, progress=False)
+        lm, lambda: cached_activations(lm, TEXTS, "h1", folder, ExtractionSpec(batch_size=2), progress=False)
     )
     assert (calls.calls, calls.texts) == (2, len(TEXTS) - 4)
     assert _manifest(folder)["order"] == "input" and _manifest(folder)["complete"]
@@ -261,10 +262,9 @@ def test_cache_mismatch(lm, tmp_path):
     folder = tmp_path / "c"
     cached_activations(lm, TEXTS[:3], "h1", folder, progress=False)
     cases = [
-        (dict(pooling="mean"), "pooling"),
+        (dict(extraction=ExtractionSpec(pooling="mean")), "pooling"),
         (dict(dataset_hash="h2"), "dataset_hash"),
-        (dict(layers=[0]), "layers"),
-        (dict(site="block_input"), "site"),
+        (dict(extraction=ExtractionSpec(site="block_input")), "site"),
         (dict(loaded=_loaded(model_id="other")), "model_id"),
         (dict(loaded=_loaded(revision="r1")), "revision"),
         (dict(texts=TEXTS[1:4]), "texts_sha256"),

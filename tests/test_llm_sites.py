@@ -157,7 +157,9 @@ def test_an_unknown_site_is_refused_before_any_work(name, tmp_path):
             assert repr(bad) in msg and type(lm.model).__name__ in msg
             assert LAYOUT[name][1] in msg and "block 0 has" in msg  # what does exist
             with pytest.raises(ValueError, match=bad):
-                cached_activations(lm, TEXTS, "h", tmp_path / "c", site=bad, progress=False)
+                cached_activations(
+                    lm, TEXTS, "h", tmp_path / "c", ExtractionSpec(site=bad), progress=False
+                )
             assert not (tmp_path / "c").exists()
         assert calls.n == 0
     finally:
@@ -185,12 +187,17 @@ def test_a_site_of_another_width_and_the_cache_key(tmp_path):
     assert got.shape == (N_LAYERS, len(TEXTS), 64)  # intermediate_size 2 d
     folder = tmp_path / "c"
     cached = cached_activations(
-        lm, TEXTS, "h", folder, site="mlp.up_proj", pooling="mean", progress=False
+        lm, TEXTS, "h", folder, ExtractionSpec(site="mlp.up_proj", pooling="mean"), progress=False
     )
     np.testing.assert_allclose(cached, got, atol=1e-6)
     with pytest.raises(CacheMismatchError, match="site: stored 'mlp.up_proj'"):
         cached_activations(
-            lm, TEXTS, "h", folder, site="mlp.down_proj", pooling="mean", progress=False
+            lm,
+            TEXTS,
+            "h",
+            folder,
+            ExtractionSpec(site="mlp.down_proj", pooling="mean"),
+            progress=False,
         )
 
 

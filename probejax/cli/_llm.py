@@ -39,6 +39,32 @@ SITE_HELP = (
 )
 
 
+TOKENS_HELP = (
+    "which tokens are pooled: all | last:K | after:MARKER | assistant, joined by '&' for "
+    "their intersection (default: the pooling's own: the last token, or all but the first)"
+)
+CHAT_HELP = (
+    "wrap each text in the tokenizer's chat template (as the user turn, with the "
+    "generation prompt); the exact inputs are recorded in the results / file metadata"
+)
+ASSISTANT_HELP = (
+    "with --chat: cut each text after the last MARKER; the rest is the assistant's reply "
+    "(read it with --tokens assistant)"
+)
+
+
+def _extraction(*, chat: bool, system, assistant_after, tokens, **fields):
+    """The :class:`ExtractionSpec` of the command-line options (ValueError when a chat
+    option comes without --chat or a token mask is malformed)."""
+    from ..llm._extract import ExtractionSpec
+    from ..llm._tokens import Chat, parse_tokens
+
+    if not chat and (system is not None or assistant_after is not None):
+        raise ValueError("--system and --assistant-after shape the chat: add --chat.")
+    wrap = Chat(system=system, assistant_after=assistant_after) if chat else None
+    return ExtractionSpec(tokens=parse_tokens(tokens), chat=wrap, **fields)
+
+
 def _names(spec: str | None) -> list[str] | None:
     return None if spec is None else [m.strip() for m in spec.split(",") if m.strip()]
 
@@ -68,6 +94,10 @@ def sweep(
     pooling: str = typer.Option("last", help="last | mean | max"),
     layers: str = typer.Option(None, help="'all' (default), '3,5,7' or '10-14'"),
     site: str = typer.Option("block_output", help=SITE_HELP),
+    tokens: str = typer.Option(None, help=TOKENS_HELP),
+    chat: bool = typer.Option(False, "--chat", help=CHAT_HELP),
+    system: str = typer.Option(None, help="with --chat: a system message before each text"),
+    assistant_after: str = typer.Option(None, help=ASSISTANT_HELP),
     batch_size: int = typer.Option(16, help="texts per forward pass"),
     dtype: str = typer.Option(
         "float32",
@@ -102,9 +132,11 @@ def sweep(
     seed: int = typer.Option(0, help="seed of the subsample, splits and stability runs"),
     cache: str = typer.Option(None, help="activation cache root (default ~/.cache/probejax)"),
     split: str = typer.Option(
-        "random",
-        help="'random' (stratified, as the RAPTOR authors) or 'grouped' (the dataset's groups "
-        "kept whole: no country/city or contrast pair shared by train and test)",
+        "auto",
+        help="'auto' (grouped when the dataset has groups, else random), 'random' "
+        "(stratified, the RAPTOR authors' protocol) or 'grouped' (the dataset's groups "
+        "kept whole: no country/city or contrast pair shared by train and test); "
+        "results.json says which was used",
     ),
     groups: str = typer.Option(
         None,
@@ -128,28 +160,34 @@ def sweep(
     table, write OUT/results.json, OUT/probes.npz and figures OUT/*.png."""
     from ..estimators import DEFAULT_ESTIMATORS
     from ..llm._datasets import load_dataset
-    from ..llm._sweep import ExtractionSpec, GroupedSplit, llm_sweep
+    from ..llm._sweep import GroupedSplit, llm_sweep
     from ..protocol import SplitSpec, StabilitySpec
     from ._report import print_sweep
 
     try:
-        if split not in ("random", "grouped"):
-            raise ValueError(f"--split must be 'random' or 'grouped', got {split!r}.")
+        splits = {"auto": None, "random": SplitSpec(), "grouped": GroupedSplit(groups=_names(groups))}
+        if split not in splits:
+            raise ValueError(f"--split must be one of {', '.join(splits)}, got {split!r}.")
         if groups is not None and split != "grouped":
             raise ValueError("--groups chooses the groups of --split grouped; add it.")
+        extraction = _extraction(
+            chat=chat,
+            system=system,
+            assistant_after=assistant_after,
+            tokens=tokens,
+            layers=parse_layers(layers),
+            pooling=pooling,
+            site=site,
+            batch_size=batch_size,
+            dtype=dtype,
+        )
         res = llm_sweep(
             model,
             load_dataset(data, max_examples=max_examples, seed=seed),
             out,
-            extraction=ExtractionSpec(
-                layers=parse_layers(layers),
-                pooling=pooling,
-                site=site,
-                batch_size=batch_size,
-                dtype=dtype,
-            ),
+            extraction=extraction,
             estimators=estimators or DEFAULT_ESTIMATORS,
-            split=GroupedSplit(groups=_names(groups)) if split == "grouped" else SplitSpec(),
+            split=splits[split],
             stability=StabilitySpec(
                 runs=runs,
                 drop=drop,
@@ -179,6 +217,10 @@ def extract_command(
     out: str = typer.Option(..., help="the .safetensors file to write"),
     site: str = typer.Option("block_output", help=SITE_HELP),
     pooling: str = typer.Option("last", help="last | mean | max"),
+    tokens: str = typer.Option(None, help=TOKENS_HELP),
+    chat: bool = typer.Option(False, "--chat", help=CHAT_HELP),
+    system: str = typer.Option(None, help="with --chat: a system message before each text"),
+    assistant_after: str = typer.Option(None, help=ASSISTANT_HELP),
     layers: str = typer.Option(None, help="'all' (default), '3,5,7' or '10-14'"),
     batch_size: int = typer.Option(16, help="texts per forward pass"),
     dtype: str = typer.Option("float32", help="forward-pass dtype: float32 | bfloat16 | float16"),
@@ -188,13 +230,17 @@ def extract_command(
 ) -> None:
     """Extract (cached) a dataset's activations at one site and write OUT: one tensor
     'layers.<i>' per block, 'labels', and JSON metadata (model, revision, dtype, site,
-    pooling, dataset, label names, texts' SHA-256). 'probejax probe OUT' probes it."""
+    pooling, tokens, chat and its exact inputs, dataset, label names, texts' SHA-256).
+    'probejax probe OUT' probes it."""
     from ..llm._datasets import load_dataset
     from ..llm._export import export_activations
-    from ..llm._sweep import ExtractionSpec
 
     try:
-        spec = ExtractionSpec(
+        spec = _extraction(
+            chat=chat,
+            system=system,
+            assistant_after=assistant_after,
+            tokens=tokens,
             layers=parse_layers(layers),
             pooling=pooling,
             site=site,

@@ -20,7 +20,11 @@ from ._export import (
     ExportedActivations as ExportedActivations,
     export_activations as export_activations,
 )
-from ._extract import extract as extract, length_order as length_order
+from ._extract import (
+    ExtractionSpec as ExtractionSpec,
+    extract as extract,
+    length_order as length_order,
+)
 from ._generate import (
     Generations as Generations,
     ab_probabilities as ab_probabilities,
@@ -58,10 +62,17 @@ from ._steer_eval import (
     vader as vader,
 )
 from ._sweep import (
-    ExtractionSpec as ExtractionSpec,
     GroupedSplit as GroupedSplit,
     SweepOutputs as SweepOutputs,
     llm_sweep as llm_sweep,
     probe_activations as probe_activations,
+)
+from ._tokens import (
+    AfterMarker as AfterMarker,
+    AllTokens as AllTokens,
+    AssistantTurn as AssistantTurn,
+    Chat as Chat,
+    LastTokens as LastTokens,
+    TokenMask as TokenMask,
 )
 from ._vectors import SteeringVector as SteeringVector, residual_norms as residual_norms

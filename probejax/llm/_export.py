@@ -88,6 +88,7 @@ def export_activations(
         "d": int(X.shape[2]),
         "site": extraction.site,
         "pooling": extraction.pooling,
+        **extraction.record(loaded.tokenizer, dataset.texts),
         "layers": list(layers),
         "max_length": extraction.max_length,
         "truncate": extraction.truncate,

@@ -24,14 +24,120 @@ the real tokens ``t = 0..len-1`` of a text, ``h_t`` the hidden state at one bloc
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 
 from ._hooks import check_site, hooked, site_path
 from ._model import LoadedModel
+from ._tokens import Chat, TokenMask, model_inputs, template_sha256, token_masks
 
 POOLINGS = ("last", "mean", "max")
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtractionSpec:
+    """What is extracted from the model, validated when built.
+
+    - ``layers``: block indices (``None``: every block).
+    - ``pooling``: ``"last"``, ``"mean"`` or ``"max"`` over the selected tokens.
+    - ``site``: where each block is read: ``"block_output"`` (default),
+      ``"block_input"``, ``"attn_output"``, ``"mlp_output"`` or a submodule path of the
+      blocks (``"post_attention_layernorm"``); checked against the model once loaded,
+      before any extraction (:func:`probejax.llm.hooked`).
+    - ``tokens``: a token mask (:class:`probejax.llm.LastTokens`,
+      :class:`probejax.llm.AfterMarker`, :class:`probejax.llm.AssistantTurn`,
+      :class:`probejax.llm.AllTokens`, composed with ``&``); ``None``: the pooling's
+      default tokens.
+    - ``chat``: a :class:`probejax.llm.Chat` to wrap each text in the tokenizer's chat
+      template (``None``: the texts as they are).
+    - ``batch_size``: texts per forward pass; ``max_length``: tokens allowed per text
+      (``None``: the model's context); ``truncate``: keep the first ``max_length``
+      tokens of longer texts instead of raising.
+    - ``dtype``: the forward pass's dtype when the sweep loads the model
+      (``"float32"``, ``"bfloat16"``, ``"float16"``; ``benchmarks/llm_extraction.py``
+      measures speed and the activations' agreement with float32).
+    """
+
+    layers: Sequence[int] | None = None
+    pooling: str = "last"
+    site: str = "block_output"
+    tokens: TokenMask | None = None
+    chat: Chat | None = None
+    batch_size: int = 16
+    max_length: int | None = None
+    truncate: bool = False
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        check_options(self.pooling, self.site, self.batch_size)
+        if self.dtype not in DTYPES:
+            raise ValueError(f"ExtractionSpec.dtype must be one of {DTYPES}, got {self.dtype!r}.")
+        if self.tokens is not None and not isinstance(self.tokens, TokenMask):
+            raise ValueError(f"ExtractionSpec.tokens must be a TokenMask or None, got {self.tokens!r}.")
+        if self.chat is not None and not isinstance(self.chat, Chat):
+            raise ValueError(f"ExtractionSpec.chat must be a Chat or None, got {self.chat!r}.")
+        if self.tokens is not None and self.tokens.needs_reply() and (
+            self.chat is None or self.chat.assistant_after is None
+        ):
+            raise ValueError(
+                "ExtractionSpec.tokens reads the assistant turn, which needs "
+                "chat=Chat(assistant_after=MARKER) to cut each text into a user turn and a reply."
+            )
+        if self.layers is not None:
+            layers = tuple(self.layers)
+            if not layers or any(isinstance(i, bool) or not isinstance(i, int) for i in layers):
+                raise ValueError(
+                    f"ExtractionSpec.layers must be a non-empty list of integers or None, "
+                    f"got {self.layers!r}."
+                )
+            object.__setattr__(self, "layers", layers)
+        if self.max_length is not None and (
+            isinstance(self.max_length, bool)
+            or not isinstance(self.max_length, int)
+            or self.max_length < 1
+        ):
+            raise ValueError(
+                f"ExtractionSpec.max_length must be a positive integer or None, "
+                f"got {self.max_length!r}."
+            )
+
+    def options(self) -> dict:
+        """The keywords of :func:`probejax.llm.extract` (all but ``layers`` and ``dtype``)."""
+        return {
+            k: getattr(self, k)
+            for k in ("pooling", "site", "tokens", "chat", "batch_size", "max_length", "truncate")
+        }
+
+    def selection(self, tokenizer) -> str | None:
+        """The identity of the token choice beyond the pooling (the mask, the chat
+        wrapping with the template's digest); ``None`` for the defaults."""
+        parts = []
+        if self.chat is not None:
+            parts.append(self.chat.describe(tokenizer))
+        if self.tokens is not None:
+            parts.append(f"tokens={self.tokens.describe()}")
+        return ";".join(parts) or None
+
+    def record(self, tokenizer, texts: Sequence[str]) -> dict:
+        """What results and exported files record of the token choice: ``tokens`` (the
+        mask's description or None), ``chat`` (system message, marker and the chat
+        template's SHA-256, or None) and, with a chat, ``inputs``: the exact string each
+        text became."""
+        out: dict = {"tokens": None if self.tokens is None else self.tokens.describe()}
+        if self.chat is None:
+            return {**out, "chat": None}
+        return {
+            **out,
+            "chat": {
+                "system": self.chat.system,
+                "assistant_after": self.chat.assistant_after,
+                "template_sha256": template_sha256(tokenizer),
+            },
+            "inputs": model_inputs(tokenizer, texts, self.chat, offsets=False).texts,
+        }
 
 
 class _Stop(Exception):
@@ -74,27 +180,43 @@ def context_limit(loaded: LoadedModel, max_length: int | None) -> int:
     return int(max_length)
 
 
-def tokenize(
+@dataclasses.dataclass(frozen=True)
+class Encoded:
+    """Texts made model inputs: ``texts`` the exact strings tokenized (the chat
+    template applied), ``ids`` their token ids (truncated to the limit when asked),
+    ``keep`` per text the bool mask of the tokens the pooling reduces."""
+
+    texts: list[str]
+    ids: list[list[int]]
+    keep: list[np.ndarray]
+
+
+def encode(
     loaded: LoadedModel,
     texts: Sequence[str],
     *,
+    pooling: str = "last",
+    tokens: TokenMask | None = None,
+    chat: Chat | None = None,
     max_length: int | None = None,
     truncate: bool = False,
-) -> list[list[int]]:
-    """Token ids of each text (with the tokenizer's special tokens), length-checked.
+) -> Encoded:
+    """Token ids of each text (the chat template applied, the tokenizer's special
+    tokens added), length-checked, with the tokens ``pooling`` reads.
 
     **Arguments:**
 
     - `loaded`: the model and tokenizer.
     - `texts`: a non-empty sequence of strings.
+    - `pooling`, `tokens`, `chat`: as for :func:`extract`.
     - `max_length`: tokens allowed per text; None: the model's context.
     - `truncate`: keep the first ``max_length`` tokens of a longer text instead of raising.
 
-    **Returns:** one list of ids per text.
+    **Returns:** an :class:`Encoded`.
 
-    Raises ``ValueError`` for an empty sequence, a non-string, a text with no tokens, or
-    (unless ``truncate``) the first text longer than the limit, naming its index, its
-    token count and the limit.
+    Raises ``ValueError`` for an empty sequence, a non-string, a text with no tokens, a
+    mask that selects no token of a text, or (unless ``truncate``) the first text longer
+    than the limit, naming its index, its token count and the limit.
     """
     if isinstance(texts, str):
         raise ValueError("texts must be a sequence of strings, not one string.")
@@ -105,8 +227,8 @@ def tokenize(
         if not isinstance(t, str):
             raise ValueError(f"texts[{i}] is a {type(t).__name__}, not a str.")
     limit = context_limit(loaded, max_length)
-    ids = loaded.tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]
-    for i, row in enumerate(ids):
+    inputs = model_inputs(loaded.tokenizer, texts, chat, offsets=tokens is not None)
+    for i, row in enumerate(inputs.ids):
         if len(row) == 0:
             raise ValueError(f"texts[{i}] = {texts[i]!r} has no tokens.")
         if len(row) > limit and not truncate:
@@ -115,24 +237,35 @@ def tokenize(
                 f"({'max_length' if max_length is not None else 'the context of ' + repr(loaded.model_id)}); "
                 f"shorten it, raise max_length, or pass truncate=True to keep the first {limit}."
             )
-    return [list(row[:limit]) for row in ids]
+    inputs = dataclasses.replace(inputs, ids=[row[:limit] for row in inputs.ids])
+    return Encoded(inputs.texts, inputs.ids, token_masks(inputs, tokens, pooling))
 
 
-def _pool(h, lengths, pooling: str):
-    """Pool ``h`` ``(B, T, d)`` over each row's real tokens; float32 ``(B, d)``."""
+def _pool(h, keep, pooling: str):
+    """Pool ``h`` ``(B, T, d)`` over each row's tokens where ``keep`` ``(B, T)`` is
+    True; float32 ``(B, d)``."""
     import torch
 
     h = h.float()
     B, T, _ = h.shape
     if pooling == "last":
-        return h[torch.arange(B, device=h.device), lengths - 1]
-    pos = torch.arange(T, device=h.device)[None, :]
-    keep = (pos < lengths[:, None]) & (pos >= 1)
-    keep = keep | ((lengths[:, None] == 1) & (pos == 0))
+        pos = torch.arange(T, device=h.device)[None, :]
+        last = torch.where(keep, pos, -1).amax(1)
+        return h[torch.arange(B, device=h.device), last]
     if pooling == "mean":
         w = keep.to(h.dtype)[..., None]
         return (h * w).sum(1) / w.sum(1)
     return h.masked_fill(~keep[..., None], -torch.inf).amax(1)
+
+
+def _keep_tensor(keep: Sequence[np.ndarray], device):
+    import torch
+
+    T = max(len(k) for k in keep)
+    out = np.zeros((len(keep), T), bool)
+    for b, k in enumerate(keep):
+        out[b, : len(k)] = k
+    return torch.as_tensor(out).to(device)
 
 
 def _batch_tensors(loaded: LoadedModel, rows: Sequence[Sequence[int]]):
@@ -151,11 +284,11 @@ def _batch_tensors(loaded: LoadedModel, rows: Sequence[Sequence[int]]):
 
 
 def _run(loaded: LoadedModel, rows, layers: list[int], site: str, reduce) -> dict:
-    """One forward pass over ``rows``; ``reduce(h, lengths)`` at ``site`` of each
-    requested block, the pass stopped once the last one is read."""
+    """One forward pass over ``rows``; ``reduce(h)`` at ``site`` of each requested
+    block, the pass stopped once the last one is read."""
     import torch
 
-    input_ids, attention_mask, lengths = _batch_tensors(loaded, rows)
+    input_ids, attention_mask, _ = _batch_tensors(loaded, rows)
     got: dict = {}
 
     def fn(i, h):
@@ -166,7 +299,7 @@ def _run(loaded: LoadedModel, rows, layers: list[int], site: str, reduce) -> dic
                 f"tensor for input {tuple(input_ids.shape)}: pick a module that sees every "
                 f"token (e.g. one of 'block_output', 'attn_output', 'mlp_output')."
             )
-        got[i] = reduce(h, lengths)
+        got[i] = reduce(h)
         if len(got) == len(layers):
             raise _Stop
         return None
@@ -196,7 +329,7 @@ def site_width(loaded: LoadedModel, site: str) -> int:
         return int(loaded.d_model)
     tok = loaded.tokenizer
     token = next((t for t in (tok.bos_token_id, tok.eos_token_id) if t is not None), 0)
-    got = _run(loaded, [[int(token)]], [0], site, lambda h, _: int(h.shape[-1]))
+    got = _run(loaded, [[int(token)]], [0], site, lambda h: int(h.shape[-1]))
     return got[0]
 
 
@@ -208,7 +341,7 @@ def length_order(ids: Sequence[Sequence[int]]) -> np.ndarray:
 
 def pooled_batches(
     loaded: LoadedModel,
-    ids: Sequence[Sequence[int]],
+    encoded: Encoded,
     layers: list[int],
     *,
     pooling: str,
@@ -217,14 +350,23 @@ def pooled_batches(
     order: Sequence[int] | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield ``(rows, acts)`` for consecutive batches of ``order`` (default: length
-    order of ``ids``): ``rows`` the int64 indices into ``ids`` of one batch, ``acts``
-    float32 ``(L, len(rows), width)``, their pooled activations at ``site``."""
+    order of ``encoded.ids``): ``rows`` the int64 indices into the texts of one batch,
+    ``acts`` float32 ``(L, len(rows), width)``, their pooled activations at ``site``
+    over the tokens ``encoded.keep`` selects."""
     check_options(pooling, site, batch_size)
+    ids = encoded.ids
     order = length_order(ids) if order is None else np.asarray(order, np.int64)
+    device = loaded.model.get_input_embeddings().weight.device
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
-        batch = [ids[i] for i in rows]
-        got = _run(loaded, batch, layers, site, lambda h, n: _pool(h, n, pooling).cpu())
+        keep = _keep_tensor([encoded.keep[i] for i in rows], device)
+        got = _run(
+            loaded,
+            [ids[i] for i in rows],
+            layers,
+            site,
+            lambda h, keep=keep: _pool(h, keep.to(h.device), pooling).cpu(),
+        )
         yield rows, np.stack([got[i].numpy() for i in layers])
 
 
@@ -246,6 +388,8 @@ def extract(
     layers: Sequence[int] | None = None,
     pooling: str = "last",
     site: str = "block_output",
+    tokens: TokenMask | None = None,
+    chat: Chat | None = None,
     batch_size: int = 16,
     max_length: int | None = None,
     truncate: bool = False,
@@ -258,11 +402,18 @@ def extract(
     - `loaded`: from :func:`probejax.llm.load_model`.
     - `texts`: a non-empty sequence of strings.
     - `layers`: block indices (negative from the end); None: every block.
-    - `pooling`: ``"last"``, ``"mean"`` or ``"max"`` (see the module docstring).
+    - `pooling`: ``"last"``, ``"mean"`` or ``"max"`` over the selected tokens (see the
+      module docstring).
     - `site`: ``"block_output"`` (``hidden_states[i + 1]``), ``"block_input"``
       (``hidden_states[i]``), ``"attn_output"``, ``"mlp_output"`` or the dotted path of
       a submodule of each block (``"post_attention_layernorm"``, ``"mlp.down_proj"``);
       checked against the model before any text is extracted.
+    - `tokens`: a token mask choosing the tokens pooled (:class:`probejax.llm.LastTokens`,
+      :class:`probejax.llm.AfterMarker`, :class:`probejax.llm.AssistantTurn`,
+      :class:`probejax.llm.AllTokens`, composed with ``&``); None: the pooling's default.
+    - `chat`: a :class:`probejax.llm.Chat` wrapping each text in the tokenizer's chat
+      template before tokenization; None: the texts as given, with the tokenizer's
+      special tokens.
     - `batch_size`: texts per forward pass; pooled batches are formed in order of token
       count, so similar lengths share a batch (the result is in the order of ``texts``).
     - `max_length`: tokens allowed per text (None: the model's context).
@@ -271,13 +422,23 @@ def extract(
 
     **Returns:** float32 ``(L, n, width)`` with ``L = len(layers)`` in the order given
     (``width`` is ``d_model`` but for submodules of another width, e.g. ``mlp.up_proj``);
-    with ``per_token=True`` a pair ``(acts, mask)``: ``acts`` float32 ``(L, n, T, width)``, zero
-    past each text's end, and ``mask`` bool ``(n, T)``, True on real tokens, ``T`` the
-    longest text in tokens (``pooling`` is then ignored).
+    with ``per_token=True`` a pair ``(acts, mask)``: ``acts`` float32 ``(L, n, T, width)``,
+    zero past each text's end, and ``mask`` bool ``(n, T)``, True on the tokens ``tokens``
+    selects (every real token when it is None), ``T`` the longest input in tokens
+    (``pooling`` is then ignored).
     """
     check_options(pooling, site, batch_size)
     layer_list = resolve_layers(loaded, layers)
-    ids = tokenize(loaded, texts, max_length=max_length, truncate=truncate)
+    encoded = encode(
+        loaded,
+        texts,
+        pooling=pooling,
+        tokens=tokens,
+        chat=chat,
+        max_length=max_length,
+        truncate=truncate,
+    )
+    ids = encoded.ids
     n, d = len(ids), site_width(loaded, site)
     if per_token:
         import torch
@@ -288,17 +449,15 @@ def extract(
         for start in range(0, n, batch_size):
             rows = ids[start : start + batch_size]
             # a copy: a model may add into the site's tensor in place later (Falcon's MLP output)
-            got = _run(
-                loaded, rows, layer_list, site, lambda h, _: h.to("cpu", torch.float32, copy=True)
-            )
+            got = _run(loaded, rows, layer_list, site, lambda h: h.to("cpu", torch.float32, copy=True))
             for b, r in enumerate(rows):
-                mask[start + b, : len(r)] = True
+                mask[start + b, : len(r)] = True if tokens is None else encoded.keep[start + b]
                 for k, i in enumerate(layer_list):
                     acts[k, start + b, : len(r)] = got[i][b, : len(r)].numpy()
         return acts, mask
     out = np.empty((len(layer_list), n, d), np.float32)
     for rows, acts in pooled_batches(
-        loaded, ids, layer_list, pooling=pooling, site=site, batch_size=batch_size
+        loaded, encoded, layer_list, pooling=pooling, site=site, batch_size=batch_size
     ):
         out[:, rows] = acts
     return out

@@ -63,69 +63,12 @@ from ..protocol._splits import protocol_splits
 from ..sweep._execution import Execution
 from ._cache import cached_activations
 from ._datasets import TextDataset, load_dataset
-from ._extract import check_options
+from ._extract import ExtractionSpec
 from ._model import LoadedModel, load_model
 
 # Stability (20 refits per layer and estimator) dominates a sweep's cost: by default it
 # is measured on 8 layers spread over the depth.
 DEFAULT_STABILITY = StabilitySpec(layers=Spread(8))
-DTYPES = ("float32", "bfloat16", "float16")
-
-
-@dataclasses.dataclass(frozen=True)
-class ExtractionSpec:
-    """What is extracted from the model, validated when built.
-
-    - ``layers``: block indices (``None``: every block).
-    - ``pooling``: ``"last"``, ``"mean"`` or ``"max"`` over each text's tokens.
-    - ``site``: where each block is read: ``"block_output"`` (default),
-      ``"block_input"``, ``"attn_output"``, ``"mlp_output"`` or a submodule path of the
-      blocks (``"post_attention_layernorm"``); checked against the model once loaded,
-      before any extraction (:func:`probejax.llm.hooked`).
-    - ``batch_size``: texts per forward pass; ``max_length``: tokens allowed per text
-      (``None``: the model's context); ``truncate``: keep the first ``max_length``
-      tokens of longer texts instead of raising.
-    - ``dtype``: the forward pass's dtype when the sweep loads the model
-      (``"float32"``, ``"bfloat16"``, ``"float16"``; ``benchmarks/llm_extraction.py``
-      measures speed and the activations' agreement with float32).
-    """
-
-    layers: Sequence[int] | None = None
-    pooling: str = "last"
-    site: str = "block_output"
-    batch_size: int = 16
-    max_length: int | None = None
-    truncate: bool = False
-    dtype: str = "float32"
-
-    def __post_init__(self):
-        check_options(self.pooling, self.site, self.batch_size)
-        if self.dtype not in DTYPES:
-            raise ValueError(f"ExtractionSpec.dtype must be one of {DTYPES}, got {self.dtype!r}.")
-        if self.layers is not None:
-            layers = tuple(self.layers)
-            if not layers or any(isinstance(i, bool) or not isinstance(i, int) for i in layers):
-                raise ValueError(
-                    f"ExtractionSpec.layers must be a non-empty list of integers or None, "
-                    f"got {self.layers!r}."
-                )
-            object.__setattr__(self, "layers", layers)
-        if self.max_length is not None and (
-            isinstance(self.max_length, bool)
-            or not isinstance(self.max_length, int)
-            or self.max_length < 1
-        ):
-            raise ValueError(
-                f"ExtractionSpec.max_length must be a positive integer or None, "
-                f"got {self.max_length!r}."
-            )
-
-    def options(self) -> dict:
-        """The keywords of :func:`probejax.llm.extract` and
-        :func:`probejax.llm.cached_activations` (all but ``dtype``)."""
-        return {
-            k: getattr(self, k) for k in ("pooling", "site", "batch_size", "max_length", "truncate")
-        }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,37 +95,37 @@ def _slug(s: str) -> str:
 
 
 def activation_cache_dir(
-    root: Path, loaded: LoadedModel, dataset: TextDataset, pooling: str, site: str
+    root: Path, loaded: LoadedModel, dataset: TextDataset, extraction: ExtractionSpec
 ) -> Path:
-    """One cache folder per (model, revision, dtype, dataset content, pooling, site);
-    float32, the default, adds no suffix to the folder name."""
-    name = f"{_slug(dataset.name)}-{dataset.hash[:12]}-{pooling}-{site}"
+    """One cache folder per (model, revision, dtype, dataset content, pooling, site,
+    token selection); float32, the default, adds no suffix to the folder name, nor do
+    the default tokens without a chat template."""
+    name = f"{_slug(dataset.name)}-{dataset.hash[:12]}-{extraction.pooling}-{extraction.site}"
     if loaded.dtype != "float32":
         name += f"-{loaded.dtype}"
+    selection = extraction.selection(loaded.tokenizer)
+    if selection is not None:
+        name += "-" + hashlib.sha256(selection.encode()).hexdigest()[:8]
     return Path(root) / "activations" / _slug(f"{loaded.model_id}@{loaded.revision}") / name
 
 
 def cached_layers(loaded, dataset, extraction, layers, cache_root, progress):
     """``(X, cache folder)``: the ``(layers, n, d)`` activations of ``dataset`` at
-    ``extraction``'s site and pooling, from (or into) the activation cache under
-    ``cache_root`` (default ``$PROBEJAX_CACHE`` or ``~/.cache/probejax``)."""
+    ``extraction``'s site, pooling and tokens, from (or into) the activation cache under
+    ``cache_root`` (default ``$PROBEJAX_CACHE`` or ``~/.cache/probejax``); the folder is
+    the one the rows were read from."""
     cache = activation_cache_dir(
-        Path(cache_root) if cache_root else user_cache_root(),
-        loaded,
-        dataset,
-        extraction.pooling,
-        extraction.site,
+        Path(cache_root) if cache_root else user_cache_root(), loaded, dataset, extraction
     )
     X = cached_activations(
         loaded,
         dataset.texts,
         dataset.hash,
         cache,
-        layers=layers,
+        dataclasses.replace(extraction, layers=tuple(layers)),
         progress=progress,
-        **extraction.options(),
     )
-    return X, cache
+    return X, (X.path if isinstance(X, LayerStack) else cache)
 
 
 def probe_arrays(layers, probes: dict) -> dict[str, np.ndarray]:
@@ -585,6 +528,7 @@ def llm_sweep(
         },
         "pooling": extraction.pooling,
         "site": extraction.site,
+        **extraction.record(loaded.tokenizer, dataset.texts),
         "extract_seconds": t_extract,
         "cache": str(cache),
     }
@@ -711,6 +655,8 @@ def probe_activations(
         },
         "pooling": meta.get("pooling"),
         "site": meta.get("site"),
+        "tokens": meta.get("tokens"),
+        "chat": meta.get("chat"),
         "extract_seconds": None,
         "cache": None,
     }

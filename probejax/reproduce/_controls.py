@@ -46,21 +46,18 @@ def _layer_data(loaded, dataset, config, layer: int):
     """``(X, y)`` of ``dataset`` at ``layer`` from the activation cache the sweep filled."""
     from ..io import cache_root
     from ..llm._cache import cached_activations
+    from ..llm._extract import ExtractionSpec
     from ..llm._sweep import activation_cache_dir
 
-    cache = activation_cache_dir(cache_root(), loaded, dataset, config["pooling"], config["site"])
     layers = list(range(loaded.n_layers)) if config["layers"] is None else config["layers"]
-    A = cached_activations(
-        loaded,
-        dataset.texts,
-        dataset.hash,
-        cache,
+    spec = ExtractionSpec(
         layers=layers,
         pooling=config["pooling"],
         site=config["site"],
         batch_size=config["batch_size"],
-        progress=False,
     )
+    cache = activation_cache_dir(cache_root(), loaded, dataset, spec)
+    A = cached_activations(loaded, dataset.texts, dataset.hash, cache, spec, progress=False)
     return np.asarray(A[layers.index(layer)]), np.asarray(dataset.labels)
 
 

@@ -85,6 +85,7 @@ def _sentiment_directions(lm, config, layers, log) -> tuple[dict, dict]:
     from ..llm._cache import cached_activations
     from ..llm._datasets import load_dataset
     from ..llm._steer_data import SENTIMENT_PAIRS
+    from ..llm._extract import ExtractionSpec
     from ..llm._sweep import activation_cache_dir
     from ..llm._vectors import SteeringVector
 
@@ -94,8 +95,8 @@ def _sentiment_directions(lm, config, layers, log) -> tuple[dict, dict]:
         lm,
         data.texts,
         data.hash,
-        activation_cache_dir(cache_root(), lm, data, "last", "block_output"),
-        layers=cache_layers,
+        activation_cache_dir(cache_root(), lm, data, ExtractionSpec()),
+        ExtractionSpec(layers=cache_layers),
         progress=False,
     )
     rows = list(range(lm.n_layers)) if cache_layers is None else list(cache_layers)
