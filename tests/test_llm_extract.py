@@ -385,3 +385,27 @@ def test_extract_command_refuses_a_bad_site_before_extracting(tmp_path):
     assert not (tmp_path / "cache").exists() and not (tmp_path / "a.safetensors").exists()
     bad = CliRunner().invoke(app, [*base, "--out", str(tmp_path / "a.npy")])
     assert bad.exit_code == 1 and ".safetensors" in bad.output
+
+
+def test_extract_command_device_map(tmp_path):
+    from typer.testing import CliRunner
+
+    from probejax.cli import app
+    from probejax.io import open_activations
+
+    pytest.importorskip("accelerate")
+    save_tiny_llama(tmp_path / "model", n_layers=N_LAYERS, d=D)
+    (tmp_path / "d.csv").write_text("text,label\n" + "".join(f"t {i},{i % 2}\n" for i in range(8)))
+    base = ["llm", "extract", "--model", str(tmp_path / "model"), "--data", str(tmp_path / "d.csv"),
+            "--layers", "1"]  # fmt: skip
+    for i, extra in enumerate((["--device-map", "auto"], ["--device-map", '{"": "cpu"}'], [])):
+        out = tmp_path / f"{i}.safetensors"
+        cache = ["--cache", str(tmp_path / f"cache{i}")]
+        result = CliRunner().invoke(app, [*base, *extra, "--out", str(out), *cache])
+        assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(open_activations(tmp_path / "0.safetensors")[0],
+                                  open_activations(tmp_path / "2.safetensors")[0])  # fmt: skip
+    np.testing.assert_array_equal(open_activations(tmp_path / "1.safetensors")[0],
+                                  open_activations(tmp_path / "2.safetensors")[0])  # fmt: skip
+    bad = CliRunner().invoke(app, [*base, "--device-map", "gpus", "--out", str(tmp_path / "x.safetensors")])  # fmt: skip
+    assert bad.exit_code == 1 and "--device-map must be 'auto' or a JSON object" in bad.output

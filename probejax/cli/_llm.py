@@ -65,6 +65,39 @@ def _extraction(*, chat: bool, system, assistant_after, tokens, **fields):
     return ExtractionSpec(tokens=parse_tokens(tokens), chat=wrap, **fields)
 
 
+DEVICE_MAP_HELP = (
+    "place the model with accelerate: 'auto' (spread over the visible GPUs, then the CPU) "
+    "or a JSON map from module names to devices, e.g. '{\"\": \"cuda:0\"}'"
+)
+
+
+def _device_map(spec: str | None):
+    """``None`` | ``"auto"`` | a dict read from JSON (ValueError naming the option)."""
+    if spec is None or spec == "auto":
+        return spec
+    import json
+
+    try:
+        value = json.loads(spec)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise ValueError(
+            f"--device-map must be 'auto' or a JSON object of module -> device, got {spec!r}."
+        )
+    return value
+
+
+def _model(model: str, dtype: str, device_map: str | None):
+    """The model spec as given, or loaded here when a device map places it."""
+    placement = _device_map(device_map)
+    if placement is None:
+        return model
+    from ..llm._model import load_model
+
+    return load_model(model, dtype=dtype, device_map=placement)
+
+
 def _names(spec: str | None) -> list[str] | None:
     return None if spec is None else [m.strip() for m in spec.split(",") if m.strip()]
 
@@ -104,6 +137,7 @@ def sweep(
         help="forward-pass dtype: float32 | bfloat16 | float16 "
         "(benchmarks/llm_extraction.py measures speed and agreement)",
     ),
+    device_map: str = typer.Option(None, help=DEVICE_MAP_HELP),
     max_examples: int = typer.Option(None, help="stratified subsample of the dataset"),
     estimators: str = typer.Option(
         None,
@@ -181,9 +215,10 @@ def sweep(
             batch_size=batch_size,
             dtype=dtype,
         )
+        dataset = load_dataset(data, max_examples=max_examples, seed=seed)
         res = llm_sweep(
-            model,
-            load_dataset(data, max_examples=max_examples, seed=seed),
+            _model(model, dtype, device_map),
+            dataset,
             out,
             extraction=extraction,
             estimators=estimators or DEFAULT_ESTIMATORS,
@@ -224,6 +259,7 @@ def extract_command(
     layers: str = typer.Option(None, help="'all' (default), '3,5,7' or '10-14'"),
     batch_size: int = typer.Option(16, help="texts per forward pass"),
     dtype: str = typer.Option("float32", help="forward-pass dtype: float32 | bfloat16 | float16"),
+    device_map: str = typer.Option(None, help=DEVICE_MAP_HELP),
     max_examples: int = typer.Option(None, help="stratified subsample of the dataset"),
     seed: int = typer.Option(0, help="seed of the subsample"),
     cache: str = typer.Option(None, help="activation cache root (default ~/.cache/probejax)"),
@@ -249,9 +285,10 @@ def extract_command(
         )
         if not out.endswith(".safetensors"):
             raise ValueError(f"--out must be a .safetensors file, got {out!r}.")
+        dataset = load_dataset(data, max_examples=max_examples, seed=seed)
         export_activations(
-            model,
-            load_dataset(data, max_examples=max_examples, seed=seed),
+            _model(model, dtype, device_map),
+            dataset,
             out,
             extraction=spec,
             cache_root=cache,
