@@ -5,11 +5,13 @@ public module, listing every public name (the module's ``__all__``, else its exp
 re-exports ``from ._x import name as name`` and the public names it defines), read from
 the source without importing it; ``--names`` prints those names.
 
-It also writes the results and benchmark pages (``docs/results/``) and the README's
-headline block from the small JSON files committed under ``docs/data/``, never typed by
-hand. ``python scripts/docs_pages.py --data`` refreshes those files from a run's
-outputs (``results/headline/*/results.json``, ``results/benchmarks/*.json``), recording
-the machine that produced them.
+It also writes the results, benchmark and models pages (``docs/results/``) and the
+README's headline block from the small JSON files committed under ``docs/data/``, never
+typed by hand. ``python scripts/docs_pages.py --data`` refreshes those files from a
+run's outputs (``results/headline/*/results.json``, ``results/benchmarks/*.json``, and
+``results/llm-*/`` for the models table: each the ``--out`` folder of a ``probejax llm
+sweep`` run under ``/usr/bin/time -v -o <folder>/time.txt``), recording the machine that
+produced them.
 """
 
 from __future__ import annotations
@@ -126,13 +128,16 @@ def trim_headline(results_dir: Path) -> dict:
     command, config hash, code provenance and machine."""
     llm = json.loads((results_dir / "headline" / "llm" / "results.json").read_text())
     rows = []
-    for dataset, res in llm["datasets"].items():
+    for res in llm["datasets"].values():
+        dataset = res["dataset"]["name"]
+        split = res.get("split", {}).get("kind", "random")
         for name, r in res["estimators"].items():
             acc = [a for a in r["test_accuracy"] if a is not None]
             best = max(range(len(acc)), key=acc.__getitem__)
             rows.append(
                 {
                     "dataset": dataset,
+                    "split": split,
                     "estimator": res.get("labels", {}).get(name, name),
                     "best_layer": res["layers"][best],
                     "best_accuracy": acc[best],
@@ -155,15 +160,21 @@ def headline_table(data: dict | None) -> str:
         return "Not generated yet: run `probejax reproduce`, then `python scripts/docs_pages.py --data`.\n"
     lines = [
         f"{data['model']}, last-token block outputs, test accuracy of each method at its "
-        "best layer and averaged over layers:",
+        "best layer and averaged over layers, on the authors' random split and on a split "
+        "keeping the dataset's groups whole (no country or city in both train and test):",
         "",
-        "| dataset | method | best layer | best accuracy | mean over layers |",
-        "|---|---|---:|---:|---:|",
+        "| dataset | split | method | best layer | best accuracy | mean over layers |",
+        "|---|---|---|---:|---:|---:|",
     ]
-    for r in sorted(data["rows"], key=lambda r: (r["dataset"], -r["best_accuracy"])):
+    order = {"random": 0, "grouped": 1}
+    rows = sorted(
+        data["rows"],
+        key=lambda r: (r["dataset"], order.get(r.get("split", "random"), 2), -r["best_accuracy"]),
+    )
+    for r in rows:
         lines.append(
-            f"| {r['dataset']} | {r['estimator']} | {r['best_layer']} | "
-            f"{r['best_accuracy']:.3f} | {r['mean_accuracy']:.3f} |"
+            f"| {r['dataset']} | {r.get('split', 'random')} | {r['estimator']} | "
+            f"{r['best_layer']} | {r['best_accuracy']:.3f} | {r['mean_accuracy']:.3f} |"
         )
     code = data.get("code") or {}
     m = data["machine"]
@@ -229,11 +240,171 @@ def results_page() -> str:
     )
 
 
+def _time_log(path: Path) -> dict:
+    """The command, wall time and peak memory that ``/usr/bin/time -v`` wrote."""
+    out: dict = {}
+    for line in path.read_text().splitlines():
+        key, _, value = line.strip().partition(": ")
+        if key == "Command being timed":
+            out["argv"] = value.strip().strip('"').split()
+        elif key.startswith("Elapsed (wall clock) time"):
+            seconds = 0.0
+            for part in value.strip().split(":"):
+                seconds = 60 * seconds + float(part)
+            out["wall_seconds"] = seconds
+        elif key == "Maximum resident set size (kbytes)":
+            out["peak_rss_mib"] = int(value) / 1024
+        elif key == "Exit status":
+            out["exit_status"] = int(value)
+    return out
+
+
+def _command(argv: list[str]) -> str:
+    """``argv`` as typed from the repository root: the executable's bare name, paths
+    under the root relative to it."""
+    words = [Path(argv[0]).name]
+    for a in argv[1:]:
+        words.append(os.path.relpath(a, ROOT) if a.startswith(str(ROOT) + os.sep) else a)
+    return " ".join(words)
+
+
+def _safetensors_params(folder: Path) -> int | None:
+    """Parameters stored in a model folder's safetensors files (tied weights are stored
+    once), read from the files' headers."""
+    files = sorted(folder.glob("*.safetensors"))
+    if not files:
+        return None
+    total = 0
+    for f in files:
+        with open(f, "rb") as fh:
+            header = json.loads(fh.read(int.from_bytes(fh.read(8), "little")))
+        for name, t in header.items():
+            if name != "__metadata__":
+                n = 1
+                for k in t["shape"]:
+                    n *= k
+                total += n
+    return total
+
+
+def _model_folder(model_id: str) -> Path | None:
+    """The folder a sweep's model was loaded from: an embedded model's converted folder,
+    or the model id itself when it is a folder."""
+    from probejax.llm._model import EMBEDDED_MODELS
+
+    for entry in EMBEDDED_MODELS.values():
+        if entry.model_id == model_id:
+            return entry.converted_folder()
+    return Path(model_id) if Path(model_id).is_dir() else None
+
+
+def trim_models(results_dir: Path) -> dict:
+    """The models table's numbers from ``results/llm-*/``: per sweep the model's blocks,
+    width and parameters, the primary estimator's (RAPTOR's) best layer, its test
+    accuracy there and averaged over layers, the extraction and whole-command wall
+    times, peak memory, the command, code provenance and machine."""
+    rows = []
+    for folder in sorted(results_dir.glob("llm-*")):
+        if not ((folder / "results.json").exists() and (folder / "time.txt").exists()):
+            continue
+        r = json.loads((folder / "results.json").read_text())
+        timed = _time_log(folder / "time.txt")
+        if timed.get("exit_status") != 0:
+            continue
+        primary = r["best"]["estimator"]
+        acc = [a for a in r["estimators"][primary]["test_accuracy"] if a is not None]
+        model_folder = _model_folder(r["model"]["id"])
+        rows.append(
+            {
+                "model": r["model"]["id"],
+                "revision": r["model"]["revision"],
+                "dtype": r["model"]["dtype"],
+                "n_layers": r["model"]["n_layers"],
+                "d": r["model"]["d"],
+                "params": _safetensors_params(model_folder) if model_folder else None,
+                "dataset": r["dataset"]["name"],
+                "n_texts": r["dataset"]["n"],
+                "split": r.get("split", {}).get("kind"),
+                "estimator": r.get("labels", {}).get(primary, primary),
+                "best_layer": r["best"]["layer"],
+                "best_accuracy": r["best"]["test_accuracy"],
+                "mean_accuracy": sum(acc) / len(acc),
+                "extract_seconds": r.get("extract_seconds"),
+                "wall_seconds": timed["wall_seconds"],
+                "peak_rss_mib": timed.get("peak_rss_mib"),
+                "command": _command(timed["argv"]),
+                "code": r.get("versions", {}).get("code") or _store_code(folder / "store"),
+            }
+        )
+    return {"machine": machine(), "rows": rows}
+
+
+def _store_code(store: Path) -> dict | None:
+    """The code provenance a sweep's result stores recorded (``results.json`` of
+    ``probejax llm sweep`` has none of its own)."""
+    for manifest in sorted(store.glob("*/manifest.json")):
+        code = json.loads(manifest.read_text()).get("code")
+        if code:
+            return code
+    return None
+
+
+def models_page() -> str:
+    data = _read(DATA / "models.json")
+    lines = [
+        "# Models compared",
+        "",
+        "<!-- written by scripts/docs_pages.py from docs/data/models.json -->",
+        "",
+    ]
+    if not data or not data["rows"]:
+        lines.append(
+            "Not generated yet: run `/usr/bin/time -v -o results/llm-NAME/time.txt probejax llm "
+            "sweep --model NAME --out results/llm-NAME`, then `python scripts/docs_pages.py --data`."
+        )
+        return "\n".join(lines) + "\n"
+    rows = data["rows"]
+    first = rows[0]
+    lines += [
+        f"The default sweep (`probejax llm sweep`: dataset {first['dataset']}, "
+        f"{first['n_texts']} texts, {first['split']} split, last-token block outputs, "
+        "RAPTOR and its baselines on every layer, stability on 8 layers) on each embedded "
+        f"model, {first['estimator']}'s test accuracy at its best layer and averaged over "
+        "layers, and the whole command's wall time (model load, extraction, every fit):",
+        "",
+        "| model | layers | d | parameters | dtype | best layer | accuracy there | mean over layers "
+        "| extraction | sweep wall time | peak memory |",
+        "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        params = f"{r['params'] / 1e6:.1f}M" if r.get("params") else "?"
+        lines.append(
+            f"| {r['model']} | {r['n_layers']} | {r['d']} | {params} | {r['dtype']} | "
+            f"{r['best_layer']} | {r['best_accuracy']:.3f} | {r['mean_accuracy']:.3f} | "
+            f"{r['extract_seconds']:.0f} s | {r['wall_seconds'] / 60:.1f} min | "
+            f"{r['peak_rss_mib'] / 1024:.1f} GiB |"
+        )
+    m = data["machine"]
+    lines += ["", "Produced by, each under `/usr/bin/time -v`:", ""]
+    for r in rows:
+        code = r.get("code") or {}
+        lines.append(
+            f"- `{r['command']}` (probejax {code.get('probejax', '?')}, commit "
+            f"{str(code.get('git'))[:12]}, revision {r['revision']})"
+        )
+    lines += [
+        "",
+        f"on {m['platform']}, {m['cpus']} CPUs, Python {m['python']}, one after the other.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def generated_pages() -> dict[Path, str]:
     """Every page this script writes, by path."""
     pages = api_pages()
     pages[DOCS / "results" / "index.md"] = results_page()
     pages[DOCS / "results" / "benchmarks.md"] = benchmark_page()
+    pages[DOCS / "results" / "models.md"] = models_page()
     pages[ROOT / "README.md"] = readme_with_headline((ROOT / "README.md").read_text())
     return pages
 
@@ -242,6 +413,9 @@ def refresh_data(results_dir: Path) -> None:
     DATA.mkdir(exist_ok=True)
     if (results_dir / "headline" / "llm" / "results.json").exists():
         (DATA / "headline.json").write_text(json.dumps(trim_headline(results_dir), indent=1) + "\n")
+    models = trim_models(results_dir)
+    if models["rows"]:
+        (DATA / "models.json").write_text(json.dumps(models, indent=1) + "\n")
     bench = results_dir / "benchmarks"
     if bench.exists():
         (DATA / "benchmarks").mkdir(exist_ok=True)
