@@ -4,12 +4,14 @@ Command:   probejax reproduce                 (with headline-theory; the README'
            first command) or probejax reproduce headline-llm
 Runtime:   see the README (the first run adds the model conversion, ~30 s, and the
            extraction of the 1500 city statements, ~45 s, on 2 CPU cores).
-Outputs:   results/headline/llm/results.json, results/headline/llm/cities_probes.npz,
-           figures/headline/llm_cities_{accuracy,stability}.png.
+Outputs:   results/headline/llm/results.json, results/headline/llm/cities{,_grouped}_probes.npz,
+           figures/headline/llm_cities{,_grouped}_{accuracy,stability}.png.
 
 SmolLM2-135M-Instruct, true/false city statements, last-token block outputs of all 30
 layers; RAPTOR, mass-mean, LDA, PCA, tuned ridge least squares and GCS on one shared
-split, stability (20 runs dropping 20% of train+val) on 8 layers
+split, twice: the authors' stratified random split, and a grouped split where no
+country and no city is shared by train and test (a random split of these statements
+lets the probe recognise the places it was trained on); stability (20 runs dropping 20% of train+val) on 8 layers
 spread over the depth. The full reproduction (`probejax reproduce --all`) adds the
 sentiment dataset, stability on more layers, the scikit-learn cost reference and
 steering.
@@ -41,6 +43,8 @@ def get_config(quick: bool = False) -> dict:
         "results_dir": "results/headline_quick/llm" if quick else "results/headline/llm",
         "figures_dir": "results/headline_quick/figures" if quick else "figures/headline",
         "datasets": ["cities"],
+        # the authors' random split and the split keeping the dataset's groups whole
+        "splits": ["random", "grouped"],
         "max_examples": 160 if quick else 1500,
         "layers": [4, 10, 16, 22] if quick else None,
         "estimators": estimators,

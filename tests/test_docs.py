@@ -2,6 +2,7 @@
 every public name in the API reference, and the how-to guides run as written."""
 
 import importlib
+import os
 import subprocess
 import sys
 import zlib
@@ -74,4 +75,7 @@ def test_howto_runs_as_written(page, tmp_path, monkeypatch):
     from mktestdocs import check_md_file
 
     monkeypatch.chdir(tmp_path)
-    check_md_file(page, memory=True)
+    # the commands the page shows are this environment's (the venv's probejax)
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    check_md_file(page, memory=True)  # the Python blocks, in order, sharing one namespace
+    check_md_file(page, lang="bash")  # then the shell blocks, on the files those wrote

@@ -43,19 +43,24 @@ def compute(config: dict, log: Callable[[str], None] = print) -> dict:
     from ..io._atomic import write_npz_atomic
     from ..llm._datasets import load_dataset
     from ..llm._model import load_model
-    from ..llm._sweep import ExtractionSpec, llm_sweep, probe_arrays
+    from ..llm._sweep import ExtractionSpec, GroupedSplit, llm_sweep, probe_arrays
     from ..protocol import SplitSpec, Spread, StabilitySpec
     from . import _resolve
 
     loaded = load_model(config["model"])
     results_dir = _resolve(config["results_dir"])
     datasets, sweeps = {}, {}
-    for name in config["datasets"]:
-        log(f"sweep {name}")
+    runs = [(name, kind) for name in config["datasets"] for kind in config.get("splits", ["random"])]
+    for name, kind in runs:
+        data = load_dataset(name, max_examples=config["max_examples"], seed=config["seed"])
+        if kind == "grouped" and not data.groups:
+            continue  # no groups to keep whole: the random split is the only one
+        key = name if kind == "random" else f"{name}_{kind}"
+        log(f"sweep {name} ({kind} split)")
         stability = config["stability"]
         sweep = llm_sweep(
             loaded,
-            load_dataset(name, max_examples=config["max_examples"], seed=config["seed"]),
+            data,
             None,
             extraction=ExtractionSpec(
                 layers=config["layers"],
@@ -64,7 +69,9 @@ def compute(config: dict, log: Callable[[str], None] = print) -> dict:
                 batch_size=config["batch_size"],
             ),
             estimators=config["estimators"],
-            split=SplitSpec(),  # the authors' stratified protocol, as RAPTOR reports it
+            # "random": the authors' stratified protocol, as RAPTOR reports it;
+            # "grouped": no group (a country, a contrast pair) shared by train and test
+            split=SplitSpec() if kind == "random" else GroupedSplit(),
             stability=StabilitySpec(
                 runs=stability["runs"],
                 drop=stability["drop"],
@@ -74,12 +81,12 @@ def compute(config: dict, log: Callable[[str], None] = print) -> dict:
             ),
             sklearn=config["sklearn"],
             seed=config["seed"],
-            log=lambda s, n=name: log(f"  {s}"),
+            log=lambda s: log(f"  {s}"),
         )
         write_npz_atomic(
-            results_dir / f"{name}_probes.npz", probe_arrays(sweep.results["layers"], sweep.probes)
+            results_dir / f"{key}_probes.npz", probe_arrays(sweep.results["layers"], sweep.probes)
         )
-        datasets[name], sweeps[name] = sweep.results, sweep
+        datasets[key], sweeps[key] = sweep.results, sweep
     steer_cfg = config.get("steer")
     if not steer_cfg:  # e.g. the headline run: the layer profile alone
         return {"datasets": datasets}
@@ -104,8 +111,12 @@ def headline(results: dict) -> list[str]:
     """The lines ``probejax reproduce`` prints at the end: per dataset and method, the
     best layer and its test accuracy, and the stability there when measured."""
     lines = []
-    for name, res in results["datasets"].items():
-        lines.append(f"{name} ({res['model']['id']}, {len(res['layers'])} layers):")
+    for res in results["datasets"].values():
+        split = res.get("split", {}).get("kind", "random")
+        lines.append(
+            f"{res['dataset']['name']}, {split} split ({res['model']['id']}, "
+            f"{len(res['layers'])} layers):"
+        )
         for method, r in res["estimators"].items():
             acc = [float("nan") if v is None else v for v in r["test_accuracy"]]
             best = max(range(len(acc)), key=lambda i: acc[i])
