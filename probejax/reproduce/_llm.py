@@ -111,10 +111,10 @@ def headline(results: dict) -> list[str]:
     """The lines ``probejax reproduce`` prints at the end: per dataset and method, the
     best layer and its test accuracy, and the stability there when measured."""
     lines = []
-    for res in results["datasets"].values():
+    for key, res in results["datasets"].items():
         split = res.get("split", {}).get("kind", "random")
         lines.append(
-            f"{res['dataset']['name']}, {split} split ({res['model']['id']}, "
+            f"{res.get('dataset', {}).get('name', key)}, {split} split ({res['model']['id']}, "
             f"{len(res['layers'])} layers):"
         )
         for method, r in res["estimators"].items():
