@@ -252,6 +252,8 @@ def _time_log(path: Path) -> dict:
             for part in value.strip().split(":"):
                 seconds = 60 * seconds + float(part)
             out["wall_seconds"] = seconds
+        elif key in ("User time (seconds)", "System time (seconds)"):
+            out["cpu_seconds"] = out.get("cpu_seconds", 0.0) + float(value)
         elif key == "Maximum resident set size (kbytes)":
             out["peak_rss_mib"] = int(value) / 1024
         elif key == "Exit status":
@@ -325,12 +327,14 @@ def trim_models(results_dir: Path) -> dict:
                 "dataset": r["dataset"]["name"],
                 "n_texts": r["dataset"]["n"],
                 "split": r.get("split", {}).get("kind"),
+                "stability_layers": len((r.get("stability") or {}).get("layers", [])),
                 "estimator": r.get("labels", {}).get(primary, primary),
                 "best_layer": r["best"]["layer"],
                 "best_accuracy": r["best"]["test_accuracy"],
                 "mean_accuracy": sum(acc) / len(acc),
                 "extract_seconds": r.get("extract_seconds"),
                 "wall_seconds": timed["wall_seconds"],
+                "cpu_seconds": timed.get("cpu_seconds"),
                 "peak_rss_mib": timed.get("peak_rss_mib"),
                 "command": _command(timed["argv"]),
                 "code": r.get("versions", {}).get("code") or _store_code(folder / "store"),
@@ -368,13 +372,15 @@ def models_page() -> str:
     lines += [
         f"The default sweep (`probejax llm sweep`: dataset {first['dataset']}, "
         f"{first['n_texts']} texts, {first['split']} split, last-token block outputs, "
-        "RAPTOR and its baselines on every layer, stability on 8 layers) on each embedded "
-        f"model, {first['estimator']}'s test accuracy at its best layer and averaged over "
-        "layers, and the whole command's wall time (model load, extraction, every fit):",
+        f"RAPTOR and its baselines on every layer, stability on {first['stability_layers']} "
+        f"layers) on each embedded model, {first['estimator']}'s test accuracy at its best "
+        "layer and averaged over "
+        "layers; the extraction's wall time, and the whole command's wall and CPU time (model "
+        "load, extraction, every fit) and peak memory:",
         "",
         "| model | layers | d | parameters | dtype | best layer | accuracy there | mean over layers "
-        "| extraction | sweep wall time | peak memory |",
-        "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| extraction | sweep wall time | CPU time | peak memory |",
+        "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         params = f"{r['params'] / 1e6:.1f}M" if r.get("params") else "?"
@@ -382,7 +388,7 @@ def models_page() -> str:
             f"| {r['model']} | {r['n_layers']} | {r['d']} | {params} | {r['dtype']} | "
             f"{r['best_layer']} | {r['best_accuracy']:.3f} | {r['mean_accuracy']:.3f} | "
             f"{r['extract_seconds']:.0f} s | {r['wall_seconds'] / 60:.1f} min | "
-            f"{r['peak_rss_mib'] / 1024:.1f} GiB |"
+            f"{r['cpu_seconds'] / 60:.1f} min | {r['peak_rss_mib'] / 1024:.1f} GiB |"
         )
     m = data["machine"]
     lines += ["", "Produced by, each under `/usr/bin/time -v`:", ""]
@@ -394,7 +400,7 @@ def models_page() -> str:
         )
     lines += [
         "",
-        f"on {m['platform']}, {m['cpus']} CPUs, Python {m['python']}, one after the other.",
+        f"on {m['platform']}, {m['cpus']} CPUs, Python {m['python']}, one run at a time.",
     ]
     return "\n".join(lines) + "\n"
 

