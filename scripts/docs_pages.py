@@ -39,6 +39,7 @@ API_MODULES = [
     ("llm", "probejax.llm"),
     ("seq", "probejax.seq"),
     ("erasure", "probejax.erasure"),
+    ("multiclass", "probejax.multiclass"),
     ("sklearn", "probejax.sklearn"),
     ("core", "probejax.core"),
     ("io", "probejax.io"),

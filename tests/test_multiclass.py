@@ -146,3 +146,40 @@ def test_compare_over_layers_and_bad_labels():
             evaluate_multiclass(multinomial_raptor(3), X, bad, jax.random.key(0))
     with pytest.raises(ValueError, match="n_classes"):
         multinomial_raptor(1)
+
+
+def test_multiclass_command_on_a_file_equals_the_python_api(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from probejax.cli import app
+    from probejax.io import open_activations, write_activations
+    from probejax.multiclass import probe_multiclass
+
+    X, y = problem(8, n=240, d=12)
+    names = np.array(["anger", "joy", "fear"])[y]
+    path = tmp_path / "acts.safetensors"
+    write_activations(path, {3: X.astype(np.float32), 5: (2 * X[:, ::-1]).astype(np.float32)})
+    (tmp_path / "labels.csv").write_text("label\n" + "\n".join(names) + "\n")
+    args = ["multiclass", str(path), "--labels", str(tmp_path / "labels.csv"), "--out",
+            str(tmp_path / "out"), "--estimators", "multinomial,ovr:mass_mean"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert res["layers"] == [3, 5] and res["label_names"] == ["anger", "fear", "joy"]
+    assert (tmp_path / "out" / "multiclass.png").stat().st_size > 0
+    api = probe_multiclass(open_activations(path), tmp_path / "labels.csv",
+                           estimators=["multinomial", "ovr:mass_mean"], log=None)  # fmt: skip
+    for m in ("multinomial", "ovr:mass_mean"):
+        for field in ("test_accuracy", "macro_f1", "C"):
+            assert res["estimators"][m][field] == api["estimators"][m][field], (m, field)
+    bad = CliRunner().invoke(app, [*args[:-1], "ovr:nope"])
+    assert bad.exit_code == 1 and "nope" in bad.output
+    (tmp_path / "short.csv").write_text("label\n" + "\n".join(names[:-1]) + "\n")
+    short = CliRunner().invoke(app, [*args[:2], "--labels", str(tmp_path / "short.csv"), *args[4:]])
+    assert short.exit_code == 1 and "short.csv holds 239 labels" in short.output
+    # the binary command refuses three classes and points here
+    binary = CliRunner().invoke(app, ["probe", str(path), "--labels", str(tmp_path / "labels.csv"),
+                                      "--out", str(tmp_path / "b")])  # fmt: skip
+    assert binary.exit_code == 1 and "probejax multiclass" in binary.output

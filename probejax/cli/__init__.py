@@ -1,6 +1,7 @@
 """Command line: ``probejax reproduce`` (the README's main job), ``demo``, ``theory point``,
 ``theory layer``, ``estimators`` and ``datasets`` (what ``--estimators`` and ``--data``
-take), ``probe`` (a sweep on an activation file) and ``llm ...``."""
+take), ``probe`` (a sweep on an activation file), ``multiclass`` (multi-class probes on
+one) and ``llm ...``."""
 
 from __future__ import annotations
 
@@ -21,9 +22,11 @@ _add_llm()
 
 
 def _add_probe() -> None:
+    from ._multiclass import multiclass
     from ._probe import probe
 
     app.command("probe")(probe)
+    app.command("multiclass")(multiclass)
 
 
 _add_probe()

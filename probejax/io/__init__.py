@@ -4,9 +4,11 @@ version is recorded for provenance only), the user cache folder and the persiste
 of compiled programs. Nothing here imports the rest of probejax."""
 
 from ._activations import (
+    ClassLabels as ClassLabels,
     Labels as Labels,
     LayerStack as LayerStack,
     open_activations as open_activations,
+    read_class_labels as read_class_labels,
     read_labels as read_labels,
     write_activations as write_activations,
 )

@@ -428,33 +428,77 @@ def _two_classes(values: Sequence, where: str) -> tuple[np.ndarray, tuple[str, s
     return np.asarray([classes.index(str(v)) for v in raw], np.int32), tuple(classes)
 
 
-def read_labels(path: str | os.PathLike, n: int | None = None) -> Labels:
-    """Labels from a CSV (a ``label`` column, optionally ``group``) or a ``.npy``
-    vector; ``n``: the number of examples they must describe (checked).
-
-    Labels are 0/1, -1/+1, or any two distinct strings (class 0 is the first in sorted
-    order)."""
-    path = Path(path)
+def _label_column(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """The raw label values and the groups (or None) of a labels file."""
     if not path.is_file():
         raise FileNotFoundError(f"no labels file at {path}.")
-    groups = None
     if path.suffix.lower() == ".npy":
-        y, names = _two_classes(np.load(path), str(path))
-    elif path.suffix.lower() in (".csv", ".tsv"):
+        return np.load(path), None
+    if path.suffix.lower() in (".csv", ".tsv"):
         with open(path, newline="") as f:
             reader = csv.DictReader(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
             fields = reader.fieldnames or []
             if "label" not in fields:
                 raise ValueError(f"{path}: needs a 'label' column; its columns are {fields}.")
             rows = list(reader)
-        y, names = _two_classes([r["label"] for r in rows], str(path))
-        if "group" in fields:
-            groups = np.asarray([r["group"] for r in rows])
-    else:
-        raise ValueError(f"{path}: labels must be a .csv/.tsv file or a .npy vector.")
+        groups = np.asarray([r["group"] for r in rows]) if "group" in fields else None
+        return np.asarray([r["label"] for r in rows]), groups
+    raise ValueError(f"{path}: labels must be a .csv/.tsv file or a .npy vector.")
+
+
+def _checked_n(path: Path, y: np.ndarray, n: int | None) -> None:
     if n is not None and len(y) != n:
         raise ValueError(f"{path} holds {len(y)} labels, but the activations hold {n} examples.")
+
+
+def read_labels(path: str | os.PathLike, n: int | None = None) -> Labels:
+    """Labels from a CSV (a ``label`` column, optionally ``group``) or a ``.npy``
+    vector; ``n``: the number of examples they must describe (checked).
+
+    Labels are 0/1, -1/+1, or any two distinct strings (class 0 is the first in sorted
+    order); more classes are refused (:func:`read_class_labels` reads them)."""
+    path = Path(path)
+    raw, groups = _label_column(path)
+    try:
+        y, names = _two_classes(raw, str(path))
+    except ValueError as err:
+        raise ValueError(f"{err} For more than two classes, use 'probejax multiclass'.") from None
+    _checked_n(path, y, n)
     return Labels(y, groups, names)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassLabels:
+    """Labels of ``K >= 2`` classes: ``y`` in ``0..K-1``, ``groups`` (or None) and
+    ``label_names[k]``, the value class ``k`` stands for."""
+
+    y: np.ndarray
+    groups: np.ndarray | None
+    label_names: tuple[str, ...]
+
+
+def read_class_labels(path: str | os.PathLike, n: int | None = None) -> ClassLabels:
+    """Labels of any number of classes from the files :func:`read_labels` reads: the
+    classes in sorted order (numerically when every value is a number); ``n`` checked.
+
+    Raises ``ValueError`` naming the file when it holds fewer than two classes."""
+    path = Path(path)
+    raw, groups = _label_column(path)
+    if raw.ndim != 1:
+        raise ValueError(f"{path}: labels must be one value per example, got shape {raw.shape}.")
+    try:
+        num = raw.astype(np.float64)
+        classes = sorted(set(num.tolist()))
+        names = tuple(f"{c:g}" for c in classes)
+        y = np.searchsorted(np.asarray(classes), num).astype(np.int32)
+    except ValueError:
+        classes = sorted({str(v) for v in raw})
+        names = tuple(classes)
+        y = np.asarray([classes.index(str(v)) for v in raw], np.int32)
+    if len(names) < 2:
+        raise ValueError(f"{path}: labels must take at least two values, got {list(names)}.")
+    _checked_n(path, y, n)
+    return ClassLabels(y, groups, names)
 
 
 def write_activations(

@@ -21,3 +21,8 @@ from ._multinomial import (
     fit_multinomial_ridge as fit_multinomial_ridge,
     multinomial_ridge_path as multinomial_ridge_path,
 )
+from ._sweep import (
+    named_estimators as named_estimators,
+    plot_multiclass as plot_multiclass,
+    probe_multiclass as probe_multiclass,
+)
