@@ -2,6 +2,7 @@
 (:class:`Standardized`, :class:`Tuned`, :class:`Bagged`), the probes built from them,
 and the registry that names them for the command line."""
 
+from ._alo import ALOTuned as ALOTuned, alo_margins as alo_margins, raptor_alo as raptor_alo
 from ._bagged import Bagged as Bagged, gcs as gcs
 from ._base import (
     Estimator as Estimator,
@@ -43,6 +44,12 @@ from ._tuned import (
 )
 
 register("raptor", raptor, label="RAPTOR (ridge logistic, tuned)", color="tab:blue")
+register(
+    "raptor_alo",
+    raptor_alo,
+    label="RAPTOR, C by approximate leave-one-out",
+    color="tab:green",
+)
 register("mass_mean", MassMean, label="mass-mean", color="tab:orange")
 register("lda", LDA, label="Fisher LDA (Ledoit-Wolf)", color="tab:red")
 register("pca", PCA, label="top PCA direction", color="tab:brown")
