@@ -55,8 +55,8 @@ np.savez(sys.argv[3], C=np.asarray(C), w=np.asarray(w), acc=np.asarray(acc),
 def activations(name: str) -> tuple[np.ndarray, np.ndarray]:
     """The cached ``(30, 1500, 576)`` activations and labels of a bundled dataset."""
     from probejax.llm import cached_activations, load_dataset, load_model
-    from probejax.llm._model import cache_root
     from probejax.llm._extract import ExtractionSpec
+    from probejax.llm._model import cache_root
     from probejax.llm._sweep import activation_cache_dir
 
     lm = load_model("default")

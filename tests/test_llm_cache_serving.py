@@ -132,7 +132,9 @@ def test_texts_are_served_from_a_sibling_cache(lm, want, tmp_path):
     with _Forwards(lm.model) as f:
         mean = _cache(lm, tmp_path / "mean", (1,), texts=TEXTS[:2], pooling="mean")
     assert f.texts == 2 and (tmp_path / "mean" / "manifest.json").is_file()
-    np.testing.assert_allclose(mean[0], extract(lm, TEXTS[:2], layers=[1], pooling="mean")[0], atol=1e-6)
+    np.testing.assert_allclose(
+        mean[0], extract(lm, TEXTS[:2], layers=[1], pooling="mean")[0], atol=1e-6
+    )
 
 
 def test_a_cache_written_before_parts_is_served(lm, want, tmp_path):

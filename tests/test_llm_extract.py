@@ -192,7 +192,9 @@ def _manifest(folder):
 
 def test_cache_complete_equals_extract_and_reloads_without_model(lm, tmp_path):
     want = extract(lm, TEXTS, batch_size=3)
-    got = cached_activations(lm, TEXTS, "h1", tmp_path / "c", ExtractionSpec(batch_size=3), progress=False)
+    got = cached_activations(
+        lm, TEXTS, "h1", tmp_path / "c", ExtractionSpec(batch_size=3), progress=False
+    )
     assert isinstance(got, np.memmap) and not got.flags.writeable
     np.testing.assert_array_equal(got, want)
     m = _manifest(tmp_path / "c")
@@ -211,13 +213,18 @@ def test_cache_resumes_after_interruption(lm, tmp_path):
     calls = _Calls(lm.model, fail_at=3)
     try:
         with pytest.raises(KeyboardInterrupt):
-            cached_activations(lm, TEXTS, "h1", folder, ExtractionSpec(batch_size=2), progress=False)
+            cached_activations(
+                lm, TEXTS, "h1", folder, ExtractionSpec(batch_size=2), progress=False
+            )
     finally:
         calls.handle.remove()
     m = _manifest(folder)
     assert m["n_done"] == 4 and m["complete"] is False
     got, calls = _counted(
-        lm, lambda: cached_activations(lm, TEXTS, "h1", folder, ExtractionSpec(batch_size=2), progress=False)
+        lm,
+        lambda: cached_activations(
+            lm, TEXTS, "h1", folder, ExtractionSpec(batch_size=2), progress=False
+        ),
     )
     assert (calls.calls, calls.texts) == (2, len(TEXTS) - 4)
     assert _manifest(folder)["complete"] is True
@@ -251,7 +258,10 @@ def test_cache_begun_in_input_order_resumes_in_input_order(lm, tmp_path):
     m.update(n_done=4, complete=False)
     (folder / "manifest.json").write_text(json.dumps(m))
     got, calls = _counted(
-        lm, lambda: cached_activations(lm, TEXTS, "h1", folder, ExtractionSpec(batch_size=2), progress=False)
+        lm,
+        lambda: cached_activations(
+            lm, TEXTS, "h1", folder, ExtractionSpec(batch_size=2), progress=False
+        ),
     )
     assert (calls.calls, calls.texts) == (2, len(TEXTS) - 4)
     assert _manifest(folder)["order"] == "input" and _manifest(folder)["complete"]

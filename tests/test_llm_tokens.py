@@ -77,9 +77,7 @@ def _states(lm, text):
 
 def _direct(lm, texts, pick, reduce):
     """Per text ``reduce(states[:, pick(text)])``: ``(L, n, d)``."""
-    return np.stack(
-        [reduce(_states(lm, t)[:, pick(t)]) for t in texts], axis=1
-    )
+    return np.stack([reduce(_states(lm, t)[:, pick(t)]) for t in texts], axis=1)
 
 
 def _mean(h):
@@ -101,7 +99,7 @@ def test_default_tokens_are_the_poolings_own(lm):
 def test_last_k_and_after_marker_and_their_intersection(lm):
     got = extract(lm, TEXTS, pooling="mean", tokens=LastTokens(3), batch_size=2)
     np.testing.assert_allclose(got, _direct(lm, TEXTS, lambda t: slice(-3, None), _mean), atol=1e-5)
-    after = lambda t: slice(t.rfind("is") + 2, None)  # noqa: E731
+    after = lambda t: slice(t.rfind("is") + 2, None)
     got = extract(lm, TEXTS, pooling="max", tokens=AfterMarker("is"), batch_size=3)
     np.testing.assert_allclose(got, _direct(lm, TEXTS, after, lambda h: h.max(1)), atol=1e-5)
     both = AfterMarker("is") & LastTokens(2)
@@ -126,9 +124,7 @@ def test_per_token_mask_is_the_selection(lm):
 
 def test_chat_inputs_are_the_template_rendering(lm):
     chat = Chat(system="Be brief.")
-    rendered = [
-        f"[system] Be brief. | [user] {t} | [assistant] " for t in TEXTS
-    ]
+    rendered = [f"[system] Be brief. | [user] {t} | [assistant] " for t in TEXTS]
     np.testing.assert_allclose(
         extract(lm, TEXTS, chat=chat, pooling="mean"),
         extract(lm, rendered, pooling="mean"),
@@ -208,7 +204,9 @@ def test_cli_chat_and_tokens_reach_the_exported_file(tmp_path):
     texts = [t for t, _ in rows]
     assert meta["inputs"] == [f"[system] Rate it. | [user] {t} | [assistant] " for t in texts]
     lm = _loaded()
-    want = extract(lm, texts, layers=[1], pooling="mean", tokens=LastTokens(3), chat=Chat("Rate it."))
+    want = extract(
+        lm, texts, layers=[1], pooling="mean", tokens=LastTokens(3), chat=Chat("Rate it.")
+    )
     np.testing.assert_allclose(open_activations(out)[0], want[0], atol=1e-5)
     bad = CliRunner().invoke(app, [*args[:9], "--tokens", "first", *args[11:]])
     assert bad.exit_code == 1 and "--tokens part 'first'" in bad.output

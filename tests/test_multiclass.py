@@ -113,8 +113,12 @@ def test_one_vs_rest_is_k_binary_fits():
     scores = np.asarray(probe.decision_function(jnp.asarray(X)))
     for k in range(3):
         yk = jnp.asarray(np.where(y == k, 1.0, -1.0), jnp.float32)
-        one = est.fit_with_validation(jnp.asarray(X), yk, splits.train_sub, splits.val, jax.random.key(1))
-        np.testing.assert_allclose(scores[:, k], np.asarray(one.decision_function(jnp.asarray(X))), rtol=1e-5, atol=1e-5)
+        one = est.fit_with_validation(
+            jnp.asarray(X), yk, splits.train_sub, splits.val, jax.random.key(1)
+        )
+        np.testing.assert_allclose(
+            scores[:, k], np.asarray(one.decision_function(jnp.asarray(X))), rtol=1e-5, atol=1e-5
+        )
     np.testing.assert_array_equal(np.asarray(probe.predict(jnp.asarray(X))), scores.argmax(1))
 
 
@@ -126,7 +130,9 @@ def test_metrics_equal_scikit_learns():
     assert np.isclose(float(macro_f1(jnp.asarray(y), jnp.asarray(pred), 4)),
                       f1_score(y, pred, average="macro"))  # fmt: skip
     want = [roc_auc_score(y == k, scores[:, k]) for k in range(4)]
-    np.testing.assert_allclose(np.asarray(per_class_auroc(jnp.asarray(y), jnp.asarray(scores))), want, rtol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(per_class_auroc(jnp.asarray(y), jnp.asarray(scores))), want, rtol=1e-6
+    )
 
 
 def test_compare_over_layers_and_bad_labels():

@@ -67,7 +67,7 @@ def _extraction(*, chat: bool, system, assistant_after, tokens, **fields):
 
 DEVICE_MAP_HELP = (
     "place the model with accelerate: 'auto' (spread over the visible GPUs, then the CPU) "
-    "or a JSON map from module names to devices, e.g. '{\"\": \"cuda:0\"}'"
+    'or a JSON map from module names to devices, e.g. \'{"": "cuda:0"}\''
 )
 
 
@@ -199,7 +199,11 @@ def sweep(
     from ._report import print_sweep
 
     try:
-        splits = {"auto": None, "random": SplitSpec(), "grouped": GroupedSplit(groups=_names(groups))}
+        splits = {
+            "auto": None,
+            "random": SplitSpec(),
+            "grouped": GroupedSplit(groups=_names(groups)),
+        }
         if split not in splits:
             raise ValueError(f"--split must be one of {', '.join(splits)}, got {split!r}.")
         if groups is not None and split != "grouped":

@@ -7,6 +7,7 @@ error the temporary file is removed and the old file is left untouched.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable
@@ -40,3 +41,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], *, binary
 def write_npz_atomic(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
     """``np.savez(path, **arrays)``, atomically."""
     atomic_write(path, lambda f: np.savez(f, **arrays), binary=True)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -95,8 +95,18 @@ _IDENTITY = (
     "truncate",
 )
 # what a sibling cache must share to serve some of its texts
-_SIBLING = ("format", "model_id", "revision", "dtype", "pooling", "site", "selection", "d",
-            "max_length", "truncate")
+_SIBLING = (
+    "format",
+    "model_id",
+    "revision",
+    "dtype",
+    "pooling",
+    "site",
+    "selection",
+    "d",
+    "max_length",
+    "truncate",
+)
 _PART = ("layers", "order", "n_done", "complete")
 
 
@@ -286,8 +296,14 @@ def cached_activations(
         encoded()  # a bad text is reported before anything is written
         folder.mkdir(parents=True, exist_ok=True)
         _write_digests(folder, texts)
-        manifest = {**want, "layers": layer_list, "order": "length", "n_done": 0,
-                    "complete": False, "parts": []}
+        manifest = {
+            **want,
+            "layers": layer_list,
+            "order": "length",
+            "n_done": 0,
+            "complete": False,
+            "parts": [],
+        }
         np.lib.format.open_memmap(
             folder / DATA, mode="w+", dtype=np.float32, shape=(len(layer_list), len(texts), d)
         ).flush()
@@ -300,14 +316,23 @@ def cached_activations(
     missing = [i for i in layer_list if i not in held]
     if missing:
         index = next(
-            (k for k, p in enumerate(parts) if not p["complete"] and set(missing) <= set(p["layers"])),
+            (
+                k
+                for k, p in enumerate(parts)
+                if not p["complete"] and set(missing) <= set(p["layers"])
+            ),
             None,
         )
         if index is None:
             index = len(parts)
             name = _free_name(folder, parts)
-            part = {"file": name, "layers": missing, "order": "length", "n_done": 0,
-                    "complete": False}
+            part = {
+                "file": name,
+                "layers": missing,
+                "order": "length",
+                "n_done": 0,
+                "complete": False,
+            }
             np.lib.format.open_memmap(
                 folder / name, mode="w+", dtype=np.float32, shape=(len(missing), len(texts), d)
             ).flush()

@@ -76,11 +76,15 @@ class ExtractionSpec:
         if self.dtype not in DTYPES:
             raise ValueError(f"ExtractionSpec.dtype must be one of {DTYPES}, got {self.dtype!r}.")
         if self.tokens is not None and not isinstance(self.tokens, TokenMask):
-            raise ValueError(f"ExtractionSpec.tokens must be a TokenMask or None, got {self.tokens!r}.")
+            raise ValueError(
+                f"ExtractionSpec.tokens must be a TokenMask or None, got {self.tokens!r}."
+            )
         if self.chat is not None and not isinstance(self.chat, Chat):
             raise ValueError(f"ExtractionSpec.chat must be a Chat or None, got {self.chat!r}.")
-        if self.tokens is not None and self.tokens.needs_reply() and (
-            self.chat is None or self.chat.assistant_after is None
+        if (
+            self.tokens is not None
+            and self.tokens.needs_reply()
+            and (self.chat is None or self.chat.assistant_after is None)
         ):
             raise ValueError(
                 "ExtractionSpec.tokens reads the assistant turn, which needs "
@@ -449,7 +453,9 @@ def extract(
         for start in range(0, n, batch_size):
             rows = ids[start : start + batch_size]
             # a copy: a model may add into the site's tensor in place later (Falcon's MLP output)
-            got = _run(loaded, rows, layer_list, site, lambda h: h.to("cpu", torch.float32, copy=True))
+            got = _run(
+                loaded, rows, layer_list, site, lambda h: h.to("cpu", torch.float32, copy=True)
+            )
             for b, r in enumerate(rows):
                 mask[start + b, : len(r)] = True if tokens is None else encoded.keep[start + b]
                 for k, i in enumerate(layer_list):

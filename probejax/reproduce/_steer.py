@@ -84,8 +84,8 @@ def _sentiment_directions(lm, config, layers, log) -> tuple[dict, dict]:
     from ..io import cache_root
     from ..llm._cache import cached_activations
     from ..llm._datasets import load_dataset
-    from ..llm._steer_data import SENTIMENT_PAIRS
     from ..llm._extract import ExtractionSpec
+    from ..llm._steer_data import SENTIMENT_PAIRS
     from ..llm._sweep import activation_cache_dir
     from ..llm._vectors import SteeringVector
 
