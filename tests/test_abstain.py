@@ -212,3 +212,26 @@ def test_input_errors_name_the_problem():
         conf.sets(np.full((4, 2), 0.5))
     with pytest.raises(ValueError, match="needs a PRNG key"):
         calibrate(p, y, 0.5, score=APS(randomized=True))
+
+
+def test_truth_neither_dataset():
+    pytest.importorskip("torch")
+    from probejax.abstain import truth_neither_dataset
+
+    data = truth_neither_dataset(seed=3, n_per_class=40)
+    assert len(data) == 120 and data.counts() == {"false": 40, "true": 40, "neither": 40}
+    assert data.label_names == ("false", "true", "neither")
+    again = truth_neither_dataset(seed=3, n_per_class=40)
+    assert again.texts == data.texts and np.array_equal(again.labels, data.labels)
+    assert truth_neither_dataset(seed=4, n_per_class=40).texts != data.texts
+    neither = [t for t, y in zip(data.texts, data.labels, strict=True) if y == 2]
+    real = [t for t, y in zip(data.texts, data.labels, strict=True) if y != 2]
+    real_cities = {c for c, y in zip(data.groups["city"], data.labels, strict=True) if y != 2}
+    assert all(t.startswith("The city of ") and t.endswith(".") for t in data.texts)
+    assert len(set(neither)) == 40 and not set(neither) & set(real)
+    assert (
+        not {c for c, y in zip(data.groups["city"], data.labels, strict=True) if y == 2}
+        & real_cities
+    )
+    with pytest.raises(ValueError, match="n_per_class must be an integer from 2 to 750"):
+        truth_neither_dataset(n_per_class=751)

@@ -4,6 +4,7 @@ linear SVM, the sMIL objective against scipy on the same convex problem, the sbM
 stage against SVC on its relabelled instances, the combiner against scikit-learn's
 LogisticRegression; invariances (vmap == loop)."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,7 +13,17 @@ from scipy.optimize import minimize
 from sklearn.linear_model import LogisticRegression
 from sklearn.svm import SVC
 
-from probejax.abstain import MILSVM, fit_multinomial, solve_svm, svm_objective, token_bags
+from probejax.abstain import (
+    ABSTAIN,
+    MILSVM,
+    SAwMIL,
+    fit_multinomial,
+    sawmil_layers,
+    solve_svm,
+    svm_objective,
+    synthetic_bags,
+    token_bags,
+)
 
 
 def _planted(seed, n, d, shift=0.8):
@@ -181,3 +192,88 @@ def test_mil_input_errors():
         MILSVM().fit(X, mask, np.zeros(14))
     with pytest.raises(ValueError, match=r"y must have shape \(14,\)"):
         MILSVM().fit(X, mask, y[:5])
+
+
+N_PER_CLASS = 100  # 300 statements: 225 train (SVMs, combiner, calibration), 75 test
+
+
+@pytest.fixture(scope="module")
+def bags():
+    return synthetic_bags(jax.random.key(0), N_PER_CLASS, n_tokens=8, d=16, signal=2.5)
+
+
+def _coverage_floor(alpha, n_cal, n_test):
+    """1 - alpha less 3 standard deviations of one split's coverage (calibration and
+    test sampling)."""
+    return 1 - alpha - 3 * np.sqrt(alpha * (1 - alpha) * (1 / n_cal + 1 / n_test))
+
+
+def test_sawmil_layers_end_to_end_on_synthetic_bags(bags):
+    X, mask, y = bags
+    noise = jax.random.normal(jax.random.key(1), X.shape) * mask[..., None]
+    acts = jnp.stack([noise, X])
+    table = sawmil_layers(acts, mask, y, jax.random.key(2), SAwMIL(alpha=0.1), layers=[3, 7])
+    assert list(table.layer) == [3, 7] and table.alpha == 0.1 and table.n_test == 75
+    assert table.converged.all()
+    assert table.accuracy[0] < 0.6 < 0.85 < table.accuracy[1]  # chance 1/3 at the noise layer
+    assert (table.coverage >= _coverage_floor(0.1, 56, 75)).all()
+    assert table.abstention[0] > 0.5 > table.abstention[1]
+    assert table.selective_accuracy[1] >= table.accuracy[1]
+    text = table.markdown()
+    assert "alpha = 0.1 (target coverage 90%), 75 test statements" in text
+    assert "| layer | accuracy | coverage | abstention |" in text and "| 7 |" in text
+    assert table.rows()[1]["layer"] == 7
+
+
+def test_fitted_pipeline_predicts_sets_and_abstains(bags):
+    X, mask, y = bags
+    train = np.setdiff1d(np.arange(300), np.arange(0, 300, 4))  # 225, the layer test's shapes
+    fitted = SAwMIL().fit(X[train], mask[train], y[train], jax.random.key(3))
+    assert bool(fitted.converged)
+    assert fitted.ovr.w.shape == (3, 16) and fitted.conformal.threshold.shape == (3,)
+    Xt, mt, yt = synthetic_bags(jax.random.key(4), 200, n_tokens=8, d=16, signal=2.5)
+    report = eqx.filter_jit(lambda f, a, m, t: f.evaluate(a, m, t))(fitted, Xt, mt, yt)
+    assert float(report.accuracy) > 0.85
+    assert float(report.conformal.coverage) >= _coverage_floor(0.1, 56, 600)
+    sets = np.asarray(fitted.sets(Xt, mt))
+    decided = np.asarray(fitted.predict(Xt, mt))
+    np.testing.assert_array_equal(decided == ABSTAIN, sets.sum(1) != 1)
+    np.testing.assert_array_equal(decided[decided != ABSTAIN], sets.argmax(1)[decided != ABSTAIN])
+
+
+def test_pipeline_input_errors(bags):
+    X, mask, y = bags
+    with pytest.raises(ValueError, match="alpha must lie strictly between 0 and 1"):
+        SAwMIL(alpha=1.0)
+    with pytest.raises(ValueError, match="sum < 1"):
+        SAwMIL(combine_fraction=0.6, calibrate_fraction=0.5)
+    with pytest.raises(ValueError, match=r"classes \[1\] absent"):
+        SAwMIL().fit(X, mask, np.where(np.asarray(y) == 1, 2, y), jax.random.key(0))
+    with pytest.raises(ValueError, match=r"calibration part has \[75\].*needs at least 99"):
+        SAwMIL(alpha=0.01).fit(X, mask, y, jax.random.key(0))
+    with pytest.raises(ValueError, match=r"acts must be \(L layers, n statements, T tokens, d\)"):
+        sawmil_layers(X, mask, y, jax.random.key(0))
+    with pytest.raises(ValueError, match=r"mask must have shape \(300, 8\)"):
+        sawmil_layers(X[None], mask[:, :4], y, jax.random.key(0))
+
+
+@pytest.mark.slow
+def test_sawmil_layers_on_a_tiny_llama():
+    """The real entry point: per-token activations of a tiny random Llama for the
+    three-class truth statements (a random model: no accuracy is expected)."""
+    pytest.importorskip("torch")
+    from tiny_lm import tiny_llama
+
+    from probejax.abstain import truth_neither_dataset
+    from probejax.llm import LoadedModel, extract
+
+    model, tok = tiny_llama(3, 32, seed=0, max_positions=96)
+    model.requires_grad_(False)
+    lm = LoadedModel(model, tok, "tiny", "r0", 3, 32, 96)
+    data = truth_neither_dataset(seed=0, n_per_class=30)
+    acts, mask = extract(lm, data.texts, layers=[0, 2], per_token=True, batch_size=32)
+    table = sawmil_layers(
+        acts, mask, data.labels, jax.random.key(0), SAwMIL(alpha=0.2), layers=[0, 2]
+    )
+    assert table.layer.tolist() == [0, 2] and table.n_test == 23
+    assert np.isfinite(table.accuracy).all() and np.isfinite(table.coverage).all()
