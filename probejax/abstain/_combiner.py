@@ -14,7 +14,10 @@ with :math:`W \in \mathbb R^{p\times K}` and the intercepts unpenalised: scikit-
 intercept moves by the same amount, so :math:`b_{K-1} = 0` is fixed (the probabilities
 are those of any other choice); the objective is then strictly convex in the remaining
 :math:`pK + K - 1` parameters, minimised by Newton steps with a backtracking
-(Armijo) line search.
+(Armijo) line search. It stops when the gradient norm falls to ``tol`` times its value
+at zero (at least 1), or to its rounding floor :math:`10\,\varepsilon \sum_i
+(\lVert s_i\rVert_1 + 1)` when that is larger (float32 cannot resolve a smaller
+gradient), or when a step no longer lowers the objective.
 """
 
 from __future__ import annotations
@@ -33,9 +36,8 @@ class Multinomial(eqx.Module):
     """A fitted multinomial logistic regression (module docstring).
 
     **Fields:** ``W`` ``(p, K)``, ``b`` ``(K,)``, ``lam``, ``objective``,
-    ``grad_norm`` (at the returned point), ``n_iter`` (Newton steps; ``max_iter`` when
-    the line search stalled), ``converged``, ``result`` (a
-    :class:`probejax.solvers.Result` code).
+    ``grad_norm`` (at the returned point), ``n_iter`` (Newton steps), ``converged``,
+    ``result`` (a :class:`probejax.solvers.Result` code).
     """
 
     W: Float[Array, "p K"]
@@ -74,14 +76,16 @@ def _newton(S, y, lam, tol, n_classes, max_iter):
     grad, hess = jax.grad(f), jax.hessian(f)
     theta0 = jnp.zeros(p * K + K - 1, S.dtype)
     g0 = jnp.linalg.norm(grad(theta0))
-    goal = tol * jnp.maximum(g0, 1.0)
+    # the gradient sums n terms of size |s_i| + 1: its rounding floor in this precision
+    floor = 10 * jnp.finfo(S.dtype).eps * jnp.sum(jnp.sum(jnp.abs(S), axis=1) + 1.0)
+    goal = jnp.maximum(tol * jnp.maximum(g0, 1.0), floor)
 
     def cond(carry):
-        _, g, it = carry
-        return (jnp.linalg.norm(g) > goal) & (it < max_iter)
+        _, g, _, it, stalled = carry
+        return (jnp.linalg.norm(g) > goal) & ~stalled & (it < max_iter)
 
     def body(carry):
-        theta, g, it = carry
+        theta, g, _, it, _ = carry
         step = -jnp.linalg.solve(hess(theta), g)
         step = jnp.where(jnp.all(jnp.isfinite(step)), step, -g)
         f0, slope = f(theta), jnp.dot(g, step)
@@ -90,10 +94,12 @@ def _newton(S, y, lam, tol, n_classes, max_iter):
             return (f(theta + t * step) > f0 + 1e-4 * t * slope) & (t > 1e-10)
 
         t = jax.lax.while_loop(shrink, lambda t: 0.5 * t, jnp.asarray(1.0, S.dtype))
-        theta = jnp.where(f(theta + t * step) <= f0, theta + t * step, theta)
-        return theta, grad(theta), jnp.where(t > 1e-10, it + 1, max_iter)
+        better = f(theta + t * step) <= f0
+        theta = jnp.where(better, theta + t * step, theta)
+        return theta, grad(theta), -slope, it + 1, ~better | (t <= 1e-10)
 
-    theta, g, it = jax.lax.while_loop(cond, body, (theta0, grad(theta0), jnp.asarray(0, jnp.int32)))
+    carry = (theta0, grad(theta0), jnp.asarray(jnp.inf, S.dtype), jnp.asarray(0, jnp.int32), False)
+    theta, g, _, it, _ = jax.lax.while_loop(cond, body, carry)
     gn = jnp.linalg.norm(g)
     value = f(theta)
     finite = jnp.isfinite(value) & jnp.all(jnp.isfinite(theta))
@@ -124,7 +130,8 @@ def fit_multinomial(
     - ``n_classes``: :math:`K` (static).
     - ``lam``: ridge :math:`\lambda > 0` on :math:`W` (scikit-learn ``C = 1/lam``).
     - ``tol``: stop when :math:`\lVert\nabla\rVert \le` ``tol`` times
-      :math:`\max(1, \lVert\nabla\rVert \text{ at } 0)`.
+      :math:`\max(1, \lVert\nabla\rVert \text{ at } 0)` (or at the rounding
+      floor of the module docstring).
     - ``max_iter``: Newton steps allowed (static).
 
     **Returns:** a :class:`Multinomial` (read ``converged``).
