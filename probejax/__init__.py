@@ -12,6 +12,11 @@ layer sweeps), ``sweep`` (the resumable sharded runner), ``theory`` and
 ``sklearn``.
 """
 
+# ruff: noqa: E402  (the flags are set before the imports below can start JAX)
+from .io._xla_flags import set_xla_flags
+
+set_xla_flags()  # before any computation: batched CPU linear algebra can deadlock otherwise
+
 from . import estimators as estimators, metrics as metrics
 from .core._probe import LinearProbe as LinearProbe, Probe as Probe
 from .datamodels import (
