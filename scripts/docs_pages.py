@@ -40,6 +40,7 @@ API_MODULES = [
     ("seq", "probejax.seq"),
     ("erasure", "probejax.erasure"),
     ("multiclass", "probejax.multiclass"),
+    ("abstain", "probejax.abstain"),
     ("sklearn", "probejax.sklearn"),
     ("core", "probejax.core"),
     ("io", "probejax.io"),
