@@ -451,3 +451,16 @@ def test_llm_table_smoke_on_a_tiny_model():
     ]
     assert all(0.0 <= r["test_accuracy"] <= 1.0 for r in rows)
     assert "| MultiMax (H=10) |" in format_table(rows)
+
+
+def test_seq_table_refuses_a_token_selection():
+    pytest.importorskip("torch")
+    from probejax.llm import Chat, ExtractionSpec, LastTokens
+    from probejax.seq._llm_table import seq_probe_table
+
+    for spec in (
+        ExtractionSpec(layers=(1,), tokens=LastTokens(2)),
+        ExtractionSpec(layers=(1,), chat=Chat()),
+    ):
+        with pytest.raises(ValueError, match="read every token"):
+            seq_probe_table(None, ["cities"], extraction=spec, log=None)

@@ -35,7 +35,7 @@ from ..core._rows import Tokens
 from ..estimators._base import Estimator
 from ..estimators._raptor import raptor
 from ..estimators._registry import registered
-from ..llm._sweep import ExtractionSpec
+from ..llm._extract import ExtractionSpec
 from ..protocol._engine import describe_estimator
 from ..protocol._evaluate import Evaluation, evaluate
 from ..protocol._splits import protocol_splits
@@ -192,6 +192,11 @@ def seq_probe_table(
         raise ValueError(
             f"extraction.layers must name one block, e.g. ExtractionSpec(layers=(15,)), "
             f"got {extraction.layers!r}."
+        )
+    if extraction.tokens is not None or extraction.chat is not None:
+        raise ValueError(
+            "sequence probes read every token of the plain texts: extraction.tokens and "
+            "extraction.chat must be None here."
         )
     baseline = raptor() if baseline is None else baseline
     if not isinstance(baseline, Estimator):
