@@ -208,6 +208,8 @@ def sweep(
             raise ValueError(f"--split must be one of {', '.join(splits)}, got {split!r}.")
         if groups is not None and split != "grouped":
             raise ValueError("--groups chooses the groups of --split grouped; add it.")
+        # the data first: a user's loader runs (and reports) before the options are checked
+        dataset = load_dataset(data, max_examples=max_examples, seed=seed)
         extraction = _extraction(
             chat=chat,
             system=system,
@@ -219,7 +221,6 @@ def sweep(
             batch_size=batch_size,
             dtype=dtype,
         )
-        dataset = load_dataset(data, max_examples=max_examples, seed=seed)
         res = llm_sweep(
             _model(model, dtype, device_map),
             dataset,
