@@ -228,7 +228,7 @@ def benchmark_page() -> str:
             for r in rows:
                 lines.append(
                     "| "
-                    + " | ".join(f"{v:.1f}" if isinstance(v, float) else str(v) for v in r.values())
+                    + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in r.values())
                     + " |"
                 )
             lines.append("")
