@@ -94,19 +94,8 @@ _IDENTITY = (
     "max_length",
     "truncate",
 )
-# what a sibling cache must share to serve some of its texts
-_SIBLING = (
-    "format",
-    "model_id",
-    "revision",
-    "dtype",
-    "pooling",
-    "site",
-    "selection",
-    "d",
-    "max_length",
-    "truncate",
-)
+# what a sibling cache must share to serve some of its texts: all but which texts
+_SIBLING = tuple(k for k in _IDENTITY if k not in ("dataset_hash", "texts_sha256", "n"))
 _PART = ("layers", "order", "n_done", "complete")
 
 
