@@ -48,6 +48,7 @@ never reused: :class:`CacheMismatchError` lists the differing fields.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -61,6 +62,7 @@ from ..io._atomic import atomic_write
 from ._extract import (
     Encoded,
     ExtractionSpec,
+    check_texts,
     context_limit,
     encode,
     length_order,
@@ -245,10 +247,19 @@ def cached_activations(
     if not isinstance(extraction, ExtractionSpec):
         raise TypeError(f"extraction must be an ExtractionSpec, got {type(extraction).__name__}.")
     layer_list = resolve_layers(loaded, extraction.layers)
-    if isinstance(texts, str):
-        raise ValueError("texts must be a sequence of strings, not one string.")
-    texts = list(texts)
-    encoded = _lazy_encode(loaded, texts, extraction)
+    texts = check_texts(texts)
+    # tokenized on first use: a cache that holds everything asked for never tokenizes
+    encoded = functools.cache(
+        lambda: encode(
+            loaded,
+            texts,
+            pooling=extraction.pooling,
+            tokens=extraction.tokens,
+            chat=extraction.chat,
+            max_length=extraction.max_length,
+            truncate=extraction.truncate,
+        )
+    )
     d = site_width(loaded, extraction.site)
     want = {
         "format": FORMAT,
@@ -330,34 +341,6 @@ def cached_activations(
             parts.append(part)
         _fill(loaded, encoded(), extraction, folder, manifest, index, parts[index], d, progress)
     return _serve(folder, _parts(manifest), layer_list, len(texts), d)
-
-
-def _lazy_encode(loaded, texts, extraction):
-    """A function returning the texts' :class:`Encoded`, tokenized once on first call
-    (a cache that holds everything asked for never tokenizes)."""
-    memo: list[Encoded] = []
-
-    def get() -> Encoded:
-        if not memo:
-            memo.append(
-                encode(
-                    loaded,
-                    texts,
-                    pooling=extraction.pooling,
-                    tokens=extraction.tokens,
-                    chat=extraction.chat,
-                    max_length=extraction.max_length,
-                    truncate=extraction.truncate,
-                )
-            )
-        return memo[0]
-
-    if not texts:
-        get()  # raises: nothing to extract
-    for i, t in enumerate(texts):
-        if not isinstance(t, str):
-            raise ValueError(f"texts[{i}] is a {type(t).__name__}, not a str.")
-    return get
 
 
 def _write_digests(folder: Path, texts: Sequence[str]) -> None:

@@ -195,6 +195,20 @@ class Encoded:
     keep: list[np.ndarray]
 
 
+def check_texts(texts: Sequence[str]) -> list[str]:
+    """``texts`` as a list, or ``ValueError`` for one string, an empty sequence or a
+    non-string (naming its index)."""
+    if isinstance(texts, str):
+        raise ValueError("texts must be a sequence of strings, not one string.")
+    texts = list(texts)
+    if not texts:
+        raise ValueError("texts is empty: there is nothing to extract.")
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise ValueError(f"texts[{i}] is a {type(t).__name__}, not a str.")
+    return texts
+
+
 def encode(
     loaded: LoadedModel,
     texts: Sequence[str],
@@ -222,14 +236,7 @@ def encode(
     mask that selects no token of a text, or (unless ``truncate``) the first text longer
     than the limit, naming its index, its token count and the limit.
     """
-    if isinstance(texts, str):
-        raise ValueError("texts must be a sequence of strings, not one string.")
-    texts = list(texts)
-    if not texts:
-        raise ValueError("texts is empty: there is nothing to extract.")
-    for i, t in enumerate(texts):
-        if not isinstance(t, str):
-            raise ValueError(f"texts[{i}] is a {type(t).__name__}, not a str.")
+    texts = check_texts(texts)
     limit = context_limit(loaded, max_length)
     inputs = model_inputs(loaded.tokenizer, texts, chat, offsets=tokens is not None)
     for i, row in enumerate(inputs.ids):
