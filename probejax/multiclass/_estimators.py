@@ -25,9 +25,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from ..core._scaler import Standardizer
 from ..estimators._base import Estimator
 from ..estimators._raptor import RAPTOR_C_GRID, _lams
+from ..estimators._tuned import _scaler, select_index
 from ._multinomial import multinomial_ridge_path
 
 
@@ -74,12 +74,6 @@ class OneVsRestProbe(eqx.Module):
         return jnp.argmax(self.decision_function(X), axis=1)
 
 
-def _select(val_acc, lams):
-    """Best validation accuracy; exact ties to the largest ridge (smallest C)."""
-    best = jnp.max(val_acc)
-    return jnp.argmax(jnp.where(val_acc == best, lams, -jnp.inf))
-
-
 class MultinomialRaptor(eqx.Module):
     """RAPTOR's protocol with the multinomial loss (module docstring).
 
@@ -97,18 +91,14 @@ class MultinomialRaptor(eqx.Module):
         pool = jnp.concatenate([train, val])
         n_tr = train.shape[0]
         X_pool, y_pool = X[pool], y[pool]
-        scaler = (
-            Standardizer.fit(X_pool[:n_tr])
-            if self.standardize
-            else Standardizer.identity(X.shape[1], X.dtype)
-        )
+        scaler = _scaler(self.standardize, X_pool[:n_tr])
         Xs = scaler.transform(X_pool)
         lams = jnp.asarray(self.lams, X.dtype)
         opts = {"tol": self.tol, "max_iter": self.max_iter}
         path = multinomial_ridge_path(Xs[:n_tr], y_pool[:n_tr], lams, self.n_classes, **opts)
         scores = jnp.einsum("md,lkd->lmk", Xs[n_tr:], path.W) + path.b[:, None, :]
         val_acc = jnp.mean(jnp.argmax(scores, axis=2) == y_pool[n_tr:], axis=1)
-        index = _select(val_acc, lams)
+        index = select_index(val_acc, lams)
         if self.refit:
             final = multinomial_ridge_path(Xs, y_pool, lams[index][None], self.n_classes, **opts)
             final = jax.tree.map(lambda a: a[0], final)
