@@ -249,6 +249,10 @@ def _evaluate(fitted, X, mask, y, key):
     return fitted.evaluate(X, mask, y, key)
 
 
+# the per-layer measurements of a LayerTable, in its column order
+COLUMNS = ("accuracy", "coverage", "abstention", "selective_accuracy", "set_size", "converged")
+
+
 @dataclasses.dataclass(frozen=True)
 class LayerTable:
     """Per-layer results of :func:`sawmil_layers` (numpy arrays of length ``L``).
@@ -275,15 +279,7 @@ class LayerTable:
 
     def rows(self) -> list[dict]:
         """One dict per layer."""
-        keys = (
-            "layer",
-            "accuracy",
-            "coverage",
-            "abstention",
-            "selective_accuracy",
-            "set_size",
-            "converged",
-        )
+        keys = ("layer", *COLUMNS)
         return [{k: getattr(self, k)[i].item() for k in keys} for i in range(len(self.layer))]
 
     def markdown(self) -> str:
@@ -369,17 +365,7 @@ def sawmil_layers(
     parts = spec.split(lab[train], k_split)
     y = jnp.asarray(lab, jnp.int32)
     traced = _as_leaves(spec)
-    columns = {
-        k: []
-        for k in (
-            "accuracy",
-            "coverage",
-            "abstention",
-            "selective_accuracy",
-            "set_size",
-            "converged",
-        )
-    }
+    columns = {k: [] for k in COLUMNS}
     for layer in range(L):
         X = jnp.asarray(np.asarray(acts[layer]), jnp.result_type(float))
         if idx is not None:
